@@ -1,0 +1,255 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ZkmhaError } from './errors';
+import { isNodeName, isProcessId } from './names';
+
+/**
+ * The one configuration schema (design §8). Each process reads its own section; a section a
+ * process needs but the file lacks is reported by `requireSection`. Secrets are read from files
+ * (refused when group/other can read them) and never appear in the returned value's JSON form.
+ */
+export const DEFAULT_CONFIG_PATH = '/etc/zkmha/mha.yaml';
+
+/** Package root (holds templates/), whether running from dist/ or from source. */
+export const PACKAGE_ROOT = (() => {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json')) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  return dir;
+})();
+
+const posInt = (key: string) =>
+  z.number({ invalid_type_error: `${key} must be a positive integer`, required_error: `${key} is required` })
+    .int(`${key} must be a positive integer`)
+    .positive(`${key} must be a positive integer`);
+const str = (key: string) =>
+  z.string({ invalid_type_error: `${key} must be a string`, required_error: `${key} is required` }).min(1, `${key} must not be empty`);
+const portNum = (key: string) =>
+  z.number({ invalid_type_error: `${key} must be a port number` }).int(`${key} must be a port number`).min(0, `${key} must be a port number`).max(65535, `${key} must be a port number`);
+
+const zookeeperSchema = z
+  .object({
+    hosts: str('zookeeper.hosts').regex(/^[A-Za-z0-9.-]+:\d{1,5}(,[A-Za-z0-9.-]+:\d{1,5})*$/, 'zookeeper.hosts must be host:port[,host:port...]'),
+    root: str('zookeeper.root').regex(/^(\/[A-Za-z0-9_.-]+)+$/, 'zookeeper.root must be an absolute znode path').default('/mha'),
+    sessionTimeoutMs: posInt('zookeeper.sessionTimeoutMs').default(4000),
+    auth: z.object({ user: str('zookeeper.auth.user'), passwordFile: str('zookeeper.auth.passwordFile') }).strict().optional(),
+  })
+  .strict();
+
+const mysqlSchema = z
+  .object({
+    user: str('mysql.user').default('mha'),
+    password: z.string().optional(),
+    passwordFile: str('mysql.passwordFile').optional(),
+    replicationUser: str('mysql.replicationUser').default('repl'),
+    replicationPassword: z.string().optional(),
+    replicationPasswordFile: str('mysql.replicationPasswordFile').optional(),
+    connectTimeoutMs: posInt('mysql.connectTimeoutMs').default(1000),
+  })
+  .strict();
+
+const serverSchema = z
+  .object({
+    id: str('server.id').refine(isProcessId, 'server.id must be letters, digits, _ . -'),
+    /** Workers run their periodic reconcile this often (besides reacting to watches). */
+    reconcileIntervalMs: posInt('server.reconcileIntervalMs').default(2000),
+  })
+  .strict();
+
+const clientSchema = z
+  .object({
+    node: str('client.node').refine(isNodeName, 'client.node must be host:port'),
+    socket: str('client.socket').optional(),
+    binlogDir: str('client.binlogDir').default('/var/lib/mysql'),
+    dataDir: str('client.dataDir').default('/var/lib/zkmha'),
+    httpPort: portNum('client.httpPort').default(8008),
+    httpHost: str('client.httpHost').default('127.0.0.1'),
+    checkIntervalMs: posInt('client.checkIntervalMs').default(500),
+    failAfter: posInt('client.failAfter').default(3),
+  })
+  .strict();
+
+const routerSchema = z
+  .object({
+    id: str('router.id').refine(isProcessId, 'router.id must be letters, digits, _ . -'),
+    haproxyConfig: str('router.haproxyConfig').default('/etc/haproxy/haproxy.cfg'),
+    template: str('router.template').default(path.join(PACKAGE_ROOT, 'templates', 'haproxy.cfg.hbs')),
+    masterSocket: str('router.masterSocket').default('/run/haproxy-master.sock'),
+    adminSocket: str('router.adminSocket').default('/run/haproxy.sock'),
+    stateDir: str('router.stateDir').default('/var/lib/zkmha'),
+    haproxyBin: str('router.haproxyBin').default('haproxy'),
+    bindAddress: str('router.bindAddress').default('0.0.0.0'),
+    reconcileIntervalMs: posInt('router.reconcileIntervalMs').default(3000),
+  })
+  .strict();
+
+const logSchema = z
+  .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+  .strict();
+
+const configSchema = z
+  .object({
+    zookeeper: zookeeperSchema,
+    mysql: mysqlSchema.default({}),
+    server: serverSchema.optional(),
+    client: clientSchema.optional(),
+    router: routerSchema.optional(),
+    log: logSchema.default({}),
+  })
+  .strict();
+
+type RawConfig = z.infer<typeof configSchema>;
+
+/** Secrets are kept out of JSON.stringify and util.inspect so they cannot reach a log. */
+export class Secret {
+  readonly #value: string;
+  constructor(value: string) {
+    this.#value = value;
+  }
+  reveal(): string {
+    return this.#value;
+  }
+  toJSON(): string {
+    return '***';
+  }
+  toString(): string {
+    return '***';
+  }
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return 'Secret(***)';
+  }
+}
+
+export interface MysqlConfig {
+  readonly user: string;
+  readonly password: Secret;
+  readonly replicationUser: string;
+  readonly replicationPassword: Secret;
+  readonly connectTimeoutMs: number;
+}
+
+export interface ZookeeperConfig {
+  readonly hosts: string;
+  readonly root: string;
+  readonly sessionTimeoutMs: number;
+  readonly auth?: { readonly user: string; readonly password: Secret };
+}
+
+export type ServerConfig = Readonly<NonNullable<RawConfig['server']>>;
+export type ClientConfig = Readonly<NonNullable<RawConfig['client']>>;
+export type RouterConfig = Readonly<NonNullable<RawConfig['router']>>;
+
+export interface Config {
+  readonly file: string;
+  readonly zookeeper: ZookeeperConfig;
+  readonly mysql: MysqlConfig;
+  readonly server?: ServerConfig;
+  readonly client?: ClientConfig;
+  readonly router?: RouterConfig;
+  readonly log: { readonly level: RawConfig['log']['level'] };
+}
+
+export function configPath(explicit?: string): string {
+  return explicit ?? process.env.MHA_CONFIG ?? DEFAULT_CONFIG_PATH;
+}
+
+function bad(message: string): ZkmhaError {
+  return new ZkmhaError('BAD_CONFIG', `config: ${message}`);
+}
+
+/** Reads a password file, refusing one that group or others can read. */
+export function readPasswordFile(file: string, key: string): Secret {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(file);
+  } catch {
+    throw bad(`${key}: cannot read '${file}'`);
+  }
+  if ((st.mode & 0o077) !== 0) {
+    throw bad(`${key}: '${file}' is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`);
+  }
+  return new Secret(fs.readFileSync(file, 'utf8').replace(/\r?\n$/, ''));
+}
+
+export function parseConfig(text: string, file: string): Config {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw bad(`${file}: not valid YAML (${(err as Error).message.split('\n')[0]})`);
+  }
+  if (doc === null || typeof doc !== 'object') throw bad(`${file}: expected a mapping with a zookeeper section`);
+  const parsed = configSchema.safeParse(doc);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key = issue.path.join('.');
+    // Our own messages already name the key; zod's generic ones do not.
+    const msg = key !== '' && issue.message.startsWith(key) ? issue.message : `${key || '(top)'}: ${issue.message}`;
+    throw bad(issue.code === 'unrecognized_keys' ? `${key ? key + ': ' : ''}unknown key(s) ${issue.keys.join(', ')}` : msg);
+  }
+  const raw = parsed.data;
+  const dir = path.dirname(path.resolve(file));
+  const resolve = (p: string) => path.resolve(dir, p);
+
+  const secret = (inline: string | undefined, fileKey: string | undefined, key: string, required: boolean): Secret => {
+    if (inline !== undefined && fileKey !== undefined) throw bad(`mysql: give ${key} or ${key}File, not both`);
+    if (fileKey !== undefined) return readPasswordFile(resolve(fileKey), `mysql.${key}File`);
+    if (inline !== undefined) return new Secret(inline);
+    if (required) throw bad(`mysql.${key}File (or mysql.${key}) is required`);
+    return new Secret('');
+  };
+
+  const zk = raw.zookeeper;
+  return {
+    file,
+    zookeeper: {
+      hosts: zk.hosts,
+      root: zk.root,
+      sessionTimeoutMs: zk.sessionTimeoutMs,
+      ...(zk.auth ? { auth: { user: zk.auth.user, password: readPasswordFile(resolve(zk.auth.passwordFile), 'zookeeper.auth.passwordFile') } } : {}),
+    },
+    mysql: {
+      user: raw.mysql.user,
+      password: secret(raw.mysql.password, raw.mysql.passwordFile, 'password', false),
+      replicationUser: raw.mysql.replicationUser,
+      replicationPassword: secret(raw.mysql.replicationPassword, raw.mysql.replicationPasswordFile, 'replicationPassword', false),
+      connectTimeoutMs: raw.mysql.connectTimeoutMs,
+    },
+    ...(raw.server ? { server: raw.server } : {}),
+    ...(raw.client
+      ? { client: { ...raw.client, binlogDir: resolve(raw.client.binlogDir), dataDir: resolve(raw.client.dataDir), ...(raw.client.socket ? { socket: resolve(raw.client.socket) } : {}) } }
+      : {}),
+    ...(raw.router
+      ? {
+          router: {
+            ...raw.router,
+            haproxyConfig: resolve(raw.router.haproxyConfig),
+            template: resolve(raw.router.template),
+            masterSocket: resolve(raw.router.masterSocket),
+            adminSocket: resolve(raw.router.adminSocket),
+            stateDir: resolve(raw.router.stateDir),
+          },
+        }
+      : {}),
+    log: raw.log,
+  };
+}
+
+export function loadConfig(explicit?: string): Config {
+  const file = configPath(explicit);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    throw bad(`cannot read '${file}' (give --config F or set MHA_CONFIG)`);
+  }
+  return parseConfig(text, file);
+}
+
+/** The section a process needs, or a BAD_CONFIG error naming it. */
+export function requireSection<K extends 'server' | 'client' | 'router'>(cfg: Config, key: K): NonNullable<Config[K]> {
+  const section = cfg[key];
+  if (section === undefined) throw bad(`${cfg.file}: section '${key}' is required for 'mha ${key}'`);
+  return section as NonNullable<Config[K]>;
+}
