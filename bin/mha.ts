@@ -1,0 +1,50 @@
+#!/usr/bin/env node
+/**
+ * The one executable: composes the four roles (design §1). Only this file imports role folders.
+ */
+import { Command, CommanderError } from 'commander';
+import { registerAdminCommands } from '../cli/index';
+import { errorMessage, exitCodeFor } from '../core/errors';
+
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { version } = require('../../package.json') as { version: string };
+
+export function buildProgram(): Command {
+  const program = new Command('mha')
+    .description('zkmha: high availability for MySQL/MariaDB replication groups via ZooKeeper and HAProxy')
+    .version(version, '-V, --version')
+    .exitOverride()
+    .showHelpAfterError(false)
+    .configureOutput({ outputError: () => undefined });
+  registerAdminCommands(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end through here with code 0.
+      if (err.exitCode === 0) return 0;
+      process.stderr.write(`mha: ${err.message.replace(/^error: /, '')}\n`);
+      return 2;
+    }
+    process.stderr.write(`mha: ${errorMessage(err)}\n`);
+    return exitCodeFor(err);
+  }
+}
+
+if (require.main === module) {
+  main(process.argv).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`mha: ${errorMessage(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}
