@@ -1,0 +1,185 @@
+import type { OnlineRecord } from '../core/records';
+
+/**
+ * The heartbeat's pure core (design §4): what one check of the local mysqld saw, how that moves the
+ * node's health, and which `online/<node>` record (if any) that health should publish. No I/O here;
+ * client/agent.ts feeds observations in and carries the decisions out.
+ */
+
+/** What a successful check read from mysqld. */
+export interface MysqlStatus {
+  readonly role: 'master' | 'replica' | 'none';
+  readonly readOnly: boolean;
+  readonly gtidCurrent: string;
+  readonly gtidSlave: string;
+  /** Present when replication is configured (SHOW SLAVE STATUS has a row). */
+  readonly replica: ReplicaStatus | null;
+}
+
+export interface ReplicaStatus {
+  /** `host:port` of the master it replicates from, when it is a valid node name. */
+  readonly masterNode: string | null;
+  readonly ioRunning: boolean;
+  readonly sqlRunning: boolean;
+  /** Seconds_Behind_Master; null when unknown (threads stopped). */
+  readonly lagSeconds: number | null;
+  readonly gtidIo: string;
+}
+
+/**
+ * One check's outcome. `refused` (nothing listens, socket missing) and `dropped` (the persistent
+ * connection died and one reconnect attempt failed other than by timing out) are unambiguous:
+ * down at once. `timeout` (a hung mysqld) and `error` (mysqld answers but the check failed, e.g.
+ * too many connections) are counted up to failAfter.
+ */
+export type Observation =
+  | { readonly kind: 'ok'; readonly at: number; readonly status: MysqlStatus }
+  | { readonly kind: 'refused'; readonly at: number; readonly message: string }
+  | { readonly kind: 'dropped'; readonly at: number; readonly message: string }
+  | { readonly kind: 'timeout'; readonly at: number; readonly message: string }
+  | { readonly kind: 'error'; readonly at: number; readonly message: string };
+
+export type Health =
+  /** No check has finished yet. */
+  | { readonly kind: 'starting' }
+  | { readonly kind: 'up'; readonly since: number; readonly status: MysqlStatus; readonly at: number }
+  /** Some consecutive checks timed out or failed, fewer than failAfter; the last good status stands. */
+  | {
+      readonly kind: 'suspect';
+      readonly since: number;
+      readonly failures: number;
+      readonly status: MysqlStatus | null;
+      readonly at: number;
+      readonly message: string;
+    }
+  | { readonly kind: 'down'; readonly since: number; readonly reason: DownReason; readonly message: string };
+
+export type DownReason = 'refused' | 'dropped' | 'timeouts' | 'errors';
+
+/** Moves health by one observation. `failAfter` ≥ 1 counted failures make a hung mysqld down. */
+export function decideHealth(prev: Health, obs: Observation, failAfter: number): Health {
+  switch (obs.kind) {
+    case 'ok':
+      return { kind: 'up', since: prev.kind === 'up' ? prev.since : obs.at, status: obs.status, at: obs.at };
+    case 'refused':
+    case 'dropped':
+      if (prev.kind === 'down') return prev;
+      return { kind: 'down', since: obs.at, reason: obs.kind, message: obs.message };
+    case 'timeout':
+    case 'error': {
+      if (prev.kind === 'down') return prev;
+      const failures = prev.kind === 'suspect' ? prev.failures + 1 : 1;
+      if (failures >= failAfter) {
+        return { kind: 'down', since: obs.at, reason: obs.kind === 'timeout' ? 'timeouts' : 'errors', message: obs.message };
+      }
+      const status = prev.kind === 'up' || prev.kind === 'suspect' ? prev.status : null;
+      const since = prev.kind === 'suspect' ? prev.since : obs.at;
+      return { kind: 'suspect', since, failures, status, at: obs.at, message: obs.message };
+    }
+    default:
+      return assertNever(obs);
+  }
+}
+
+/** The last good status while the node still counts as alive (up, or suspect with a status). */
+export function liveStatus(h: Health): MysqlStatus | null {
+  if (h.kind === 'up') return h.status;
+  if (h.kind === 'suspect') return h.status;
+  return null;
+}
+
+/**
+ * Lag buckets: `online/` is rewritten only when the lag crosses one of these boundaries (seconds),
+ * not on every change of Seconds_Behind_Master. The group's maxReadLagSeconds is always a boundary,
+ * so the server sees at once the change that matters for the read pool.
+ */
+export const LAG_BOUNDARIES: readonly number[] = [1, 5, 30, 120, 600];
+
+export function lagBucket(lag: number | null | undefined, maxReadLagSeconds: number): number | null {
+  if (lag === null || lag === undefined) return null;
+  let bucket = 0;
+  for (const b of LAG_BOUNDARIES) if (lag >= b) bucket++;
+  // A second axis for the threshold: 2·bucket + over, so crossing maxReadLag changes the bucket too.
+  return bucket * 2 + (lag > maxReadLagSeconds ? 1 : 0);
+}
+
+/** The `online/<node>` value for a status (the server and CLI read it, design §3). */
+export function onlineRecordFor(status: MysqlStatus, at: number): OnlineRecord {
+  const r = status.replica;
+  return {
+    v: 1,
+    mysqldUp: true,
+    role: status.role,
+    readOnly: status.readOnly,
+    gtidCurrent: status.gtidCurrent,
+    ...(status.gtidSlave !== '' ? { gtidSlave: status.gtidSlave } : {}),
+    ...(r !== null
+      ? {
+          gtidIo: r.gtidIo,
+          lagSeconds: r.lagSeconds,
+          ioRunning: r.ioRunning,
+          sqlRunning: r.sqlRunning,
+          ...(r.masterNode !== null ? { masterNode: r.masterNode } : {}),
+        }
+      : {}),
+    at,
+  };
+}
+
+/**
+ * Whether a new record differs from the published one in what the server acts on: role, read_only,
+ * replication threads, the master replicated from, or the lag bucket. GTIDs and timestamps alone
+ * never cause a write (the server reads positions directly from mysqld when it needs them).
+ */
+export function onlineChanged(published: OnlineRecord, next: OnlineRecord, maxReadLagSeconds: number): boolean {
+  return (
+    published.role !== next.role ||
+    published.readOnly !== next.readOnly ||
+    published.ioRunning !== next.ioRunning ||
+    published.sqlRunning !== next.sqlRunning ||
+    published.masterNode !== next.masterNode ||
+    lagBucket(published.lagSeconds, maxReadLagSeconds) !== lagBucket(next.lagSeconds, maxReadLagSeconds)
+  );
+}
+
+/** Why online/ is (or is not) wanted: the agent logs transitions of this. */
+export type OnlineWish =
+  | { readonly kind: 'publish'; readonly record: OnlineRecord }
+  | { readonly kind: 'absent'; readonly why: 'starting' | 'mysqld-down' | 'suspect-no-status' | 'rejoin-pending' | 'rejoin-unknown' };
+
+/**
+ * What `online/<node>` should hold. `rejoin` is the state of `rejoin/<node>`: 'present' blocks
+ * publishing (the node must be reconciled first, design §4), 'unknown' (not read yet) too, so a
+ * node that must rejoin never flashes online at start-up.
+ */
+export function desiredOnline(h: Health, rejoin: 'absent' | 'present' | 'unknown'): OnlineWish {
+  const status = liveStatus(h);
+  if (status === null) {
+    const why = h.kind === 'starting' ? 'starting' : h.kind === 'suspect' ? 'suspect-no-status' : 'mysqld-down';
+    return { kind: 'absent', why };
+  }
+  if (rejoin === 'present') return { kind: 'absent', why: 'rejoin-pending' };
+  if (rejoin === 'unknown') return { kind: 'absent', why: 'rejoin-unknown' };
+  const at = h.kind === 'up' || h.kind === 'suspect' ? h.at : 0;
+  return { kind: 'publish', record: onlineRecordFor(status, at) };
+}
+
+/**
+ * The publication step: given what is believed published and what is wanted, what to do.
+ * 'keep' when the difference does not matter to the server (see onlineChanged).
+ */
+export type OnlineAction =
+  | { readonly kind: 'keep' }
+  | { readonly kind: 'create'; readonly record: OnlineRecord }
+  | { readonly kind: 'update'; readonly record: OnlineRecord }
+  | { readonly kind: 'delete' };
+
+export function onlineAction(published: OnlineRecord | null, wish: OnlineWish, maxReadLagSeconds: number): OnlineAction {
+  if (wish.kind === 'absent') return published === null ? { kind: 'keep' } : { kind: 'delete' };
+  if (published === null) return { kind: 'create', record: wish.record };
+  return onlineChanged(published, wish.record, maxReadLagSeconds) ? { kind: 'update', record: wish.record } : { kind: 'keep' };
+}
+
+export function assertNever(x: never): never {
+  throw new Error(`unexpected value ${JSON.stringify(x)}`);
+}

@@ -1,0 +1,135 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  decideHealth,
+  desiredOnline,
+  lagBucket,
+  onlineAction,
+  onlineRecordFor,
+  type Health,
+  type MysqlStatus,
+  type Observation,
+} from '../../client/health';
+import { onlineSchema } from '../../core/records';
+
+const MASTER: MysqlStatus = { role: 'master', readOnly: false, gtidCurrent: '0-1-10', gtidSlave: '', replica: null };
+const REPLICA: MysqlStatus = {
+  role: 'replica',
+  readOnly: true,
+  gtidCurrent: '0-1-10',
+  gtidSlave: '0-1-10',
+  replica: { masterNode: '127.0.0.1:3306', ioRunning: true, sqlRunning: true, lagSeconds: 0, gtidIo: '0-1-10' },
+};
+
+const ok = (at: number, status: MysqlStatus = MASTER): Observation => ({ kind: 'ok', at, status });
+const fail = (kind: 'refused' | 'dropped' | 'timeout' | 'error', at: number): Observation => ({ kind, at, message: kind });
+
+const UP: Health = { kind: 'up', since: 0, status: MASTER, at: 0 };
+const SUSPECT1: Health = { kind: 'suspect', since: 10, failures: 1, status: MASTER, at: 10, message: 'timeout' };
+const DOWN: Health = { kind: 'down', since: 5, reason: 'refused', message: 'refused' };
+
+describe('client decideHealth (failAfter 3)', () => {
+  const table: Array<[string, Health, Observation, Partial<Record<string, unknown>>]> = [
+    ['first good check → up', { kind: 'starting' }, ok(100), { kind: 'up', since: 100 }],
+    ['good check keeps the original up-since', UP, ok(100), { kind: 'up', since: 0, at: 100 }],
+    ['refused while up → down at once', UP, fail('refused', 100), { kind: 'down', reason: 'refused', since: 100 }],
+    ['dropped (reconnect failed) → down at once', UP, fail('dropped', 100), { kind: 'down', reason: 'dropped' }],
+    ['refused at start-up → down', { kind: 'starting' }, fail('refused', 1), { kind: 'down', reason: 'refused' }],
+    ['one timeout while up → suspect 1, keeps status', UP, fail('timeout', 10), { kind: 'suspect', failures: 1, status: MASTER }],
+    ['second timeout → suspect 2, keeps since', SUSPECT1, fail('timeout', 20), { kind: 'suspect', failures: 2, since: 10 }],
+    [
+      'third timeout → down (timeouts)',
+      { ...SUSPECT1, failures: 2 },
+      fail('timeout', 30),
+      { kind: 'down', reason: 'timeouts', since: 30 },
+    ],
+    ['error counts like a timeout', UP, fail('error', 10), { kind: 'suspect', failures: 1 }],
+    ['errors reaching failAfter → down (errors)', { ...SUSPECT1, failures: 2 }, fail('error', 30), { kind: 'down', reason: 'errors' }],
+    ['refused while suspect → down at once', SUSPECT1, fail('refused', 15), { kind: 'down', reason: 'refused' }],
+    ['good check while suspect → up again', SUSPECT1, ok(15), { kind: 'up', since: 15, failures: undefined }],
+    ['timeout at start-up → suspect without status', { kind: 'starting' }, fail('timeout', 1), { kind: 'suspect', status: null }],
+    ['down stays down on more failures (keeps since)', DOWN, fail('timeout', 50), { kind: 'down', since: 5, reason: 'refused' }],
+    ['down → up on a good check', DOWN, ok(60), { kind: 'up', since: 60 }],
+  ];
+  for (const [name, prev, obs, expected] of table) {
+    it(name, () => {
+      const next = decideHealth(prev, obs, 3) as unknown as Record<string, unknown>;
+      for (const [k, v] of Object.entries(expected)) assert.deepEqual(next[k], v, `field ${k}`);
+    });
+  }
+
+  it('failAfter 1 makes the first timeout down', () => {
+    assert.equal(decideHealth(UP, fail('timeout', 1), 1).kind, 'down');
+  });
+});
+
+describe('client lag buckets', () => {
+  const table: Array<[number | null, number, number | null]> = [
+    [null, 30, null],
+    [0, 30, 0],
+    [0.5, 30, 0],
+    [1, 30, 2],
+    [4, 30, 2],
+    [5, 30, 4],
+    [30, 30, 6], // exactly at the limit is still within it
+    [31, 30, 7],
+    [10, 8, 5], // the group's limit is its own boundary
+    [7, 8, 4],
+    [700, 30, 11],
+  ];
+  for (const [lag, max, bucket] of table) {
+    it(`lag ${String(lag)} with limit ${max} → bucket ${String(bucket)}`, () => assert.equal(lagBucket(lag, max), bucket));
+  }
+});
+
+describe('client online/ publication', () => {
+  const rec = onlineRecordFor(REPLICA, 1);
+
+  it('builds a record that passes the online schema', () => {
+    assert.doesNotThrow(() => onlineSchema.parse(rec));
+    assert.doesNotThrow(() => onlineSchema.parse(onlineRecordFor(MASTER, 1)));
+    assert.equal(onlineRecordFor(MASTER, 1).gtidIo, undefined);
+    assert.equal(rec.masterNode, '127.0.0.1:3306');
+  });
+
+  const withReplica = (r: Partial<NonNullable<MysqlStatus['replica']>>, extra: Partial<MysqlStatus> = {}) =>
+    onlineRecordFor({ ...REPLICA, ...extra, replica: { ...REPLICA.replica!, ...r } }, 2);
+
+  const table: Array<[string, ReturnType<typeof onlineRecordFor>, 'keep' | 'update']> = [
+    ['new GTID and time only → keep', withReplica({ gtidIo: '0-1-99' }, { gtidCurrent: '0-1-99' }), 'keep'],
+    ['lag 0 → 0.8 (same bucket) → keep', withReplica({ lagSeconds: 0.8 }), 'keep'],
+    ['lag 0 → 3 (new bucket) → update', withReplica({ lagSeconds: 3 }), 'update'],
+    ['lag becomes unknown → update', withReplica({ lagSeconds: null }), 'update'],
+    ['IO thread stops → update', withReplica({ ioRunning: false }), 'update'],
+    ['SQL thread stops → update', withReplica({ sqlRunning: false }), 'update'],
+    ['re-pointed to another master → update', withReplica({ masterNode: '127.0.0.1:3307' }), 'update'],
+    ['read_only flips → update', withReplica({}, { readOnly: false }), 'update'],
+    ['promoted → update', onlineRecordFor(MASTER, 3), 'update'],
+  ];
+  for (const [name, next, kind] of table) {
+    it(name, () => assert.equal(onlineAction(rec, { kind: 'publish', record: next }, 30).kind, kind));
+  }
+
+  it('creates when nothing is published, deletes when absent is wanted, keeps absent absent', () => {
+    assert.equal(onlineAction(null, { kind: 'publish', record: rec }, 30).kind, 'create');
+    assert.equal(onlineAction(rec, { kind: 'absent', why: 'mysqld-down' }, 30).kind, 'delete');
+    assert.equal(onlineAction(null, { kind: 'absent', why: 'mysqld-down' }, 30).kind, 'keep');
+  });
+
+  const wishes: Array<[string, Health, 'absent' | 'present' | 'unknown', string]> = [
+    ['up, no rejoin → publish', UP, 'absent', 'publish'],
+    ['suspect with a status → still published', SUSPECT1, 'absent', 'publish'],
+    ['down → absent', DOWN, 'absent', 'mysqld-down'],
+    ['starting → absent', { kind: 'starting' }, 'absent', 'starting'],
+    ['suspect without a status → absent', { ...SUSPECT1, status: null }, 'absent', 'suspect-no-status'],
+    ['up but rejoin pending → absent', UP, 'present', 'rejoin-pending'],
+    ['up, rejoin not read yet → absent', UP, 'unknown', 'rejoin-unknown'],
+    ['down and rejoin pending → absent because down', DOWN, 'present', 'mysqld-down'],
+  ];
+  for (const [name, h, rejoin, expected] of wishes) {
+    it(name, () => {
+      const w = desiredOnline(h, rejoin);
+      assert.equal(w.kind === 'publish' ? 'publish' : w.why, expected);
+    });
+  }
+});
