@@ -36,6 +36,8 @@ export type NodePosition =
       readonly replica: ReplicaStatus | null;
     };
 
+export type ReachablePosition = Extract<NodePosition, { readonly reachable: true }>;
+
 export interface CandidateAssessment {
   readonly node: string;
   readonly eligible: boolean;
@@ -77,7 +79,7 @@ export interface ChooseOptions {
 }
 
 /** What a replica received: Gtid_IO_Pos, unless gtid_slave_pos is further (e.g. right after a restart). */
-export function receivedPos(p: Extract<NodePosition, { reachable: true }>): GtidPos {
+export function receivedPos(p: ReachablePosition): GtidPos {
   const slave = parseGtidPos(p.gtidSlavePos);
   if (p.replica === null || p.replica.gtidIoPos.trim() === '') return slave;
   const io = parseGtidPos(p.replica.gtidIoPos);

@@ -1,0 +1,111 @@
+import type { MysqlConfig } from '../config';
+import { classifyMysqlError, connectMysql, MysqlConnection } from '../mysql/connection';
+import { parseNode } from '../names';
+
+/**
+ * Admin connections to the nodes of a group, kept open between uses: a failover must not pay a
+ * TCP + authentication handshake per node when every millisecond counts. A cached connection
+ * that went stale (the mysqld restarted, the socket dropped) is replaced once, transparently —
+ * which is only done for callers whose operation is safe to repeat (every core/ops step is).
+ */
+export interface NodeConnectionsOptions {
+  readonly user: string;
+  readonly password: MysqlConfig['password'];
+  readonly connectTimeoutMs: number;
+  /** Default per-query timeout (default 5000 ms). */
+  readonly queryTimeoutMs?: number;
+}
+
+export class NodeConnections {
+  readonly #opts: NodeConnectionsOptions;
+  readonly #cache = new Map<string, Promise<MysqlConnection>>();
+  #closed = false;
+
+  constructor(opts: NodeConnectionsOptions) {
+    this.#opts = opts;
+  }
+
+  static fromConfig(mysql: MysqlConfig, queryTimeoutMs?: number): NodeConnections {
+    return new NodeConnections({
+      user: mysql.user,
+      password: mysql.password,
+      connectTimeoutMs: mysql.connectTimeoutMs,
+      ...(queryTimeoutMs !== undefined ? { queryTimeoutMs } : {}),
+    });
+  }
+
+  get connectTimeoutMs(): number {
+    return this.#opts.connectTimeoutMs;
+  }
+
+  /** A new, uncached connection; the caller closes it. */
+  open(node: string, connectTimeoutMs = this.#opts.connectTimeoutMs): Promise<MysqlConnection> {
+    const { host, port } = parseNode(node);
+    return connectMysql(
+      { host, port },
+      {
+        user: this.#opts.user,
+        password: this.#opts.password,
+        connectTimeoutMs,
+        ...(this.#opts.queryTimeoutMs !== undefined ? { queryTimeoutMs: this.#opts.queryTimeoutMs } : {}),
+      },
+    );
+  }
+
+  /** The cached connection to `node`, opened when missing or broken. */
+  async get(node: string): Promise<MysqlConnection> {
+    if (this.#closed) throw new Error('NodeConnections closed');
+    const cached = this.#cache.get(node);
+    if (cached !== undefined) {
+      try {
+        const conn = await cached;
+        if (!conn.broken) return conn;
+      } catch {
+        // a failed open: try again below
+      }
+      if (this.#cache.get(node) === cached) this.#cache.delete(node);
+    }
+    const p = this.open(node);
+    this.#cache.set(node, p);
+    p.catch(() => {
+      if (this.#cache.get(node) === p) this.#cache.delete(node);
+    });
+    return p;
+  }
+
+  /**
+   * Runs `fn` on the cached connection; if that connection turns out stale (dropped, not a
+   * server-side SQL error and not a timeout), runs it once more on a fresh one. Connect errors are
+   * not retried.
+   */
+  async run<T>(node: string, fn: (conn: MysqlConnection) => Promise<T>): Promise<T> {
+    const wasCached = this.#cache.has(node);
+    const conn = await this.get(node);
+    try {
+      return await fn(conn);
+    } catch (err) {
+      const kind = classifyMysqlError(err);
+      // A hung server (timeout) is not retried: that would only double the wait.
+      const stale = kind !== 'timeout' && (conn.broken || (kind === 'other' && (err as { errno?: number }).errno === undefined));
+      if (!wasCached || !stale) throw err;
+      this.drop(node);
+      return fn(await this.get(node));
+    }
+  }
+
+  /** Forgets (and closes) the cached connection to `node`. */
+  drop(node: string): void {
+    const p = this.#cache.get(node);
+    this.#cache.delete(node);
+    p?.then((c) => c.destroy()).catch(() => undefined);
+  }
+
+  async closeAll(): Promise<void> {
+    this.#closed = true;
+    const all = [...this.#cache.values()];
+    this.#cache.clear();
+    await Promise.all(all.map((p) => p.then((c) => c.close(500)).catch(() => undefined)));
+  }
+}
+
+export { MysqlConnection };

@@ -1,0 +1,146 @@
+import type { Secret } from '../config';
+import { errorMessage } from '../errors';
+import { classifyMysqlError, type MysqlErrorKind } from '../mysql/connection';
+import type { Flavor, ServerState } from '../mysql/flavor';
+import { parseNode } from '../names';
+import { withTimeout } from '../timeout';
+import type { NodeConnections } from './connections';
+import { receivedPos } from '../candidate';
+import { formatGtidPos } from '../gtid';
+import { toNodePosition } from './positions';
+
+/**
+ * The MySQL side of a master change, shared by failover (server) and switchover / add /
+ * setmaster (CLI). Each function is one idempotent step: running it again after a crash, or on
+ * a node where it already happened, does no harm. The SQL itself lives in the flavor module.
+ */
+export interface OpsContext {
+  readonly flavor: Flavor;
+  readonly conns: NodeConnections;
+}
+
+export interface ReplicationCredentials {
+  readonly user: string;
+  readonly password: Secret;
+}
+
+export type FenceResult =
+  | { readonly kind: 'fenced'; readonly killed: number; readonly state: ServerState }
+  | { readonly kind: 'unreachable'; readonly errorKind: MysqlErrorKind; readonly error: string };
+
+/**
+ * Fences a master that may still answer: read_only=ON, then kills every client connection (so a
+ * client with READ ONLY ADMIN or an open transaction cannot go on writing). Unreachable is not an
+ * error: a dead master takes no writes. Bounded by `timeoutMs` overall.
+ */
+export async function fenceOldMaster(ctx: OpsContext, node: string, opts: { readonly timeoutMs: number; readonly keepUsers: readonly string[] }): Promise<FenceResult> {
+  try {
+    return await withTimeout(
+      (async (): Promise<FenceResult> => {
+        const conn = await ctx.conns.open(node, Math.min(ctx.conns.connectTimeoutMs, opts.timeoutMs));
+        try {
+          await ctx.flavor.setReadOnly(conn, true);
+          const killed = await ctx.flavor.killClientConnections(conn, { keepUsers: opts.keepUsers });
+          const state = await ctx.flavor.readState(conn);
+          return { kind: 'fenced', killed, state };
+        } finally {
+          await conn.close(200);
+        }
+      })(),
+      opts.timeoutMs,
+      `fence ${node}`,
+      'MYSQL_TIMEOUT',
+    );
+  } catch (err) {
+    return { kind: 'unreachable', errorKind: classifyMysqlError(err), error: errorMessage(err) };
+  }
+}
+
+export interface DrainResult {
+  /** Everything received was applied within the bound. */
+  readonly applied: boolean;
+  /** The received position that had to be applied. */
+  readonly target: string;
+}
+
+/**
+ * Stops the replica receiving from its (old) master and waits, bounded, until it applied what it
+ * received (MASTER_GTID_WAIT on Gtid_IO_Pos). Unapplied relay logs would be thrown away by a
+ * promotion, so a `false` here must stop the promotion, not be ignored.
+ */
+export async function drainReplica(ctx: OpsContext, node: string, opts: { readonly timeoutMs: number }): Promise<DrainResult> {
+  return ctx.conns.run(node, async (conn) => {
+    await ctx.flavor.stopIoThread(conn);
+    const st = await ctx.flavor.readState(conn);
+    const target = formatGtidPos(receivedPos(toNodePosition(st)));
+    if (target === '') return { applied: true, target };
+    const applied = await ctx.flavor.waitForGtid(conn, target, opts.timeoutMs);
+    return { applied, target };
+  });
+}
+
+/**
+ * Lets `candidate` fetch from `source` (a more advanced replica, already drained) everything up to
+ * `target`, then stops replication again. Used when the most advanced replica may not be promoted
+ * (priority 0) but holds transactions — possibly acknowledged ones — the candidate lacks.
+ */
+export async function catchUpFrom(
+  ctx: OpsContext,
+  candidate: string,
+  source: { readonly node: string; readonly target: string },
+  opts: { readonly timeoutMs: number; readonly replication: ReplicationCredentials },
+): Promise<boolean> {
+  const { host, port } = parseNode(source.node);
+  return ctx.conns.run(candidate, async (conn) => {
+    await ctx.flavor.replicateFrom(conn, { host, port, user: opts.replication.user, password: opts.replication.password, semiSync: false, gtidMode: 'slave_pos' });
+    const ok = await ctx.flavor.waitForGtid(conn, source.target, opts.timeoutMs);
+    await ctx.flavor.stopIoThread(conn);
+    return ok;
+  });
+}
+
+/**
+ * Makes `node` the writable master: replication stopped and forgotten, the master side of
+ * semi-sync on (AFTER_SYNC) iff the group uses it, read_only=OFF. Returns its state afterwards
+ * (its gtid_binlog_pos is what the old master must reconcile against).
+ */
+export async function promoteCandidate(ctx: OpsContext, node: string, opts: { readonly semiSync: boolean }): Promise<ServerState> {
+  return ctx.conns.run(node, async (conn) => {
+    await ctx.flavor.promote(conn, { semiSync: opts.semiSync });
+    return ctx.flavor.readState(conn);
+  });
+}
+
+export type RepointResult = { readonly ok: true } | { readonly ok: false; readonly error: string };
+
+/**
+ * Re-points every given replica to `master` with GTID auto-position (slave_pos) and starts it, in
+ * parallel. Per-node results; one failing replica does not stop the others.
+ */
+export async function repointReplicas(
+  ctx: OpsContext,
+  replicas: readonly string[],
+  master: string,
+  opts: { readonly replication: ReplicationCredentials; readonly semiSync: boolean; readonly timeoutMs: number },
+): Promise<Map<string, RepointResult>> {
+  const { host, port } = parseNode(master);
+  const out = new Map<string, RepointResult>();
+  await Promise.all(
+    replicas.map(async (node) => {
+      try {
+        await withTimeout(
+          ctx.conns.run(node, (conn) =>
+            ctx.flavor.replicateFrom(conn, { host, port, user: opts.replication.user, password: opts.replication.password, semiSync: opts.semiSync, gtidMode: 'slave_pos' }),
+          ),
+          opts.timeoutMs,
+          `re-point ${node} to ${master}`,
+          'MYSQL_TIMEOUT',
+        );
+        out.set(node, { ok: true });
+      } catch (err) {
+        out.set(node, { ok: false, error: errorMessage(err) });
+      }
+    }),
+  );
+  return out;
+}
