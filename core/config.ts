@@ -81,6 +81,8 @@ const routerSchema = z
     haproxyBin: str('router.haproxyBin').default('haproxy'),
     bindAddress: str('router.bindAddress').default('0.0.0.0'),
     reconcileIntervalMs: posInt('router.reconcileIntervalMs').default(3000),
+    /** Server slots per read backend (the most replicas a group can route reads to). */
+    readSlots: posInt('router.readSlots').max(64, 'router.readSlots must be at most 64').default(8),
   })
   .strict();
 
