@@ -1,0 +1,231 @@
+import * as net from 'node:net';
+import { ZkmhaError } from '../errors';
+
+/**
+ * A small client for HAProxy's runtime API (stats socket, `level admin`) and master CLI
+ * (`-S <socket>`), both Unix sockets. One connection per call: the command line is written and the
+ * write side half-closed (`end()`), which is what makes HAProxy answer and close (field notes).
+ * Several commands go in one call separated by `;` and run in order inside HAProxy.
+ *
+ * Only names and addresses that were validated upstream reach a command; `assertCommand` refuses
+ * anything that could split or inject a command (`;`, newlines, control characters).
+ */
+export const DEFAULT_SOCKET_TIMEOUT_MS = 2000;
+
+export function assertCommand(cmd: string): string {
+  if (!/^[\x20-\x7e]+$/.test(cmd) || cmd.includes(';')) {
+    throw new ZkmhaError('HAPROXY_ERROR', `refusing to send an unsafe HAProxy command: ${JSON.stringify(cmd)}`);
+  }
+  return cmd;
+}
+
+/** Sends one line to a socket and returns everything HAProxy answers until it closes. */
+export function sendLine(socketPath: string, line: string, timeoutMs = DEFAULT_SOCKET_TIMEOUT_MS): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let done = false;
+    const sock = net.createConnection({ path: socketPath });
+    const finish = (err: Error | null): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      sock.destroy();
+      if (err) reject(err);
+      else resolve(Buffer.concat(chunks).toString('utf8'));
+    };
+    const timer = setTimeout(
+      () => finish(new ZkmhaError('TIMEOUT', `HAProxy socket ${socketPath}: no answer within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    sock.on('connect', () => sock.end(`${line}\n`));
+    sock.on('data', (d: Buffer) => chunks.push(d));
+    sock.on('end', () => finish(null));
+    sock.on('close', () => finish(null));
+    sock.on('error', (err: NodeJS.ErrnoException) =>
+      finish(new ZkmhaError('HAPROXY_ERROR', `HAProxy socket ${socketPath}: ${err.code ?? err.message}`, { errno: err.code })),
+    );
+  });
+}
+
+/** Runs one command and returns its raw answer. */
+export function haproxyCommand(socketPath: string, cmd: string, timeoutMs?: number): Promise<string> {
+  return sendLine(socketPath, assertCommand(cmd), timeoutMs);
+}
+
+export interface CommandResult {
+  readonly command: string;
+  /** The command's answer without the blank line that ends it ('' when it printed nothing). */
+  readonly output: string;
+}
+
+/**
+ * Runs commands in order in one connection and splits the answer per command. HAProxy ends every
+ * command's answer with a blank line: a silent command answers "\n", one that prints answers
+ * "<text>\n\n". Commands whose answer itself contains blank lines (`show ...`) must not be batched.
+ */
+export async function haproxyBatch(socketPath: string, cmds: readonly string[], timeoutMs?: number): Promise<CommandResult[]> {
+  if (cmds.length === 0) return [];
+  const raw = await sendLine(socketPath, cmds.map(assertCommand).join('; '), timeoutMs);
+  return splitBatchAnswer(cmds, raw);
+}
+
+export function splitBatchAnswer(cmds: readonly string[], raw: string): CommandResult[] {
+  const lines = raw.split('\n');
+  const results: CommandResult[] = [];
+  let i = 0;
+  for (const command of cmds) {
+    const out: string[] = [];
+    while (i < lines.length && lines[i] !== '') out.push(lines[i++]!);
+    i++; // the blank line ending this command's answer
+    results.push({ command, output: out.join('\n') });
+  }
+  return results;
+}
+
+/**
+ * Answers of the runtime API that mean success for the commands the router sends. `set server addr`
+ * reports what it changed; every other command we use is silent on success.
+ */
+export function isCommandError(r: CommandResult): boolean {
+  if (r.output === '') return false;
+  if (/^set server \S+ addr /.test(r.command)) return !/(changed from|no need to change)/.test(r.output);
+  return true;
+}
+
+/** Runs a batch and throws HAPROXY_ERROR naming the first command HAProxy refused. */
+export async function haproxyRun(socketPath: string, cmds: readonly string[], timeoutMs?: number): Promise<void> {
+  const results = await haproxyBatch(socketPath, cmds, timeoutMs);
+  const bad = results.find(isCommandError);
+  if (bad) throw new ZkmhaError('HAPROXY_ERROR', `HAProxy refused '${bad.command}': ${bad.output.split('\n')[0]}`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// show servers state
+
+/** Bits of `srv_admin_state` (HAProxy's enum srv_admin). */
+export const ADMIN = {
+  FMAINT: 0x01, // forced by the runtime API / `disable server`
+  IMAINT: 0x02, // inherited from a tracked server
+  CMAINT: 0x04, // `disabled` in the configuration (kept as a memory of the config, not effective alone)
+  FDRAIN: 0x08,
+  IDRAIN: 0x10,
+  RMAINT: 0x20, // address resolution failed
+  HMAINT: 0x40, // hostname
+} as const;
+
+export interface ServerState {
+  readonly backendId: number;
+  readonly backend: string;
+  readonly serverId: number;
+  readonly server: string;
+  readonly addr: string;
+  readonly port: number;
+  /** 0 stopped, 1 starting, 2 running, 3 stopping (health). */
+  readonly opState: number;
+  readonly adminState: number;
+  /** Effective maintenance: the runtime flags that take a server out of service. */
+  readonly maint: boolean;
+  readonly drain: boolean;
+}
+
+/** Parses `show servers state` (format version 1). Unknown or short lines are skipped. */
+export function parseServersState(text: string): ServerState[] {
+  const lines = text.split('\n');
+  let cols: string[] | null = null;
+  const out: ServerState[] = [];
+  for (const line of lines) {
+    if (line.startsWith('# ')) {
+      cols = line.slice(2).trim().split(/\s+/);
+      continue;
+    }
+    if (cols === null || line.trim() === '' || line.startsWith('#')) continue;
+    const f = line.trim().split(/\s+/);
+    const get = (name: string): string | undefined => {
+      const i = cols!.indexOf(name);
+      return i < 0 ? undefined : f[i];
+    };
+    const backend = get('be_name');
+    const server = get('srv_name');
+    const addr = get('srv_addr');
+    const port = Number(get('srv_port'));
+    const adminState = Number(get('srv_admin_state'));
+    if (backend === undefined || server === undefined || addr === undefined || !Number.isFinite(adminState)) continue;
+    out.push({
+      backendId: Number(get('be_id')),
+      backend,
+      serverId: Number(get('srv_id')),
+      server,
+      addr,
+      port: Number.isFinite(port) ? port : 0,
+      opState: Number(get('srv_op_state')),
+      adminState,
+      maint: (adminState & (ADMIN.FMAINT | ADMIN.IMAINT | ADMIN.RMAINT | ADMIN.HMAINT)) !== 0,
+      drain: (adminState & (ADMIN.FDRAIN | ADMIN.IDRAIN)) !== 0,
+    });
+  }
+  return out;
+}
+
+export async function showServersState(adminSocket: string, timeoutMs?: number): Promise<ServerState[]> {
+  const raw = await haproxyCommand(adminSocket, 'show servers state', timeoutMs);
+  if (!raw.startsWith('1\n')) throw new ZkmhaError('HAPROXY_ERROR', `unexpected answer to 'show servers state': ${raw.split('\n')[0]}`);
+  return parseServersState(raw);
+}
+
+// ---------------------------------------------------------------------------------------------
+// master CLI
+
+export interface ProcEntry {
+  readonly pid: number;
+  readonly reloads: number;
+}
+
+export interface ProcInfo {
+  readonly master: { readonly pid: number; readonly reloads: number; readonly failed: number };
+  /** Current worker first, then older ones still finishing their sessions. */
+  readonly workers: readonly ProcEntry[];
+}
+
+/** Parses the master CLI's `show proc` (HAProxy 2.6 layout). */
+export function parseShowProc(text: string): ProcInfo {
+  let section: 'master' | 'workers' | 'other' = 'master';
+  let master: ProcInfo['master'] | null = null;
+  const workers: ProcEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (line.startsWith('# workers')) section = 'workers';
+    else if (line.startsWith('# ')) section = 'other';
+    if (line.startsWith('#') || line.trim() === '') continue;
+    const m = /^(\d+)\s+(\S+)\s+(\d+)(?:\s+\[failed:\s*(\d+)\])?/.exec(line);
+    if (!m) continue;
+    const pid = Number(m[1]);
+    const reloads = Number(m[3]);
+    if (m[2] === 'master') master = { pid, reloads, failed: Number(m[4] ?? 0) };
+    else if (section === 'workers' && m[2] === 'worker') workers.push({ pid, reloads });
+  }
+  if (master === null) throw new ZkmhaError('HAPROXY_ERROR', `unexpected answer to 'show proc': ${text.split('\n')[0] ?? ''}`);
+  workers.sort((a, b) => a.reloads - b.reloads || b.pid - a.pid);
+  return { master, workers };
+}
+
+export async function showProc(masterSocket: string, timeoutMs?: number): Promise<ProcInfo> {
+  return parseShowProc(await haproxyCommand(masterSocket, 'show proc', timeoutMs));
+}
+
+/** Whether a master CLI answers on this socket. */
+export async function masterAlive(masterSocket: string, timeoutMs = 1000): Promise<boolean> {
+  try {
+    await showProc(masterSocket, timeoutMs);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Runs commands in one worker through the master CLI (`@!<pid>` prefix). */
+export async function workerRun(masterSocket: string, pid: number, cmds: readonly string[], timeoutMs?: number): Promise<void> {
+  if (cmds.length === 0) return;
+  // The master CLI forwards each prefixed command; the answers are concatenated like a batch.
+  const raw = await sendLine(masterSocket, cmds.map((c) => `@!${pid} ${assertCommand(c)}`).join('; '), timeoutMs);
+  const bad = splitBatchAnswer(cmds, raw).find(isCommandError);
+  if (bad) throw new ZkmhaError('HAPROXY_ERROR', `HAProxy worker ${pid} refused '${bad.command}': ${bad.output.split('\n')[0]}`);
+}

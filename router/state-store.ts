@@ -1,0 +1,39 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ZkmhaError } from '../core/errors';
+import { writeFileAtomic } from '../core/haproxy/process';
+import { formatZodError } from '../core/records';
+import { persistedStateSchema, type PersistedState } from './model';
+
+/**
+ * The router's last applied state on local disk (`<stateDir>/router-<id>.json`): what it brings
+ * HAProxy back to when it starts without ZooKeeper, and the epochs it must never go below.
+ */
+export function stateFile(stateDir: string, routerId: string): string {
+  return path.join(stateDir, `router-${routerId}.json`);
+}
+
+/** The saved state, null when there is none; BAD_RECORD when the file is damaged. */
+export function loadState(file: string): PersistedState | null {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw new ZkmhaError('BAD_RECORD', `${file}: ${(err as Error).message}`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new ZkmhaError('BAD_RECORD', `${file}: not JSON (${(err as Error).message})`);
+  }
+  const parsed = persistedStateSchema.safeParse(json);
+  if (!parsed.success) throw new ZkmhaError('BAD_RECORD', `${file}: ${formatZodError(parsed.error)}`);
+  return parsed.data;
+}
+
+export function saveState(file: string, state: PersistedState): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  writeFileAtomic(file, `${JSON.stringify(state, null, 1)}\n`, 0o644);
+}

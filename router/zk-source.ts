@@ -1,0 +1,114 @@
+import { errorMessage } from '../core/errors';
+import type { Logger } from '../core/log';
+import { isGroupName } from '../core/names';
+import { decodeRecord, haproxySchema, metaGroupSchema, type HaproxyRecord, type MetaGroup } from '../core/records';
+import type { NodeData, Watch, Zk } from '../core/zk/client';
+import type { ZkPaths } from '../core/zk/paths';
+import type { GroupSnapshot, Loaded } from './desired';
+
+/**
+ * Watches `meta_group/` and `haproxy/` (children and every child's data) and keeps the last value
+ * of each, decoded and validated. The watches are level-triggered (core/zk/client), so after a
+ * reconnect the values are re-read; while ZooKeeper is unreachable the last values stay.
+ */
+type Dir = 'meta_group' | 'haproxy';
+
+interface Entry {
+  value: Loaded<MetaGroup> | Loaded<HaproxyRecord>;
+  watch: Watch;
+}
+
+export class RouteSource {
+  private readonly entries: Record<Dir, Map<string, Entry>> = { meta_group: new Map(), haproxy: new Map() };
+  private readonly listed: Record<Dir, boolean> = { meta_group: false, haproxy: false };
+  private readonly dirWatches: Watch[] = [];
+  private stopped = false;
+
+  constructor(
+    private readonly zk: Zk,
+    private readonly paths: ZkPaths,
+    private readonly log: Logger,
+    private readonly onChange: () => void,
+  ) {}
+
+  start(): void {
+    for (const dir of ['meta_group', 'haproxy'] as const) {
+      this.dirWatches.push(this.zk.watchChildren(this.paths.dir(dir), (children) => this.onChildren(dir, children)));
+    }
+  }
+
+  stop(): void {
+    this.stopped = true;
+    for (const w of this.dirWatches) w.cancel();
+    for (const dir of ['meta_group', 'haproxy'] as const) {
+      for (const e of this.entries[dir].values()) e.watch.cancel();
+      this.entries[dir].clear();
+    }
+  }
+
+  /**
+   * The snapshot, or null until both directories were listed and every child's value was read at
+   * least once: a half-read ZooKeeper must never look like "fewer groups".
+   */
+  snapshot(): GroupSnapshot[] | null {
+    if (!this.listed.meta_group || !this.listed.haproxy) return null;
+    const names = new Set([...this.entries.meta_group.keys(), ...this.entries.haproxy.keys()]);
+    const out: GroupSnapshot[] = [];
+    for (const name of [...names].sort()) {
+      const meta = (this.entries.meta_group.get(name)?.value ?? { kind: 'absent' }) as Loaded<MetaGroup>;
+      const route = (this.entries.haproxy.get(name)?.value ?? { kind: 'absent' }) as Loaded<HaproxyRecord>;
+      out.push({ name, meta, route });
+    }
+    return out;
+  }
+
+  /** True once the first complete snapshot is available. */
+  settled(): boolean {
+    const s = this.snapshot();
+    return s !== null && s.every((g) => g.meta.kind !== 'loading' && g.route.kind !== 'loading');
+  }
+
+  private onChildren(dir: Dir, children: string[] | null): void {
+    if (this.stopped) return;
+    if (children === null) {
+      // The directory does not exist (ZooKeeper not initialised, or a wrong root): not "no groups".
+      this.log.warn({ dir: this.paths.dir(dir) }, 'router: directory missing in ZooKeeper; keeping the applied state');
+      return;
+    }
+    const map = this.entries[dir];
+    const wanted = new Set(children.filter((c) => isGroupName(c)));
+    for (const c of children) if (!wanted.has(c)) this.log.warn({ dir, child: c }, 'router: ignoring znode with an invalid group name');
+    for (const [name, e] of map) {
+      if (!wanted.has(name)) {
+        e.watch.cancel();
+        map.delete(name);
+      }
+    }
+    for (const name of wanted) {
+      if (map.has(name)) continue;
+      const path = dir === 'meta_group' ? this.paths.metaGroup(name) : this.paths.haproxy(name);
+      const entry: Entry = { value: { kind: 'loading' }, watch: { cancel: () => undefined } };
+      map.set(name, entry);
+      entry.watch = this.zk.watchData(path, (nd) => {
+        if (this.stopped || map.get(name) !== entry) return;
+        entry.value = decode(dir, name, path, nd);
+        this.onChange();
+      });
+    }
+    this.listed[dir] = true;
+    this.onChange();
+  }
+}
+
+function decode(dir: Dir, name: string, path: string, nd: NodeData | null): Loaded<MetaGroup> | Loaded<HaproxyRecord> {
+  if (nd === null) return { kind: 'absent' };
+  try {
+    if (dir === 'haproxy') return { kind: 'ok', value: decodeRecord(haproxySchema, nd.data, path) };
+    const meta = decodeRecord(metaGroupSchema, nd.data, path);
+    if (meta.name !== name) return { kind: 'invalid', error: `name '${meta.name}' does not match the znode name` };
+    return { kind: 'ok', value: meta };
+  } catch (err) {
+    // decodeRecord's message starts with the path; the problem message adds it again.
+    return { kind: 'invalid', error: errorMessage(err).replace(`${path}: `, '') };
+  }
+}
