@@ -4,6 +4,7 @@
  */
 import { Command, CommanderError } from 'commander';
 import { registerAdminCommands } from '../cli/index';
+import { runClient } from '../client/main';
 import { errorMessage, exitCodeFor } from '../core/errors';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -17,6 +18,11 @@ export function buildProgram(): Command {
     .showHelpAfterError(false)
     .configureOutput({ outputError: () => undefined });
   registerAdminCommands(program);
+  program
+    .command('client')
+    .description('run the heartbeat client beside one mysqld (design §4)')
+    .option('--config <file>', 'configuration file')
+    .action((opts: { config?: string }) => runClient(opts.config));
   return program;
 }
 

@@ -18,19 +18,24 @@ export function fenceThresholdMs(sessionTimeoutMs: number): number {
 }
 
 export type FenceGate =
-  | { readonly kind: 'skip'; readonly why: 'zk-connected' | 'below-threshold' | 'mysqld-not-alive' | 'read-only' }
+  | {
+      readonly kind: 'skip';
+      readonly why: 'zk-connected' | 'below-threshold' | 'mysqld-not-alive' | 'read-only';
+    }
   | { readonly kind: 'check' };
 
 /** Whether to look at the replicas at all (and possibly fence). */
 export function fenceGate(input: {
   readonly zkConnected: boolean;
-  readonly disconnectedForMs: number;
+  /** How long ZooKeeper has been silent (since the last answer before the disconnect). */
+  readonly zkSilentMs: number;
   readonly sessionTimeoutMs: number;
   /** null when mysqld is not alive (down, or no status yet). */
   readonly readOnly: boolean | null;
 }): FenceGate {
   if (input.zkConnected) return { kind: 'skip', why: 'zk-connected' };
-  if (input.disconnectedForMs < fenceThresholdMs(input.sessionTimeoutMs)) return { kind: 'skip', why: 'below-threshold' };
+  if (input.zkSilentMs < fenceThresholdMs(input.sessionTimeoutMs))
+    return { kind: 'skip', why: 'below-threshold' };
   if (input.readOnly === null) return { kind: 'skip', why: 'mysqld-not-alive' };
   if (input.readOnly) return { kind: 'skip', why: 'read-only' };
   return { kind: 'check' };
@@ -60,7 +65,10 @@ export function replicasToConfirm(members: readonly string[] | null, self: strin
 }
 
 /** Replicas that the master's own view already shows as not attached (no SHOW SLAVE HOSTS row). */
-export function unregistered(replicas: readonly string[], registered: readonly RegisteredReplica[]): string[] {
+export function unregistered(
+  replicas: readonly string[],
+  registered: readonly RegisteredReplica[],
+): string[] {
   const seen = new Set(registered.map((r) => `${r.host}:${r.port}`));
   return replicas.filter((r) => !seen.has(r));
 }
@@ -77,9 +85,15 @@ export function decideFence(input: {
   readonly reports: ReadonlyMap<string, ReplicaReport | null>;
 }): FenceDecision {
   const replicas = replicasToConfirm(input.members, input.self);
-  if (replicas === null) return { kind: 'fence', reason: 'group membership unknown (no meta_group record read)', detached: [] };
+  if (replicas === null)
+    return { kind: 'fence', reason: 'group membership unknown (no meta_group record read)', detached: [] };
   const missing = unregistered(replicas, input.registered);
-  if (missing.length > 0) return { kind: 'fence', reason: `not registered on this master: ${missing.join(', ')}`, detached: missing };
+  if (missing.length > 0)
+    return {
+      kind: 'fence',
+      reason: `not registered on this master: ${missing.join(', ')}`,
+      detached: missing,
+    };
   const detached: string[] = [];
   const why: string[] = [];
   for (const r of replicas) {

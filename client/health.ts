@@ -70,7 +70,12 @@ export function decideHealth(prev: Health, obs: Observation, failAfter: number):
       if (prev.kind === 'down') return prev;
       const failures = prev.kind === 'suspect' ? prev.failures + 1 : 1;
       if (failures >= failAfter) {
-        return { kind: 'down', since: obs.at, reason: obs.kind === 'timeout' ? 'timeouts' : 'errors', message: obs.message };
+        return {
+          kind: 'down',
+          since: obs.at,
+          reason: obs.kind === 'timeout' ? 'timeouts' : 'errors',
+          message: obs.message,
+        };
       }
       const status = prev.kind === 'up' || prev.kind === 'suspect' ? prev.status : null;
       const since = prev.kind === 'suspect' ? prev.since : obs.at;
@@ -131,7 +136,11 @@ export function onlineRecordFor(status: MysqlStatus, at: number): OnlineRecord {
  * replication threads, the master replicated from, or the lag bucket. GTIDs and timestamps alone
  * never cause a write (the server reads positions directly from mysqld when it needs them).
  */
-export function onlineChanged(published: OnlineRecord, next: OnlineRecord, maxReadLagSeconds: number): boolean {
+export function onlineChanged(
+  published: OnlineRecord,
+  next: OnlineRecord,
+  maxReadLagSeconds: number,
+): boolean {
   return (
     published.role !== next.role ||
     published.readOnly !== next.readOnly ||
@@ -145,7 +154,10 @@ export function onlineChanged(published: OnlineRecord, next: OnlineRecord, maxRe
 /** Why online/ is (or is not) wanted: the agent logs transitions of this. */
 export type OnlineWish =
   | { readonly kind: 'publish'; readonly record: OnlineRecord }
-  | { readonly kind: 'absent'; readonly why: 'starting' | 'mysqld-down' | 'suspect-no-status' | 'rejoin-pending' | 'rejoin-unknown' };
+  | {
+      readonly kind: 'absent';
+      readonly why: 'starting' | 'mysqld-down' | 'suspect-no-status' | 'rejoin-pending' | 'rejoin-unknown';
+    };
 
 /**
  * What `online/<node>` should hold. `rejoin` is the state of `rejoin/<node>`: 'present' blocks
@@ -155,7 +167,8 @@ export type OnlineWish =
 export function desiredOnline(h: Health, rejoin: 'absent' | 'present' | 'unknown'): OnlineWish {
   const status = liveStatus(h);
   if (status === null) {
-    const why = h.kind === 'starting' ? 'starting' : h.kind === 'suspect' ? 'suspect-no-status' : 'mysqld-down';
+    const why =
+      h.kind === 'starting' ? 'starting' : h.kind === 'suspect' ? 'suspect-no-status' : 'mysqld-down';
     return { kind: 'absent', why };
   }
   if (rejoin === 'present') return { kind: 'absent', why: 'rejoin-pending' };
@@ -174,10 +187,16 @@ export type OnlineAction =
   | { readonly kind: 'update'; readonly record: OnlineRecord }
   | { readonly kind: 'delete' };
 
-export function onlineAction(published: OnlineRecord | null, wish: OnlineWish, maxReadLagSeconds: number): OnlineAction {
+export function onlineAction(
+  published: OnlineRecord | null,
+  wish: OnlineWish,
+  maxReadLagSeconds: number,
+): OnlineAction {
   if (wish.kind === 'absent') return published === null ? { kind: 'keep' } : { kind: 'delete' };
   if (published === null) return { kind: 'create', record: wish.record };
-  return onlineChanged(published, wish.record, maxReadLagSeconds) ? { kind: 'update', record: wish.record } : { kind: 'keep' };
+  return onlineChanged(published, wish.record, maxReadLagSeconds)
+    ? { kind: 'update', record: wish.record }
+    : { kind: 'keep' };
 }
 
 export function assertNever(x: never): never {

@@ -14,7 +14,11 @@ export interface AgentHttp {
   close(): Promise<void>;
 }
 
-export async function startAgentHttp(host: string, port: number, snapshot: () => AgentSnapshot): Promise<AgentHttp> {
+export async function startAgentHttp(
+  host: string,
+  port: number,
+  snapshot: () => AgentSnapshot,
+): Promise<AgentHttp> {
   const server = http.createServer((req, res) => {
     const url = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
@@ -40,13 +44,19 @@ export async function startAgentHttp(host: string, port: number, snapshot: () =>
         status = 404;
         body = 'not found\n';
     }
-    res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), connection: 'close' });
+    res.writeHead(status, {
+      'content-type': type,
+      'content-length': Buffer.byteLength(body),
+      connection: 'close',
+    });
     res.end(req.method === 'HEAD' ? undefined : body);
   });
   server.keepAliveTimeout = 1000;
   await new Promise<void>((resolve, reject) => {
     const onError = (err: NodeJS.ErrnoException): void =>
-      reject(new ZkmhaError('BAD_CONFIG', `client: cannot listen on ${host}:${port} (${err.code ?? err.message})`));
+      reject(
+        new ZkmhaError('BAD_CONFIG', `client: cannot listen on ${host}:${port} (${err.code ?? err.message})`),
+      );
     server.once('error', onError);
     server.listen({ host, port }, () => {
       server.off('error', onError);

@@ -5,7 +5,13 @@ import type { Health, MysqlStatus } from '../../client/health';
 
 const SELF = '127.0.0.1:3306';
 const OTHER = '127.0.0.1:3307';
-const MASTER: MysqlStatus = { role: 'master', readOnly: false, gtidCurrent: '0-1-1', gtidSlave: '', replica: null };
+const MASTER: MysqlStatus = {
+  role: 'master',
+  readOnly: false,
+  gtidCurrent: '0-1-1',
+  gtidSlave: '',
+  replica: null,
+};
 const REPLICA: MysqlStatus = {
   role: 'replica',
   readOnly: true,
@@ -24,7 +30,15 @@ const base: AgentSnapshot = {
   zkConnected: true,
   onlinePublished: true,
   rejoinPending: false,
-  counters: { checks: { ok: 3, refused: 1, dropped: 0, timeout: 2, error: 0 }, lastCheckMs: 4, onlineWrites: 2, selfFences: 0, failsafeHolds: 0, sessions: 1 },
+  counters: {
+    checks: { ok: 3, refused: 1, dropped: 0, timeout: 2, error: 0 },
+    lastCheckMs: 4,
+    onlineWrites: 2,
+    selfFences: 0,
+    failsafeHolds: 0,
+    sessions: 1,
+    expiries: 0,
+  },
 };
 
 describe('client GET /master', () => {
@@ -34,14 +48,20 @@ describe('client GET /master', () => {
     ['master record unknown → 503', { master: null }, 503],
     ['read_only=ON (fenced) → 503', { health: up({ ...MASTER, readOnly: true }) }, 503],
     ['mysqld down → 503', { health: { kind: 'down', since: 0, reason: 'refused', message: 'x' } }, 503],
-    ['suspect with last good status → 200', { health: { kind: 'suspect', since: 0, failures: 1, status: MASTER, at: 0, message: 't' } }, 200],
+    [
+      'suspect with last good status → 200',
+      { health: { kind: 'suspect', since: 0, failures: 1, status: MASTER, at: 0, message: 't' } },
+      200,
+    ],
     ['writable but replicating → 503', { health: up({ ...REPLICA, readOnly: false }) }, 503],
   ];
-  for (const [name, patch, status] of table) it(name, () => assert.equal(masterCheck({ ...base, ...patch }).status, status));
+  for (const [name, patch, status] of table)
+    it(name, () => assert.equal(masterCheck({ ...base, ...patch }).status, status));
 });
 
 describe('client GET /replica', () => {
-  const r = (p: Partial<NonNullable<MysqlStatus['replica']>>): Health => up({ ...REPLICA, replica: { ...REPLICA.replica!, ...p } });
+  const r = (p: Partial<NonNullable<MysqlStatus['replica']>>): Health =>
+    up({ ...REPLICA, replica: { ...REPLICA.replica!, ...p } });
   const table: Array<[string, Partial<AgentSnapshot>, 200 | 503]> = [
     ['replicating, lag 2 ≤ 30 → 200', { health: r({}) }, 200],
     ['lag exactly at the limit → 200', { health: r({ lagSeconds: 30 }) }, 200],
@@ -53,7 +73,8 @@ describe('client GET /replica', () => {
     ['a master → 503', { health: up(MASTER) }, 503],
     ['mysqld down → 503', { health: { kind: 'down', since: 0, reason: 'timeouts', message: 'x' } }, 503],
   ];
-  for (const [name, patch, status] of table) it(name, () => assert.equal(replicaCheck({ ...base, ...patch }).status, status));
+  for (const [name, patch, status] of table)
+    it(name, () => assert.equal(replicaCheck({ ...base, ...patch }).status, status));
 });
 
 describe('client GET /metrics', () => {
@@ -66,11 +87,15 @@ describe('client GET /metrics', () => {
     assert.match(text, /^zkmha_client_checks_total\{[^}]*,result="timeout"\} 2$/m);
     assert.match(text, /^zkmha_client_last_check_seconds\{[^}]*\} 0\.004$/m);
     // every sample line is `name{labels} number`
-    for (const line of text.trim().split('\n')) if (!line.startsWith('#')) assert.match(line, /^[a-z_]+\{[^}]*\} (-?[0-9.e+-]+|NaN)$/);
+    for (const line of text.trim().split('\n'))
+      if (!line.startsWith('#')) assert.match(line, /^[a-z_]+\{[^}]*\} (-?[0-9.e+-]+|NaN)$/);
   });
 
   it('shows unknown values as NaN when mysqld is down', () => {
-    const text = renderMetrics({ ...base, health: { kind: 'down', since: 0, reason: 'refused', message: 'x' } });
+    const text = renderMetrics({
+      ...base,
+      health: { kind: 'down', since: 0, reason: 'refused', message: 'x' },
+    });
     assert.match(text, /^zkmha_client_read_only\{[^}]*\} NaN$/m);
     assert.match(text, /^zkmha_client_mysqld_up\{[^}]*\} 0$/m);
   });

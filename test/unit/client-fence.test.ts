@@ -20,26 +20,87 @@ describe('client fenceGate (session timeout 3000 ms → threshold 2000 ms)', () 
     ['disconnected long, read_only → skip', false, 9000, true, 'read-only'],
     ['disconnected long, mysqld down → skip', false, 9000, null, 'mysqld-not-alive'],
   ];
-  for (const [name, zkConnected, disconnectedForMs, readOnly, expected] of table) {
+  for (const [name, zkConnected, zkSilentMs, readOnly, expected] of table) {
     it(name, () => {
-      const g = fenceGate({ zkConnected, disconnectedForMs, sessionTimeoutMs: 3000, readOnly });
+      const g = fenceGate({ zkConnected, zkSilentMs, sessionTimeoutMs: 3000, readOnly });
       assert.equal(g.kind === 'check' ? 'check' : g.why, expected);
     });
   }
 });
 
 describe('client decideFence', () => {
-  const table: Array<[string, readonly string[] | null, ReturnType<typeof reg>[], Array<[string, ReplicaReport | null]>, string, RegExp?]> = [
-    ['every replica registered and attached → failsafe', [SELF, R1, R2], [reg(R1, 2), reg(R2, 3)], [[R1, attached], [R2, attached]], 'failsafe'],
+  const table: Array<
+    [
+      string,
+      readonly string[] | null,
+      ReturnType<typeof reg>[],
+      Array<[string, ReplicaReport | null]>,
+      string,
+      RegExp?,
+    ]
+  > = [
+    [
+      'every replica registered and attached → failsafe',
+      [SELF, R1, R2],
+      [reg(R1, 2), reg(R2, 3)],
+      [
+        [R1, attached],
+        [R2, attached],
+      ],
+      'failsafe',
+    ],
     ['membership unknown → fence', null, [reg(R1, 2)], [[R1, attached]], 'fence', /membership unknown/],
     ['no other member → failsafe (nobody can be promoted)', [SELF], [], [], 'failsafe'],
-    ['one replica not registered on the master → fence', [SELF, R1, R2], [reg(R1, 2)], [[R1, attached], [R2, attached]], 'fence', /not registered.*10\.0\.0\.3/],
-    ['registered but unreachable directly → fence', [SELF, R1], [reg(R1, 2)], [[R1, null]], 'fence', /unreachable/],
-    ['registered but its IO thread stopped (promotion) → fence', [SELF, R1], [reg(R1, 2)], [[R1, { ioRunning: false, masterNode: SELF }]], 'fence', /IO thread not running/],
-    ['replicating from someone else → fence', [SELF, R1], [reg(R1, 2)], [[R1, { ioRunning: true, masterNode: R2 }]], 'fence', /replicates from 10\.0\.0\.3/],
-    ['replication forgotten (RESET SLAVE ALL) → fence', [SELF, R1], [reg(R1, 2)], [[R1, { ioRunning: false, masterNode: null }]], 'fence'],
+    [
+      'one replica not registered on the master → fence',
+      [SELF, R1, R2],
+      [reg(R1, 2)],
+      [
+        [R1, attached],
+        [R2, attached],
+      ],
+      'fence',
+      /not registered.*10\.0\.0\.3/,
+    ],
+    [
+      'registered but unreachable directly → fence',
+      [SELF, R1],
+      [reg(R1, 2)],
+      [[R1, null]],
+      'fence',
+      /unreachable/,
+    ],
+    [
+      'registered but its IO thread stopped (promotion) → fence',
+      [SELF, R1],
+      [reg(R1, 2)],
+      [[R1, { ioRunning: false, masterNode: SELF }]],
+      'fence',
+      /IO thread not running/,
+    ],
+    [
+      'replicating from someone else → fence',
+      [SELF, R1],
+      [reg(R1, 2)],
+      [[R1, { ioRunning: true, masterNode: R2 }]],
+      'fence',
+      /replicates from 10\.0\.0\.3/,
+    ],
+    [
+      'replication forgotten (RESET SLAVE ALL) → fence',
+      [SELF, R1],
+      [reg(R1, 2)],
+      [[R1, { ioRunning: false, masterNode: null }]],
+      'fence',
+    ],
     ['no report at all for a member → fence', [SELF, R1], [reg(R1, 2)], [], 'fence', /unreachable/],
-    ['extra registered non-members do not matter', [SELF, R1], [reg(R1, 2), reg(R2, 3)], [[R1, attached]], 'failsafe'],
+    [
+      'extra registered non-members do not matter',
+      [SELF, R1],
+      [reg(R1, 2), reg(R2, 3)],
+      [[R1, attached]],
+      'failsafe',
+    ],
   ];
   for (const [name, members, registered, reports, kind, reason] of table) {
     it(name, () => {

@@ -12,31 +12,79 @@ import {
 } from '../../client/health';
 import { onlineSchema } from '../../core/records';
 
-const MASTER: MysqlStatus = { role: 'master', readOnly: false, gtidCurrent: '0-1-10', gtidSlave: '', replica: null };
+const MASTER: MysqlStatus = {
+  role: 'master',
+  readOnly: false,
+  gtidCurrent: '0-1-10',
+  gtidSlave: '',
+  replica: null,
+};
 const REPLICA: MysqlStatus = {
   role: 'replica',
   readOnly: true,
   gtidCurrent: '0-1-10',
   gtidSlave: '0-1-10',
-  replica: { masterNode: '127.0.0.1:3306', ioRunning: true, sqlRunning: true, lagSeconds: 0, gtidIo: '0-1-10' },
+  replica: {
+    masterNode: '127.0.0.1:3306',
+    ioRunning: true,
+    sqlRunning: true,
+    lagSeconds: 0,
+    gtidIo: '0-1-10',
+  },
 };
 
 const ok = (at: number, status: MysqlStatus = MASTER): Observation => ({ kind: 'ok', at, status });
-const fail = (kind: 'refused' | 'dropped' | 'timeout' | 'error', at: number): Observation => ({ kind, at, message: kind });
+const fail = (kind: 'refused' | 'dropped' | 'timeout' | 'error', at: number): Observation => ({
+  kind,
+  at,
+  message: kind,
+});
 
 const UP: Health = { kind: 'up', since: 0, status: MASTER, at: 0 };
-const SUSPECT1: Health = { kind: 'suspect', since: 10, failures: 1, status: MASTER, at: 10, message: 'timeout' };
+const SUSPECT1: Health = {
+  kind: 'suspect',
+  since: 10,
+  failures: 1,
+  status: MASTER,
+  at: 10,
+  message: 'timeout',
+};
 const DOWN: Health = { kind: 'down', since: 5, reason: 'refused', message: 'refused' };
 
 describe('client decideHealth (failAfter 3)', () => {
   const table: Array<[string, Health, Observation, Partial<Record<string, unknown>>]> = [
     ['first good check → up', { kind: 'starting' }, ok(100), { kind: 'up', since: 100 }],
     ['good check keeps the original up-since', UP, ok(100), { kind: 'up', since: 0, at: 100 }],
-    ['refused while up → down at once', UP, fail('refused', 100), { kind: 'down', reason: 'refused', since: 100 }],
-    ['dropped (reconnect failed) → down at once', UP, fail('dropped', 100), { kind: 'down', reason: 'dropped' }],
-    ['refused at start-up → down', { kind: 'starting' }, fail('refused', 1), { kind: 'down', reason: 'refused' }],
-    ['one timeout while up → suspect 1, keeps status', UP, fail('timeout', 10), { kind: 'suspect', failures: 1, status: MASTER }],
-    ['second timeout → suspect 2, keeps since', SUSPECT1, fail('timeout', 20), { kind: 'suspect', failures: 2, since: 10 }],
+    [
+      'refused while up → down at once',
+      UP,
+      fail('refused', 100),
+      { kind: 'down', reason: 'refused', since: 100 },
+    ],
+    [
+      'dropped (reconnect failed) → down at once',
+      UP,
+      fail('dropped', 100),
+      { kind: 'down', reason: 'dropped' },
+    ],
+    [
+      'refused at start-up → down',
+      { kind: 'starting' },
+      fail('refused', 1),
+      { kind: 'down', reason: 'refused' },
+    ],
+    [
+      'one timeout while up → suspect 1, keeps status',
+      UP,
+      fail('timeout', 10),
+      { kind: 'suspect', failures: 1, status: MASTER },
+    ],
+    [
+      'second timeout → suspect 2, keeps since',
+      SUSPECT1,
+      fail('timeout', 20),
+      { kind: 'suspect', failures: 2, since: 10 },
+    ],
     [
       'third timeout → down (timeouts)',
       { ...SUSPECT1, failures: 2 },
@@ -44,11 +92,31 @@ describe('client decideHealth (failAfter 3)', () => {
       { kind: 'down', reason: 'timeouts', since: 30 },
     ],
     ['error counts like a timeout', UP, fail('error', 10), { kind: 'suspect', failures: 1 }],
-    ['errors reaching failAfter → down (errors)', { ...SUSPECT1, failures: 2 }, fail('error', 30), { kind: 'down', reason: 'errors' }],
-    ['refused while suspect → down at once', SUSPECT1, fail('refused', 15), { kind: 'down', reason: 'refused' }],
+    [
+      'errors reaching failAfter → down (errors)',
+      { ...SUSPECT1, failures: 2 },
+      fail('error', 30),
+      { kind: 'down', reason: 'errors' },
+    ],
+    [
+      'refused while suspect → down at once',
+      SUSPECT1,
+      fail('refused', 15),
+      { kind: 'down', reason: 'refused' },
+    ],
     ['good check while suspect → up again', SUSPECT1, ok(15), { kind: 'up', since: 15, failures: undefined }],
-    ['timeout at start-up → suspect without status', { kind: 'starting' }, fail('timeout', 1), { kind: 'suspect', status: null }],
-    ['down stays down on more failures (keeps since)', DOWN, fail('timeout', 50), { kind: 'down', since: 5, reason: 'refused' }],
+    [
+      'timeout at start-up → suspect without status',
+      { kind: 'starting' },
+      fail('timeout', 1),
+      { kind: 'suspect', status: null },
+    ],
+    [
+      'down stays down on more failures (keeps since)',
+      DOWN,
+      fail('timeout', 50),
+      { kind: 'down', since: 5, reason: 'refused' },
+    ],
     ['down → up on a good check', DOWN, ok(60), { kind: 'up', since: 60 }],
   ];
   for (const [name, prev, obs, expected] of table) {
@@ -78,7 +146,8 @@ describe('client lag buckets', () => {
     [700, 30, 11],
   ];
   for (const [lag, max, bucket] of table) {
-    it(`lag ${String(lag)} with limit ${max} → bucket ${String(bucket)}`, () => assert.equal(lagBucket(lag, max), bucket));
+    it(`lag ${String(lag)} with limit ${max} → bucket ${String(bucket)}`, () =>
+      assert.equal(lagBucket(lag, max), bucket));
   }
 });
 

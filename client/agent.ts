@@ -1,0 +1,629 @@
+import type { Config, ClientConfig } from '../core/config';
+import { requireSection } from '../core/config';
+import { errorMessage, isZkmhaError } from '../core/errors';
+import { createLogger, type Logger } from '../core/log';
+import { flavorFor, type Flavor, type MysqlTarget } from '../core/mysql';
+import { parseNode } from '../core/names';
+import {
+  agentSchema,
+  decodeRecord,
+  encodeRecord,
+  masterSchema,
+  metaGroupSchema,
+  metaHostSchema,
+  onlineSchema,
+  type AgentRecord,
+  type MasterRecord,
+  type MetaGroup,
+  type OnlineRecord,
+} from '../core/records';
+import { Zk, type NodeData, type Watch } from '../core/zk/client';
+import { ZkPaths } from '../core/zk/paths';
+import type { AgentCounters, AgentSnapshot } from './endpoints';
+import {
+  decideFence,
+  fenceGate,
+  fenceThresholdMs,
+  replicasToConfirm,
+  unregistered,
+  type ReplicaReport,
+} from './fence';
+import {
+  decideHealth,
+  desiredOnline,
+  liveStatus,
+  onlineAction,
+  type Health,
+  type Observation,
+  type OnlineWish,
+} from './health';
+import { startAgentHttp, type AgentHttp } from './http';
+import { askReplica, fenceLocal, MysqldProbe, registeredReplicas } from './probe';
+
+/**
+ * The heartbeat client (design §4) as a thin adapter around the pure core in health.ts and
+ * fence.ts. Three independent loops, so none can stall another:
+ *  - checks: probe mysqld every checkIntervalMs, or at once when the held connection drops;
+ *  - publication: bring online/<node> and agent/<node> in line with the health (serialised, re-run
+ *    on every change, on reconnect and after a new session);
+ *  - fencing: while ZooKeeper is lost for 2/3 of the session timeout, fence a writable mysqld
+ *    unless every replica is still attached (re-evaluated on every check while disconnected).
+ */
+export interface StartClientOptions {
+  readonly logger?: Logger;
+}
+
+export interface ClientHandle {
+  readonly node: string;
+  /** The real HTTP port (ephemeral when configured as 0). */
+  readonly httpPort: number;
+  snapshot(): AgentSnapshot;
+  stop(): Promise<void>;
+}
+
+type RejoinState = 'unknown' | 'absent' | 'present';
+
+/** Runs `fn` one at a time; a request while it runs schedules exactly one more run. */
+class Serial {
+  private running = false;
+  private again = false;
+  constructor(private readonly fn: () => Promise<void>) {}
+  kick(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    void (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.fn();
+        } catch {
+          // fn logs its own failures
+        }
+      } while (this.again);
+      this.running = false;
+    })();
+  }
+}
+
+class Agent {
+  readonly node: string;
+  private readonly cc: ClientConfig;
+  private readonly paths: ZkPaths;
+  private readonly flavor: Flavor;
+  private readonly probe: MysqldProbe;
+  private zk!: Zk;
+  private http!: AgentHttp;
+  private closed = false;
+
+  private health: Health = { kind: 'starting' };
+  private group: string | null = null;
+  private meta: MetaGroup | null = null;
+  private master: MasterRecord | null = null;
+  private rejoin: RejoinState = 'unknown';
+  private rejoinLogged = false;
+  private lastWish: string | null = null;
+
+  /** What we believe ZooKeeper holds for our ephemerals (null: absent). */
+  private onlinePublished: OnlineRecord | null = null;
+  private agentPublished: AgentRecord | null = null;
+
+  private zkConnected = false;
+  private zkSilentSince: number | null = null;
+  private lastFenceLog: string | null = null;
+
+  private checkTimer: NodeJS.Timeout | null = null;
+  private fenceTimer: NodeJS.Timeout | null = null;
+  private checking = false;
+  private checkAgain = false;
+  private readonly publisher = new Serial(() => this.reconcile());
+  private readonly fencer = new Serial(() => this.evaluateFence());
+  private groupWatches: Watch[] = [];
+  private nodeWatches: Watch[] = [];
+
+  private readonly counters: {
+    checks: Record<Observation['kind'], number>;
+    lastCheckMs: number;
+    onlineWrites: number;
+    selfFences: number;
+    failsafeHolds: number;
+    sessions: number;
+    expiries: number;
+  } = {
+    checks: { ok: 0, refused: 0, dropped: 0, timeout: 0, error: 0 },
+    lastCheckMs: 0,
+    onlineWrites: 0,
+    selfFences: 0,
+    failsafeHolds: 0,
+    sessions: 0,
+    expiries: 0,
+  };
+
+  constructor(
+    private readonly cfg: Config,
+    private readonly log: Logger,
+  ) {
+    this.cc = requireSection(cfg, 'client');
+    this.node = this.cc.node;
+    this.paths = new ZkPaths(cfg.zookeeper.root);
+    this.flavor = flavorFor('mariadb');
+    const { host, port } = parseNode(this.node);
+    const target: MysqlTarget =
+      this.cc.socket !== undefined ? { socketPath: this.cc.socket } : { host, port };
+    this.probe = new MysqldProbe({
+      target,
+      cfg,
+      flavor: this.flavor,
+      timeoutMs: this.queryTimeoutMs(),
+      onDrop: (why) => {
+        this.log.warn({ why }, 'connection to mysqld dropped; checking at once');
+        this.requestCheck();
+      },
+    });
+  }
+
+  /** A check must answer within the interval (so a hung mysqld is counted once per tick), but never below 200 ms. */
+  private queryTimeoutMs(): number {
+    return Math.max(200, Math.min(this.cfg.mysql.connectTimeoutMs, this.cc.checkIntervalMs));
+  }
+
+  async start(): Promise<void> {
+    this.http = await startAgentHttp(this.cc.httpHost, this.cc.httpPort, () => this.snapshot());
+    try {
+      this.zk = await Zk.connect({
+        hosts: this.cfg.zookeeper.hosts,
+        sessionTimeoutMs: this.cfg.zookeeper.sessionTimeoutMs,
+        ...(this.cfg.zookeeper.auth ? { auth: this.cfg.zookeeper.auth } : {}),
+        logger: this.log,
+      });
+    } catch (err) {
+      await this.http.close();
+      throw err;
+    }
+    this.zkConnected = true;
+    this.counters.sessions = 1;
+    this.zk.on('connected', () => {
+      this.zkConnected = true;
+      if (this.zkSilentSince !== null)
+        this.log.info({ lostMs: Date.now() - this.zkSilentSince }, 'zookeeper connection back');
+      this.zkSilentSince = null;
+      this.clearFenceTimer();
+      this.publisher.kick();
+    });
+    this.zk.on('disconnected', () => {
+      this.zkConnected = false;
+      // The ensemble counts the session's silence from the last exchange, not from when we noticed
+      // (a hung server is only detected after a third of the session timeout): so do we.
+      this.zkSilentSince ??= Math.min(Date.now(), this.zk.lastHeardAt);
+      this.armFenceTimer();
+    });
+    this.zk.on('expired', () => {
+      // Our ephemerals died with the session.
+      this.counters.expiries++;
+      this.onlinePublished = null;
+      this.agentPublished = null;
+    });
+    this.zk.on('session', () => {
+      this.counters.sessions++;
+      this.onlinePublished = null;
+      this.agentPublished = null;
+      this.log.info({ session: this.zk.sessionId }, 'new zookeeper session; republishing agent/ and online/');
+      this.publisher.kick();
+    });
+
+    this.nodeWatches.push(this.zk.watchData(this.paths.rejoin(this.node), (v) => this.onRejoin(v)));
+    this.nodeWatches.push(this.zk.watchData(this.paths.metaHost(this.node), (v) => this.onMetaHost(v)));
+    this.log.info(
+      {
+        httpPort: this.http.port,
+        checkIntervalMs: this.cc.checkIntervalMs,
+        failAfter: this.cc.failAfter,
+        sessionTimeoutMs: this.zk.sessionTimeoutMs,
+      },
+      'heartbeat client started',
+    );
+    this.publisher.kick();
+    this.requestCheck();
+  }
+
+  get httpPort(): number {
+    return this.http.port;
+  }
+
+  // --- watches ---------------------------------------------------------------------------------
+
+  private onRejoin(v: NodeData | null): void {
+    const next: RejoinState = v === null ? 'absent' : 'present';
+    if (next !== this.rejoin) {
+      this.log.info(
+        { rejoin: next },
+        next === 'present' ? `rejoin/${this.node} exists` : `rejoin/${this.node} absent`,
+      );
+      if (next === 'absent') this.rejoinLogged = false;
+    }
+    this.rejoin = next;
+    this.publisher.kick();
+  }
+
+  private onMetaHost(v: NodeData | null): void {
+    const path = this.paths.metaHost(this.node);
+    let group: string | null = null;
+    if (v !== null) {
+      try {
+        group = decodeRecord(metaHostSchema, v.data, path).group;
+      } catch (err) {
+        // Invalid: keep the last good group (design §2).
+        this.log.error({ err: errorMessage(err) }, 'invalid meta_host record; keeping the last good one');
+        return;
+      }
+    }
+    if (group === this.group) return;
+    this.log.info(
+      { group, previous: this.group },
+      group === null ? `meta_host/${this.node} absent: node not in a group` : 'node belongs to group',
+    );
+    for (const w of this.groupWatches) w.cancel();
+    this.groupWatches = [];
+    this.group = group;
+    this.meta = null;
+    this.master = null;
+    if (group === null) return;
+    this.groupWatches.push(
+      this.zk.watchData(this.paths.metaGroup(group), (d) => {
+        if (d === null) {
+          this.meta = null;
+          return;
+        }
+        try {
+          this.meta = decodeRecord(metaGroupSchema, d.data, this.paths.metaGroup(group));
+          this.publisher.kick();
+        } catch (err) {
+          this.log.error({ err: errorMessage(err) }, 'invalid meta_group record; keeping the last good one');
+        }
+      }),
+      this.zk.watchData(this.paths.master(group), (d) => {
+        if (d === null) {
+          this.master = null;
+          return;
+        }
+        try {
+          const m = decodeRecord(masterSchema, d.data, this.paths.master(group));
+          if (m.node !== this.master?.node || m.epoch !== this.master.epoch)
+            this.log.info({ master: m.node, epoch: m.epoch }, 'master record');
+          this.master = m;
+        } catch (err) {
+          this.log.error({ err: errorMessage(err) }, 'invalid master record; keeping the last good one');
+        }
+      }),
+    );
+  }
+
+  // --- checks ----------------------------------------------------------------------------------
+
+  private requestCheck(): void {
+    if (this.closed) return;
+    if (this.checking) {
+      this.checkAgain = true;
+      return;
+    }
+    if (this.checkTimer !== null) clearTimeout(this.checkTimer);
+    this.checkTimer = null;
+    void this.runCheck();
+  }
+
+  private async runCheck(): Promise<void> {
+    this.checking = true;
+    const t0 = Date.now();
+    const obs = await this.probe.check();
+    this.checking = false;
+    if (this.closed) return;
+    this.counters.checks[obs.kind]++;
+    this.counters.lastCheckMs = Date.now() - t0;
+    const prev = this.health;
+    this.health = decideHealth(prev, obs, this.cc.failAfter);
+    this.logTransition(prev, this.health, obs);
+    this.publisher.kick();
+    if (!this.zkConnected) this.fencer.kick();
+    if (this.checkAgain) {
+      this.checkAgain = false;
+      this.requestCheck();
+      return;
+    }
+    this.checkTimer = setTimeout(
+      () => {
+        this.checkTimer = null;
+        this.requestCheck();
+      },
+      Math.max(0, this.cc.checkIntervalMs - (Date.now() - t0)),
+    );
+  }
+
+  private logTransition(prev: Health, next: Health, obs: Observation): void {
+    if (prev.kind === next.kind && !(next.kind === 'suspect' && prev.kind === 'suspect')) return;
+    const base = { from: prev.kind, to: next.kind, check: obs.kind };
+    switch (next.kind) {
+      case 'up':
+        this.log.info({ ...base, role: next.status.role, readOnly: next.status.readOnly }, 'mysqld healthy');
+        break;
+      case 'suspect':
+        this.log.warn(
+          { ...base, failures: next.failures, failAfter: this.cc.failAfter, why: next.message },
+          'mysqld check failed',
+        );
+        break;
+      case 'down':
+        this.log.warn({ ...base, reason: next.reason, why: next.message }, 'mysqld down');
+        break;
+      case 'starting':
+        break;
+    }
+  }
+
+  // --- publication -----------------------------------------------------------------------------
+
+  private agentRecord(): AgentRecord {
+    return {
+      v: 1,
+      pid: process.pid,
+      httpPort: this.http.port,
+      binlogDir: this.cc.binlogDir,
+      ...(this.health.kind === 'down' ? { mysqldDown: true } : {}),
+      at: Date.now(),
+    };
+  }
+
+  private async reconcile(): Promise<void> {
+    if (this.closed || !this.zk.connected) return;
+    try {
+      // agent/ first: when online/ vanishes, the agent already says why (design §5.3).
+      const wantDown = this.health.kind === 'down';
+      if (this.agentPublished === null || (this.agentPublished.mysqldDown === true) !== wantDown) {
+        const rec = this.agentRecord();
+        await this.putEphemeral(
+          this.paths.agent(this.node),
+          encodeRecord(agentSchema, rec, this.paths.agent(this.node)),
+        );
+        this.agentPublished = rec;
+      }
+      const wish = desiredOnline(this.health, this.rejoin);
+      this.logWish(wish);
+      const maxLag = this.meta?.settings.maxReadLagSeconds ?? 30;
+      const action = onlineAction(this.onlinePublished, wish, maxLag);
+      const path = this.paths.online(this.node);
+      switch (action.kind) {
+        case 'keep':
+          break;
+        case 'create':
+        case 'update': {
+          const data = encodeRecord(onlineSchema, action.record, path);
+          if (action.kind === 'update') await this.updateEphemeral(path, data);
+          else await this.putEphemeral(path, data);
+          this.onlinePublished = action.record;
+          this.counters.onlineWrites++;
+          this.log.info(
+            { role: action.record.role, readOnly: action.record.readOnly, lag: action.record.lagSeconds },
+            `online/ ${action.kind}d`,
+          );
+          break;
+        }
+        case 'delete':
+          await this.zk.deleteIfExists(path);
+          this.onlinePublished = null;
+          this.counters.onlineWrites++;
+          this.log.warn({ why: wish.kind === 'absent' ? wish.why : undefined }, 'online/ deleted');
+          break;
+      }
+    } catch (err) {
+      if (!this.closed)
+        this.log.warn({ err: errorMessage(err) }, 'publishing to zookeeper failed; will retry');
+    }
+  }
+
+  private logWish(wish: OnlineWish): void {
+    const key = wish.kind === 'publish' ? 'publish' : wish.why;
+    if (key === this.lastWish) return;
+    this.lastWish = key;
+    if (wish.kind === 'absent' && wish.why === 'rejoin-pending' && !this.rejoinLogged) {
+      this.rejoinLogged = true;
+      this.log.warn(
+        { rejoin: this.paths.rejoin(this.node) },
+        'mysqld is healthy but rejoin/ exists: online/ is held back until an operator (mha setha) or the rejoin step reconciles this node',
+      );
+    }
+  }
+
+  /** Updates a node this session published (one round trip); recreates it if it is gone. */
+  private async updateEphemeral(path: string, data: Buffer): Promise<void> {
+    try {
+      await this.zk.set(path, data, -1);
+    } catch (err) {
+      if (!isZkmhaError(err, 'ZK_NO_NODE')) throw err;
+      await this.putEphemeral(path, data);
+    }
+  }
+
+  /**
+   * Creates an ephemeral node, or takes it over: one we own is updated; one left by an earlier
+   * session (a previous run of this agent whose session has not expired yet) is replaced in one
+   * multi, so watchers never see it missing.
+   */
+  private async putEphemeral(path: string, data: Buffer): Promise<void> {
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try {
+        await this.zk.create(path, data, 'ephemeral');
+        return;
+      } catch (err) {
+        if (!isZkmhaError(err, 'ZK_NODE_EXISTS')) throw err;
+      }
+      const cur = await this.zk.getOrNull(path);
+      if (cur === null) continue;
+      try {
+        if (cur.stat.ephemeralOwner === this.zk.sessionId) {
+          await this.zk.set(path, data, cur.stat.version);
+        } else {
+          this.log.info(
+            { path, owner: cur.stat.ephemeralOwner },
+            'replacing an ephemeral node left by an earlier session',
+          );
+          await this.zk.multi([
+            { op: 'delete', path, version: cur.stat.version },
+            { op: 'create', path, data, mode: 'ephemeral' },
+          ]);
+        }
+        return;
+      } catch (err) {
+        if (
+          !isZkmhaError(err, 'ZK_BAD_VERSION') &&
+          !isZkmhaError(err, 'ZK_NO_NODE') &&
+          !isZkmhaError(err, 'ZK_NODE_EXISTS')
+        )
+          throw err;
+      }
+    }
+    throw new Error(`could not publish ${path} (changed concurrently 3 times)`);
+  }
+
+  // --- self-fencing ----------------------------------------------------------------------------
+
+  private armFenceTimer(): void {
+    this.clearFenceTimer();
+    if (this.zkSilentSince === null) return;
+    const due = this.zkSilentSince + fenceThresholdMs(this.zk.sessionTimeoutMs) - Date.now();
+    this.fenceTimer = setTimeout(
+      () => {
+        this.fenceTimer = null;
+        this.fencer.kick();
+      },
+      Math.max(0, due),
+    );
+  }
+
+  private clearFenceTimer(): void {
+    if (this.fenceTimer !== null) clearTimeout(this.fenceTimer);
+    this.fenceTimer = null;
+  }
+
+  private logFence(key: string, level: 'info' | 'warn' | 'error', obj: object, msg: string): void {
+    if (key === this.lastFenceLog && level !== 'error') return;
+    this.lastFenceLog = key;
+    this.log[level](obj, msg);
+  }
+
+  private async evaluateFence(): Promise<void> {
+    if (this.closed) return;
+    const st = liveStatus(this.health);
+    const zkSilentMs = this.zkSilentSince === null ? 0 : Date.now() - this.zkSilentSince;
+    const sessionTimeoutMs = this.zk.sessionTimeoutMs;
+    const gate = fenceGate({
+      zkConnected: this.zkConnected,
+      zkSilentMs,
+      sessionTimeoutMs,
+      readOnly: st?.readOnly ?? null,
+    });
+    if (gate.kind === 'skip') {
+      if (gate.why !== 'zk-connected' && gate.why !== 'below-threshold') {
+        this.logFence(
+          `skip:${gate.why}`,
+          'info',
+          { zkSilentMs, why: gate.why },
+          'zookeeper lost: no fencing needed',
+        );
+      }
+      return;
+    }
+    // Asking the replicas must end well before the session can expire.
+    const askMs = Math.max(100, Math.min(this.cfg.mysql.connectTimeoutMs, Math.floor(sessionTimeoutMs / 6)));
+    const members = this.meta?.members ?? null;
+    let registered: Awaited<ReturnType<typeof registeredReplicas>> = [];
+    const reports = new Map<string, ReplicaReport | null>();
+    try {
+      registered = await registeredReplicas(this.probe, this.flavor, askMs);
+      const replicas = replicasToConfirm(members, this.node) ?? [];
+      const missing = new Set(unregistered(replicas, registered));
+      const asked = await Promise.all(
+        replicas
+          .filter((r) => !missing.has(r))
+          .map(async (r) => [r, await askReplica(r, this.cfg, this.flavor, askMs)] as const),
+      );
+      for (const [r, rep] of asked) reports.set(r, rep);
+    } catch (err) {
+      // Could not even list replicas on our own mysqld: nothing proves failsafe.
+      this.log.warn({ err: errorMessage(err) }, 'fencing: could not list replicas on the local mysqld');
+    }
+    const decision = decideFence({ self: this.node, members, registered, reports });
+    if (decision.kind === 'failsafe') {
+      this.counters.failsafeHolds++;
+      this.logFence(
+        'failsafe',
+        'warn',
+        { zkSilentMs, replicas: decision.replicas },
+        'zookeeper lost but every replica is still attached to this master: failsafe, staying writable',
+      );
+      return;
+    }
+    this.log.error(
+      { zkSilentMs, sessionTimeoutMs, reason: decision.reason },
+      'zookeeper lost and failsafe does not hold: fencing (read_only=ON, killing client connections)',
+    );
+    this.lastFenceLog = 'fence';
+    try {
+      const killed = await fenceLocal(
+        this.probe,
+        this.flavor,
+        Math.max(200, this.cfg.mysql.connectTimeoutMs),
+      );
+      this.counters.selfFences++;
+      this.log.error({ killed }, 'fenced: read_only=ON, client connections killed');
+    } catch (err) {
+      this.log.error({ err: errorMessage(err) }, 'fencing failed');
+    }
+    this.requestCheck();
+  }
+
+  // --- state for HTTP --------------------------------------------------------------------------
+
+  snapshot(): AgentSnapshot {
+    const counters: AgentCounters = { ...this.counters, checks: { ...this.counters.checks } };
+    return {
+      node: this.node,
+      group: this.group,
+      health: this.health,
+      master: this.master,
+      maxReadLagSeconds: this.meta?.settings.maxReadLagSeconds ?? 30,
+      zkConnected: this.zkConnected,
+      onlinePublished: this.onlinePublished !== null,
+      rejoinPending: this.rejoin === 'present',
+      counters,
+    };
+  }
+
+  async stop(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.checkTimer !== null) clearTimeout(this.checkTimer);
+    this.clearFenceTimer();
+    for (const w of [...this.groupWatches, ...this.nodeWatches]) w.cancel();
+    // Closing the session removes online/ and agent/ at once.
+    await Promise.allSettled([this.zk.close(), this.probe.close(), this.http.close()]);
+    this.log.info('heartbeat client stopped');
+  }
+}
+
+/** Starts the heartbeat client in-process (tests, sandbox); `mha client` wraps it in runClient. */
+export async function startClient(cfg: Config, opts: StartClientOptions = {}): Promise<ClientHandle> {
+  const cc = requireSection(cfg, 'client');
+  const log = (opts.logger ?? createLogger({ level: cfg.log.level, name: 'zkmha-client' })).child({
+    role: 'client',
+    node: cc.node,
+  });
+  const agent = new Agent(cfg, log);
+  await agent.start();
+  return {
+    node: agent.node,
+    httpPort: agent.httpPort,
+    snapshot: () => agent.snapshot(),
+    stop: () => agent.stop(),
+  };
+}
