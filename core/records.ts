@@ -162,6 +162,12 @@ export const serverSchema = z
   .strict();
 export type ServerRecord = z.infer<typeof serverSchema>;
 
+/** Value of a `lock/<group>/lock-<guid>-<seq>` node: who holds (or waits for) the lock. */
+export const lockSchema = z
+  .object({ v, owner: z.string().min(1).max(256), pid: z.number().int().positive().optional(), at: ts })
+  .strict();
+export type LockRecord = z.infer<typeof lockSchema>;
+
 export const historyStepSchema = z.object({ name: z.string(), ms: z.number().nonnegative(), ok: z.boolean() }).strict();
 export const historySchema = z
   .object({
