@@ -18,7 +18,8 @@ import { withTimeout } from '../timeout';
  * What this wrapper adds to node-zookeeper-client 1.1.3 (see field notes):
  *  - every request has a deadline (requestTimeoutMs) and fails with a ZkmhaError naming the path;
  *    a request is only handed to the library while connected, so one that times out here was
- *    never queued for a later connection (it may still have been applied if it was in flight);
+ *    never queued for a later connection. ZK_TIMEOUT and ZK_CONNECTION_LOSS mean "outcome
+ *    unknown": the request may have been applied (re-read, or use CAS / create to stay safe);
  *  - a liveness check: the library has no read timeout, so a hung server would keep us
  *    "connected" while our session expires elsewhere. Every sessionTimeout/6 we send a cheap
  *    request; with no answer for sessionTimeout/3 the connection is declared lost and the socket
@@ -332,6 +333,8 @@ export class Zk extends EventEmitter {
 
   private constructor(private readonly opts: ZkOptions) {
     super();
+    // Every pending call and every lock holder listens for session events.
+    this.setMaxListeners(1000);
     if (!Number.isInteger(opts.sessionTimeoutMs) || opts.sessionTimeoutMs <= 0) {
       throw new ZkmhaError('BAD_CONFIG', `zookeeper: sessionTimeoutMs must be a positive integer`);
     }
