@@ -1,0 +1,202 @@
+import type { RowDataPacket } from 'mysql2/promise';
+import { ZkmhaError } from '../errors';
+import { formatGtidPos, parseGtidPos } from '../gtid';
+import { isHost, isPort } from '../names';
+import { MysqlError, type MysqlConnection } from './connection';
+import type {
+  BinlogFile,
+  Flavor,
+  ReplicateFromOptions,
+  ReplicaHost,
+  ReplicaState,
+  ServerState,
+} from './flavor';
+
+/**
+ * MariaDB 10.11 (field-notes: no super_read_only; read_only does not stop READ ONLY ADMIN holders,
+ * so fencing is read_only=ON plus killing client connections; semi-sync is built in).
+ */
+
+/** Threads that are not client sessions: replication, and the server's own. */
+const SYSTEM_COMMANDS = new Set(['Binlog Dump', 'Slave_IO', 'Slave_SQL', 'Slave_worker', 'Daemon']);
+const SYSTEM_USERS = new Set(['system user', 'event_scheduler']);
+const ER_NO_SUCH_THREAD = 1094;
+
+/** Extra time for the server to answer after a server-side wait ends. */
+const WAIT_MARGIN_MS = 2000;
+
+function bool(v: unknown): boolean {
+  return v === 1 || v === '1' || v === 'ON' || v === 'Yes' || v === true;
+}
+
+function str(v: unknown): string {
+  return v === null || v === undefined ? '' : String(v);
+}
+
+/** A GTID position from the caller, validated and canonical before it reaches SQL. */
+function canonicalPos(pos: string): string {
+  return formatGtidPos(parseGtidPos(pos));
+}
+
+interface GlobalsRow extends RowDataPacket {
+  serverId: number | string;
+  version: string;
+  readOnly: number;
+  gtidBinlogPos: string;
+  gtidCurrentPos: string;
+  gtidSlavePos: string;
+  semiMaster: number;
+  semiSlave: number;
+  semiMasterStatus: string | null;
+}
+
+const READ_GLOBALS = `SELECT @@server_id AS serverId, @@version AS version, @@read_only AS readOnly,
+  @@gtid_binlog_pos AS gtidBinlogPos, @@gtid_current_pos AS gtidCurrentPos, @@gtid_slave_pos AS gtidSlavePos,
+  @@rpl_semi_sync_master_enabled AS semiMaster, @@rpl_semi_sync_slave_enabled AS semiSlave,
+  (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS
+    WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_STATUS') AS semiMasterStatus`;
+
+function replicaFrom(row: RowDataPacket | undefined): ReplicaState | null {
+  if (row === undefined) return null;
+  const lag = row.Seconds_Behind_Master as unknown;
+  return {
+    masterHost: str(row.Master_Host),
+    masterPort: Number(row.Master_Port),
+    ioRunning: row.Slave_IO_Running === 'Yes',
+    sqlRunning: row.Slave_SQL_Running === 'Yes',
+    lagSeconds: lag === null || lag === undefined ? null : Number(lag),
+    gtidIoPos: str(row.Gtid_IO_Pos),
+    lastIoError: str(row.Last_IO_Error),
+    lastSqlError: str(row.Last_SQL_Error),
+    usingGtid: str(row.Using_Gtid),
+  };
+}
+
+async function setGlobal(conn: MysqlConnection, name: string, on: boolean): Promise<void> {
+  // `name` is always a constant from this module; values are fixed keywords.
+  await conn.exec(`SET GLOBAL ${name} = ${on ? 'ON' : 'OFF'}`);
+}
+
+export const mariadb: Flavor = {
+  name: 'mariadb',
+
+  async readState(conn: MysqlConnection): Promise<ServerState> {
+    const [g] = await conn.query<GlobalsRow>(READ_GLOBALS, undefined, { what: 'read globals' });
+    const slave = await conn.query(`SHOW SLAVE STATUS`, undefined, { what: 'SHOW SLAVE STATUS' });
+    if (g === undefined)
+      throw new MysqlError('other', `mysql ${conn.where}: read globals: no row`, undefined, undefined);
+    return {
+      serverId: Number(g.serverId),
+      version: str(g.version),
+      readOnly: bool(g.readOnly),
+      gtidBinlogPos: str(g.gtidBinlogPos),
+      gtidCurrentPos: str(g.gtidCurrentPos),
+      gtidSlavePos: str(g.gtidSlavePos),
+      replica: replicaFrom(slave[0]),
+      semiSyncMasterEnabled: bool(g.semiMaster),
+      semiSyncMasterStatus: bool(g.semiMasterStatus),
+      semiSyncSlaveEnabled: bool(g.semiSlave),
+    };
+  },
+
+  async setReadOnly(conn, on) {
+    await setGlobal(conn, 'read_only', on);
+  },
+
+  async killClientConnections(conn, { keepUsers }) {
+    const keep = new Set(keepUsers);
+    const rows = await conn.query(
+      `SELECT ID AS id, USER AS user, COMMAND AS command FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()`,
+      undefined,
+      { what: 'list connections' },
+    );
+    let killed = 0;
+    for (const r of rows) {
+      const user = str(r.user);
+      if (SYSTEM_USERS.has(user) || SYSTEM_COMMANDS.has(str(r.command)) || keep.has(user)) continue;
+      try {
+        const id = Number(r.id);
+        if (!Number.isSafeInteger(id)) continue;
+        await conn.exec(`KILL CONNECTION ?`, [id], { what: `kill connection ${id}` });
+        killed++;
+      } catch (err) {
+        // It ended by itself between the listing and the kill: the goal is reached anyway.
+        if (!(err instanceof MysqlError && err.errno === ER_NO_SUCH_THREAD)) throw err;
+      }
+    }
+    return killed;
+  },
+
+  async stopIoThread(conn) {
+    await conn.exec(`STOP SLAVE IO_THREAD`);
+  },
+
+  async waitForGtid(conn, gtidPos, timeoutMs) {
+    const pos = canonicalPos(gtidPos);
+    const rows = await conn.query(`SELECT MASTER_GTID_WAIT(?, ?) AS r`, [pos, timeoutMs / 1000], {
+      timeoutMs: timeoutMs + WAIT_MARGIN_MS,
+      what: `MASTER_GTID_WAIT(${pos})`,
+    });
+    const r = Number(rows[0]?.r);
+    if (r === 0) return true;
+    if (r === -1) return false;
+    throw new MysqlError(
+      'other',
+      `mysql ${conn.where}: MASTER_GTID_WAIT(${pos}) returned ${String(rows[0]?.r)}`,
+      undefined,
+      undefined,
+    );
+  },
+
+  async promote(conn, { semiSync }) {
+    await conn.exec(`STOP SLAVE`);
+    await conn.exec(`RESET SLAVE ALL`);
+    await setGlobal(conn, 'rpl_semi_sync_slave_enabled', false);
+    if (semiSync) await conn.exec(`SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC`);
+    await setGlobal(conn, 'rpl_semi_sync_master_enabled', semiSync);
+    await setGlobal(conn, 'read_only', false);
+  },
+
+  async replicateFrom(conn, opts: ReplicateFromOptions) {
+    if (!isHost(opts.host))
+      throw new ZkmhaError('BAD_NAME', `replicateFrom: invalid master host '${opts.host}'`);
+    if (!isPort(opts.port))
+      throw new ZkmhaError('BAD_NAME', `replicateFrom: invalid master port '${opts.port}'`);
+    const retry = opts.connectRetrySeconds ?? 1;
+    if (!Number.isInteger(retry) || retry < 1)
+      throw new ZkmhaError('BAD_USAGE', `replicateFrom: connectRetrySeconds must be a positive integer`);
+    // A keyword, not a value: it cannot be a placeholder, so only the two known spellings pass.
+    const useGtid = { slave_pos: 'slave_pos', current_pos: 'current_pos' }[opts.gtidMode];
+    if (useGtid === undefined)
+      throw new ZkmhaError('BAD_USAGE', `replicateFrom: invalid gtidMode '${String(opts.gtidMode)}'`);
+
+    await setGlobal(conn, 'read_only', true);
+    await conn.exec(`STOP SLAVE`);
+    await setGlobal(conn, 'rpl_semi_sync_master_enabled', false);
+    await setGlobal(conn, 'rpl_semi_sync_slave_enabled', opts.semiSync);
+    // Values go through mysql2's client-side escaping (CHANGE MASTER cannot be server-prepared);
+    // `sensitive` keeps the statement and the server's echo of it out of any error message.
+    await conn.exec(
+      `CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?,
+         MASTER_CONNECT_RETRY = ?, MASTER_USE_GTID = ${useGtid}`,
+      [opts.host, opts.port, opts.user, opts.password.reveal(), retry],
+      { sensitive: true, what: `CHANGE MASTER TO ${opts.host}:${opts.port}` },
+    );
+    await conn.exec(`START SLAVE`);
+  },
+
+  async setGtidSlavePos(conn, gtidPos) {
+    const pos = canonicalPos(gtidPos);
+    await conn.exec(`SET GLOBAL gtid_slave_pos = ?`, [pos], { what: `SET gtid_slave_pos = '${pos}'` });
+  },
+
+  async binlogFiles(conn): Promise<BinlogFile[]> {
+    const rows = await conn.query(`SHOW BINARY LOGS`);
+    return rows.map((r) => ({ name: str(r.Log_name), size: Number(r.File_size) }));
+  },
+
+  async replicaHosts(conn): Promise<ReplicaHost[]> {
+    const rows = await conn.query(`SHOW SLAVE HOSTS`);
+    return rows.map((r) => ({ serverId: Number(r.Server_id), host: str(r.Host), port: Number(r.Port) }));
+  },
+};
