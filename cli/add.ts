@@ -1,0 +1,262 @@
+import * as os from 'node:os';
+import { ZkmhaError, errorMessage } from '../core/errors';
+import { mostAdvanced } from '../core/gtid';
+import { connectMysql, type MysqlConnection } from '../core/mysql/connection';
+import type { Flavor, ServerState } from '../core/mysql/flavor';
+import { parseNode } from '../core/names';
+import {
+  encodeRecord,
+  groupSettingsSchema,
+  haproxySchema,
+  historySchema,
+  masterSchema,
+  metaGroupSchema,
+  metaHostSchema,
+  taskSchema,
+  type HistoryRecord,
+  type TaskRecord,
+} from '../core/records';
+import { listGroups } from '../core/view';
+import type { MultiOp } from '../core/zk/client';
+import { decodeRecord } from '../core/records';
+import type { CliContext } from './context';
+import { initLayout } from './init';
+import { errantForReplica, flavorOf, masterOf, readStates, withNodes } from './mysql';
+import { refuse, step } from './output';
+import { waitReplicating } from './replication';
+
+/**
+ * `mha add`: registers a group on nodes that may be freshly initialised. Everything is checked
+ * first (ZooKeeper free of the group and nodes, every node reachable, GTID histories compatible,
+ * the replication account usable); only then does it act. A failure while acting leaves
+ * `task/<group>` (kind 'add') naming the step, so nothing half-done goes unnoticed.
+ */
+export interface AddInput {
+  readonly group: string;
+  readonly nodes: readonly string[];
+  readonly writePort: number;
+  readonly readPort: number;
+  readonly master?: string;
+  readonly flavor: 'mariadb';
+  readonly semiSync: boolean;
+}
+
+export type AddPlan =
+  | { readonly kind: 'ok'; readonly master: string; readonly replicas: readonly string[]; readonly why: string }
+  | { readonly kind: 'refuse'; readonly reason: string };
+
+/** Pure: chooses the master and checks that every other node can replicate from it. */
+export function planAdd(input: Pick<AddInput, 'nodes' | 'master'>, states: ReadonlyMap<string, ServerState>): AddPlan {
+  const nodes = input.nodes;
+  const st = (n: string): ServerState => {
+    const s = states.get(n);
+    if (s === undefined) throw new Error(`planAdd: no state for ${n}`);
+    return s;
+  };
+  const byId = new Map<number, string>();
+  for (const n of nodes) {
+    const other = byId.get(st(n).serverId);
+    if (other !== undefined) return { kind: 'refuse', reason: `nodes ${other} and ${n} have the same server_id ${st(n).serverId}` };
+    byId.set(st(n).serverId, n);
+  }
+  for (const n of nodes) {
+    const from = masterOf(st(n));
+    if (from !== null && !nodes.includes(from)) return { kind: 'refuse', reason: `node ${n} replicates from ${from}, which is not in --nodes` };
+  }
+
+  let master: string;
+  let why: string;
+  if (input.master !== undefined) {
+    master = input.master;
+    why = 'given with --master';
+  } else {
+    const best = mostAdvanced(nodes, (n) => st(n).gtidCurrentPos);
+    if (best.kind === 'leaders') {
+      master = best.leaders[0]!;
+      why = best.leaders.length === nodes.length ? 'all nodes at the same GTID position: the first' : 'the most advanced GTID position';
+    } else {
+      // No node holds everything: name what the first maximal one lacks.
+      master = best.kind === 'diverged' ? best.maximal[0]! : nodes[0]!;
+      why = '';
+    }
+  }
+  for (const n of nodes) {
+    if (n === master) continue;
+    const errant = errantForReplica(st(n), st(master));
+    if (errant !== null) return { kind: 'refuse', reason: `errant GTIDs: node ${n} has transactions the master ${master} lacks: ${errant}` };
+  }
+  return { kind: 'ok', master, replicas: nodes.filter((n) => n !== master), why };
+}
+
+export interface AddResult {
+  readonly group: string;
+  readonly master: string;
+  readonly replicas: readonly string[];
+  readonly why: string;
+}
+
+export function cliWorker(): string {
+  return `cli:${os.hostname()}:${process.pid}`.slice(0, 128);
+}
+
+async function checkZooKeeper(ctx: CliContext, input: AddInput): Promise<void> {
+  const { zk, paths } = ctx;
+  const S = 'check zookeeper';
+  const [groupRec, task, master, route] = await Promise.all([
+    zk.exists(paths.metaGroup(input.group)),
+    zk.exists(paths.task(input.group)),
+    zk.exists(paths.master(input.group)),
+    zk.exists(paths.haproxy(input.group)),
+  ]);
+  if (groupRec !== null) throw refuse(S, `group '${input.group}' already exists`);
+  if (task !== null) throw refuse(S, `${paths.task(input.group)} exists (an operation on '${input.group}' is open)`);
+  if (master !== null || route !== null) throw refuse(S, `leftover ${master !== null ? paths.master(input.group) : paths.haproxy(input.group)} exists without a group record; remove it first`);
+  const hosts = await Promise.all(input.nodes.map(async (n) => [n, await zk.exists(paths.metaHost(n))] as const));
+  const taken = hosts.filter(([, s]) => s !== null).map(([n]) => n);
+  if (taken.length > 0) throw refuse(S, `node ${taken.join(', ')} already belongs to a group`);
+  // Two groups on one port would make HAProxy refuse the whole configuration.
+  for (const g of await listGroups(zk, paths)) {
+    const nd = await zk.getOrNull(paths.metaGroup(g));
+    if (nd === null) continue;
+    let other;
+    try {
+      other = decodeRecord(metaGroupSchema, nd.data, paths.metaGroup(g));
+    } catch {
+      continue;
+    }
+    for (const p of [input.writePort, input.readPort]) {
+      if (p === other.writePort || p === other.readPort) throw refuse(S, `port ${p} is already used by group '${g}'`);
+    }
+  }
+}
+
+/** The replication account must be able to log in to the master, or every replica would stall. */
+async function checkReplicationAccount(ctx: CliContext, master: string): Promise<void> {
+  const { host, port } = parseNode(master);
+  let c: MysqlConnection | undefined;
+  try {
+    c = await connectMysql({ host, port }, { user: ctx.cfg.mysql.replicationUser, password: ctx.cfg.mysql.replicationPassword, connectTimeoutMs: ctx.cfg.mysql.connectTimeoutMs });
+  } catch (err) {
+    throw refuse('check replication account', `user '${ctx.cfg.mysql.replicationUser}' cannot log in to ${master}: ${errorMessage(err)}`);
+  } finally {
+    await c?.close();
+  }
+}
+
+export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResult> {
+  const { zk, paths, cfg } = ctx;
+  const flavor: Flavor = flavorOf(input.flavor);
+  await step('check zookeeper', () => checkZooKeeper(ctx, input));
+
+  return withNodes(cfg, input.nodes, async (conns) => {
+    // ---- validate: nothing has been changed up to the end of this block ----
+    const states = await readStates(flavor, conns);
+    const plan = planAdd(input, states);
+    if (plan.kind === 'refuse') throw refuse('check nodes', plan.reason);
+    if (plan.replicas.length > 0) await checkReplicationAccount(ctx, plan.master);
+
+    // ---- act ----
+    const startedAt = Date.now();
+    const steps: { name: string; ms: number; ok: boolean }[] = [];
+    const settings = groupSettingsSchema.parse({ semiSync: input.semiSync });
+    let task: TaskRecord = {
+      v: 1,
+      id: `add-${startedAt}`,
+      kind: 'add',
+      step: 'start',
+      oldMaster: null,
+      candidate: plan.master,
+      startedAt,
+      worker: cliWorker(),
+      epoch: 1,
+      detail: { nodes: input.nodes },
+    };
+    await step('prepare zookeeper', () => initLayout(ctx));
+    try {
+      await zk.create(paths.task(input.group), encodeRecord(taskSchema, task, paths.task(input.group)), 'persistent');
+    } catch (err) {
+      if (err instanceof ZkmhaError && err.code === 'ZK_NODE_EXISTS') throw refuse('check zookeeper', `another operation on '${input.group}' started meanwhile`);
+      throw err;
+    }
+    let taskVersion = 0;
+    const setStep = async (name: string, detail: Record<string, unknown> = {}): Promise<void> => {
+      task = { ...task, step: name, detail: { ...task.detail, ...detail } };
+      const st = await zk.set(paths.task(input.group), encodeRecord(taskSchema, task, paths.task(input.group)), taskVersion);
+      taskVersion = st.version;
+    };
+    const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+      const t0 = Date.now();
+      await setStep(name);
+      try {
+        const r = await fn();
+        steps.push({ name, ms: Date.now() - t0, ok: true });
+        return r;
+      } catch (err) {
+        steps.push({ name, ms: Date.now() - t0, ok: false });
+        throw err;
+      }
+    };
+
+    try {
+      await timed('promote master', () => step(`make ${plan.master} the master`, () => flavor.promote(conns.get(plan.master)!, { semiSync: settings.semiSync })));
+      await timed('start replication', () =>
+        Promise.all(
+          plan.replicas.map((r) => {
+            const { host, port } = parseNode(plan.master);
+            return step(`replicate ${r} from ${plan.master}`, () =>
+              flavor.replicateFrom(conns.get(r)!, {
+                host,
+                port,
+                user: cfg.mysql.replicationUser,
+                password: cfg.mysql.replicationPassword,
+                semiSync: settings.semiSync,
+                // current_pos: a node holding part of the master's history (checked above) resumes after it.
+                gtidMode: 'current_pos',
+              }),
+            );
+          }),
+        ),
+      );
+      await timed('await replication', () => Promise.all(plan.replicas.map((r) => waitReplicating(flavor, conns.get(r)!, r, plan.master, 10000))));
+      await timed('commit', () => commitAdd(ctx, input, plan, settings, steps, startedAt, taskVersion));
+    } catch (err) {
+      const msg = errorMessage(err);
+      try {
+        await setStep(task.step, { failed: msg.slice(0, 2000), failedAt: Date.now() });
+      } catch {
+        // ZooKeeper is unreachable: the task record still names the step reached.
+      }
+      throw new ZkmhaError(err instanceof ZkmhaError ? err.code : 'OPERATION_FAILED', `${msg} (left ${paths.task(input.group)} at step '${task.step}')`, { step: task.step });
+    }
+    return { group: input.group, master: plan.master, replicas: plan.replicas, why: plan.why };
+  });
+}
+
+/** One multi: group, hosts, master (epoch 1), route (epoch 1), history, and the task deleted. */
+async function commitAdd(
+  ctx: CliContext,
+  input: AddInput,
+  plan: Extract<AddPlan, { kind: 'ok' }>,
+  settings: ReturnType<typeof groupSettingsSchema.parse>,
+  steps: readonly { name: string; ms: number; ok: boolean }[],
+  startedAt: number,
+  taskVersion: number,
+): Promise<void> {
+  const { zk, paths } = ctx;
+  const now = Date.now();
+  const g = input.group;
+  const ops: MultiOp[] = [
+    { op: 'create', path: paths.metaGroup(g), data: encodeRecord(metaGroupSchema, { v: 1, name: g, flavor: input.flavor, writePort: input.writePort, readPort: input.readPort, members: [...input.nodes], settings }, paths.metaGroup(g)) },
+    ...input.nodes.map((n): MultiOp => {
+      const { host, port } = parseNode(n);
+      return { op: 'create', path: paths.metaHost(n), data: encodeRecord(metaHostSchema, { v: 1, group: g, host, port, priority: 1 }, paths.metaHost(n)) };
+    }),
+    { op: 'create', path: paths.master(g), data: encodeRecord(masterSchema, { v: 1, node: plan.master, epoch: 1, since: now, reason: `mha add (${plan.why || 'chosen'})` }, paths.master(g)) },
+    { op: 'create', path: paths.haproxy(g), data: encodeRecord(haproxySchema, { v: 1, epoch: 1, write: plan.master, read: [...plan.replicas] }, paths.haproxy(g)) },
+  ];
+  if ((await zk.exists(paths.historyDir(g))) === null) ops.push({ op: 'create', path: paths.historyDir(g) });
+  const event: HistoryRecord = { v: 1, kind: 'add', from: null, to: plan.master, epoch: 1, startedAt, endedAt: now, steps: [...steps], detail: { replicas: plan.replicas } };
+  ops.push({ op: 'create', path: paths.historyPrefix(g), data: encodeRecord(historySchema, event, paths.historyPrefix(g)), mode: 'persistent_sequential' });
+  ops.push({ op: 'delete', path: paths.task(g), version: taskVersion });
+  await zk.multi(ops);
+}

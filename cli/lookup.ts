@@ -1,0 +1,41 @@
+import { ZkmhaError } from '../core/errors';
+import { decodeRecord, metaGroupSchema, metaHostSchema, type MetaGroup, type MetaHost } from '../core/records';
+import type { Versioned } from '../core/view';
+import { readGroupView, type GroupView } from '../core/view';
+import type { CliContext } from './context';
+import { refuse, step } from './output';
+
+/** Reads shared by several commands; each refuses (exit 1) with the step named. */
+export async function groupOfNode(ctx: CliContext, node: string): Promise<MetaHost> {
+  return step(`look up ${node}`, async () => {
+    const p = ctx.paths.metaHost(node);
+    const nd = await ctx.zk.getOrNull(p);
+    if (nd === null) throw new ZkmhaError('CONFLICT', `node ${node} is not registered (no ${p})`);
+    return decodeRecord(metaHostSchema, nd.data, p);
+  });
+}
+
+/** The group's view; refuses a group that does not exist or whose records are broken. */
+export async function existingGroup(ctx: CliContext, group: string, needs: { master?: boolean; route?: boolean } = {}): Promise<GroupView> {
+  const view = await step(`read group ${group}`, () => readGroupView(ctx.zk, ctx.paths, group));
+  const S = `read group ${group}`;
+  if (view.invalid.meta) throw refuse(S, `${ctx.paths.metaGroup(group)} is invalid: ${problemsOf(view)}`);
+  if (view.meta === null) throw refuse(S, `group '${group}' does not exist`);
+  if (needs.master === true && view.master === null) throw refuse(S, view.invalid.master ? `${ctx.paths.master(group)} is invalid: ${problemsOf(view)}` : `group '${group}' has no master record`);
+  if (needs.route === true && view.route === null) throw refuse(S, view.invalid.route ? `${ctx.paths.haproxy(group)} is invalid: ${problemsOf(view)}` : `group '${group}' has no route record`);
+  return view;
+}
+
+function problemsOf(view: GroupView): string {
+  return view.problems.map((p) => p.message).join('; ');
+}
+
+/** meta_group/<group> with its version, for a compare-and-set of the member list. */
+export async function readMeta(ctx: CliContext, group: string): Promise<Versioned<MetaGroup>> {
+  const p = ctx.paths.metaGroup(group);
+  return step(`read ${p}`, async () => {
+    const nd = await ctx.zk.getOrNull(p);
+    if (nd === null) throw new ZkmhaError('CONFLICT', `group '${group}' does not exist`);
+    return { record: decodeRecord(metaGroupSchema, nd.data, p), version: nd.stat.version };
+  });
+}

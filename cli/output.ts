@@ -1,0 +1,53 @@
+import { errorMessage, ZkmhaError } from '../core/errors';
+
+/** Plain-text tables and JSON for the read commands; nothing here does I/O except `print*`. */
+export function renderTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: readonly string[]): string =>
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(headers), ...rows.map(line)].join('\n') + '\n';
+}
+
+/** JSON with bigint as string (GTID sequence numbers) and stable two-space indentation. */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n';
+}
+
+export function printOut(text: string): void {
+  process.stdout.write(text);
+}
+
+export function isoTime(ms: number | undefined | null): string {
+  if (ms === undefined || ms === null || !Number.isFinite(ms)) return '-';
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
+
+export function ago(ms: number | undefined, now: number): string {
+  if (ms === undefined) return '-';
+  const s = Math.max(0, Math.round((now - ms) / 1000));
+  if (s < 120) return `${s}s ago`;
+  if (s < 7200) return `${Math.round(s / 60)}m ago`;
+  return `${Math.round(s / 3600)}h ago`;
+}
+
+/**
+ * Runs one named step of a command; a failure becomes "<step>: <reason>" with the original code
+ * kept (so exit codes stay right), the form every failed command prints (exit 1).
+ */
+export async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof ZkmhaError && err.details?.step !== undefined) throw err;
+    const code = err instanceof ZkmhaError ? err.code : 'OPERATION_FAILED';
+    throw new ZkmhaError(code, `${name}: ${errorMessage(err)}`, { ...(err instanceof ZkmhaError ? err.details : {}), step: name });
+  }
+}
+
+/** A refusal found while checking (the cluster is not as the command needs): exit 1, nothing changed. */
+export function refuse(stepName: string, reason: string): ZkmhaError {
+  return new ZkmhaError('CONFLICT', `${stepName}: ${reason}`, { step: stepName });
+}

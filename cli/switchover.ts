@@ -1,0 +1,319 @@
+import { chooseCandidate, type NodePosition } from '../core/candidate';
+import { ZkmhaError, errorMessage } from '../core/errors';
+import type { Flavor } from '../core/mysql/flavor';
+import { parseNode } from '../core/names';
+import {
+  NodeConnections,
+  alertOps,
+  commitMasterChange,
+  fenceOldMaster,
+  promoteCandidate,
+  readGtidPositions,
+  repointReplicas,
+  writeFencingRoute,
+  type OpsContext,
+} from '../core/ops';
+import { decodeRecord, encodeRecord, haproxySchema, taskSchema, type TaskRecord } from '../core/records';
+import type { GroupView } from '../core/view';
+import { acquireLock } from '../core/zk/lock';
+import { cliWorker } from './add';
+import type { CliContext } from './context';
+import { existingGroup } from './lookup';
+import { flavorOf } from './mysql';
+import { refuse, step } from './output';
+import { waitReplicating } from './replication';
+
+/**
+ * `mha switchover <group> [--to node] [--max-pause-ms N]`: a planned master change that loses no
+ * transaction, built on core/ops (the same procedures as the server's failover):
+ *
+ *   lock/<group> → choose + pre-check the candidate (it replicates from the master and has caught up
+ *   with it, before anything is cut) → task/<group> → fence: route `write: null` at epoch+1, then
+ *   read_only=ON + kill client connections on the old master → wait until the candidate executed the
+ *   old master's final gtid_binlog_pos (bounded by what is left of --max-pause-ms) → promote →
+ *   one multi (master/ + haproxy/ at epoch+1, history, task deleted) → re-point the other replicas
+ *   and the old master (GTID current_pos), the old master joining the read pool once it replicates.
+ *
+ * The write pause is the time from the fencing route to the committed new route. If the candidate
+ * cannot catch up in time (or promotion fails) it rolls back: candidate replicating again, old
+ * master writable and routed — at epoch+1, since routers never go back to a lower epoch.
+ */
+export interface SwitchoverInput {
+  readonly group: string;
+  readonly to?: string;
+  readonly maxPauseMs: number;
+  /** Bound on the pre-check wait for the candidate to catch up before anything is cut. */
+  readonly catchUpTimeoutMs?: number;
+}
+
+export interface StepTiming {
+  readonly name: string;
+  readonly ms: number;
+  readonly ok: boolean;
+}
+
+export interface SwitchoverResult {
+  readonly group: string;
+  readonly from: string;
+  readonly to: string;
+  readonly epoch: number;
+  /** Route cut → new route committed. */
+  readonly pauseMs: number;
+  readonly reason: string;
+  readonly steps: readonly StepTiming[];
+  /** Re-pointing results per node (the old master included). */
+  readonly repointed: Readonly<Record<string, { ok: true } | { ok: false; error: string }>>;
+}
+
+export type CandidatePick = { readonly kind: 'ok'; readonly node: string; readonly reason: string } | { readonly kind: 'refuse'; readonly reason: string };
+
+/** Pure: the replica to switch over to (the given one, checked, or the failover choice). */
+export function pickSwitchoverCandidate(view: GroupView, positions: ReadonlyMap<string, NodePosition>, to: string | undefined): CandidatePick {
+  const master = view.master?.record.node ?? null;
+  const choice = chooseCandidate(view, positions, { oldMaster: master });
+  if (to === undefined) {
+    return choice.kind === 'chosen' ? { kind: 'ok', node: choice.node, reason: choice.reason } : { kind: 'refuse', reason: `no candidate: ${choice.detail}` };
+  }
+  if (to === master) return { kind: 'refuse', reason: `${to} is already the master` };
+  if (!view.members.some((m) => m.node === to)) return { kind: 'refuse', reason: `${to} is not a member of '${view.group}'` };
+  const a = choice.assessments.find((x) => x.node === to);
+  if (a === undefined || !a.eligible) return { kind: 'refuse', reason: `${to} cannot be promoted: ${a?.why ?? 'not assessed'}` };
+  const p = positions.get(to);
+  if (p !== undefined && p.reachable && (p.replica === null || !p.replica.ioRunning)) return { kind: 'refuse', reason: `${to} is not receiving from ${master ?? 'the master'} (IO thread stopped)` };
+  return { kind: 'ok', node: to, reason: 'given with --to' };
+}
+
+class Timer {
+  readonly steps: StepTiming[] = [];
+  async run<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    const t0 = performance.now();
+    try {
+      const r = await fn();
+      this.steps.push({ name, ms: Math.round((performance.now() - t0) * 10) / 10, ok: true });
+      return r;
+    } catch (err) {
+      this.steps.push({ name, ms: Math.round((performance.now() - t0) * 10) / 10, ok: false });
+      throw err;
+    }
+  }
+}
+
+export async function switchover(ctx: CliContext, input: SwitchoverInput): Promise<SwitchoverResult> {
+  const { zk, paths, cfg } = ctx;
+  const group = input.group;
+  const pre = await existingGroup(ctx, group, { master: true, route: true });
+  if (input.to !== undefined && !pre.meta!.members.includes(input.to)) throw refuse('check zookeeper', `${input.to} is not a member of '${group}'`);
+  const flavor: Flavor = flavorOf(pre.meta!.flavor);
+  const owner = cliWorker();
+  const lock = await step(`lock ${group}`, () => acquireLock(zk, paths, group, { timeoutMs: 5000, owner }));
+  const conns = NodeConnections.fromConfig(cfg.mysql);
+  const ops: OpsContext = { flavor, conns };
+  try {
+    return await switchoverLocked(ctx, input, ops, () => lock.isHeld());
+  } finally {
+    await lock.release().catch(() => undefined);
+    await conns.closeAll();
+  }
+}
+
+async function switchoverLocked(ctx: CliContext, input: SwitchoverInput, ops: OpsContext, held: () => boolean): Promise<SwitchoverResult> {
+  const { zk, paths, cfg } = ctx;
+  const group = input.group;
+  const { flavor, conns } = ops;
+  const S = 'check zookeeper';
+  // Under the lock: the state a worker would see.
+  const view = await existingGroup(ctx, group, { master: true, route: true });
+  const meta = view.meta!;
+  const masterRec = view.master!;
+  const routeRec = view.route!;
+  const oldMaster = masterRec.record.node;
+  if (view.task !== null) throw refuse(S, `an operation on '${group}' is open (${paths.task(group)}, kind ${view.task.record.kind}, step ${view.task.record.step})`);
+  if (routeRec.record.write === null) throw refuse(S, `writes to '${group}' are cut (route write: null); a failover may be in progress`);
+  if (routeRec.record.write !== oldMaster) throw refuse(S, `route writes to ${routeRec.record.write}, master record names ${oldMaster}; run setmaster first`);
+  if (routeRec.record.epoch !== masterRec.record.epoch) throw refuse(S, `master/ (epoch ${masterRec.record.epoch}) and haproxy/ (epoch ${routeRec.record.epoch}) disagree`);
+
+  // ---- choose and pre-check the candidate; nothing changed yet ----
+  const replicas = meta.members.filter((m) => m !== oldMaster);
+  const gathered = await step('read positions', () => readGtidPositions(conns, flavor, meta.members, cfg.mysql.connectTimeoutMs + 2000));
+  const mState = gathered.states.get(oldMaster);
+  if (mState === undefined) {
+    const p = gathered.positions.get(oldMaster);
+    throw refuse('check master', `${oldMaster} is unreachable: ${p !== undefined && !p.reachable ? p.error : 'unknown'}`);
+  }
+  if (mState.readOnly) throw refuse('check master', `${oldMaster} is read-only; not a working master`);
+  const pick = pickSwitchoverCandidate(view, gathered.positions, input.to);
+  if (pick.kind === 'refuse') throw refuse('choose candidate', pick.reason);
+  const candidate = pick.node;
+  const cState = gathered.states.get(candidate)!;
+  const cFrom = cState.replica === null ? null : `${cState.replica.masterHost}:${cState.replica.masterPort}`;
+  if (cFrom !== oldMaster || cState.replica === null || !cState.replica.ioRunning || !cState.replica.sqlRunning) {
+    throw refuse('choose candidate', `${candidate} does not replicate from ${oldMaster} with both threads running`);
+  }
+  // Let it catch up while writes still flow, so the pause only covers the last few transactions.
+  const catchUp = input.catchUpTimeoutMs ?? 10000;
+  const before = await step(`read ${oldMaster}`, () => conns.run(oldMaster, (c) => flavor.readState(c)));
+  const caughtUp = await step(`pre-check ${candidate}`, () => conns.run(candidate, (c) => flavor.waitForGtid(c, before.gtidBinlogPos, catchUp)));
+  if (!caughtUp) throw refuse('pre-check', `${candidate} did not apply ${oldMaster}'s position ${before.gtidBinlogPos} within ${catchUp} ms; nothing was changed`);
+  if (!held()) throw refuse(`lock ${group}`, 'lost the lock');
+
+  // ---- act ----
+  const epoch = masterRec.record.epoch + 1;
+  const startedAt = Date.now();
+  const timer = new Timer();
+  let task: TaskRecord = { v: 1, id: `switchover-${startedAt}`, kind: 'switchover', step: 'fence', oldMaster, candidate, startedAt, worker: cliWorker(), epoch, detail: { maxPauseMs: input.maxPauseMs } };
+  const taskPath = paths.task(group);
+  await step('write task', () => zk.create(taskPath, encodeRecord(taskSchema, task, taskPath), 'persistent'));
+  let taskVersion = 0;
+  const setTask = async (stepName: string, detail: Record<string, unknown> = {}): Promise<void> => {
+    task = { ...task, step: stepName, detail: { ...task.detail, ...detail } };
+    taskVersion = (await zk.set(taskPath, encodeRecord(taskSchema, task, taskPath), taskVersion)).version;
+  };
+
+  // 1. Cut writes at every router, then on the old master itself.
+  const pauseStart = performance.now();
+  const fenced = await timer.run('fence route', () => writeFencingRoute(zk, paths, group, { epoch, read: routeRec.record.read, version: routeRec.version }));
+  const routeVersion = fenced.version;
+  const rollback = async (why: string, candidateTouched: boolean): Promise<never> => {
+    const outcome = await rollBack(ctx, ops, { group, oldMaster, candidate, epoch, masterVersion: masterRec.version, routeVersion, read: routeRec.record.read, semiSync: meta.settings.semiSync, candidateTouched, taskVersion, why, timer, startedAt });
+    throw new ZkmhaError('OPERATION_FAILED', `${why}; ${outcome}`, { step: task.step });
+  };
+
+  const fence = await timer.run('fence master', () => fenceOldMaster(ops, oldMaster, { timeoutMs: 2000, keepUsers: [cfg.mysql.user, cfg.mysql.replicationUser] }));
+  if (fence.kind === 'unreachable') return rollback(`fence: ${oldMaster} did not answer (${fence.error})`, false);
+  const target = fence.state.gtidBinlogPos;
+
+  // 2. The candidate executes everything the old master wrote, within what is left of the budget.
+  const left = Math.max(1, Math.round(input.maxPauseMs - (performance.now() - pauseStart)));
+  let applied: boolean;
+  try {
+    applied = await timer.run('catch up', () => conns.run(candidate, (c) => flavor.waitForGtid(c, target, left)));
+  } catch (err) {
+    return rollback(`catch up: ${errorMessage(err)}`, false);
+  }
+  if (!applied) return rollback(`catch up: ${candidate} did not execute ${oldMaster}'s ${target} within ${left} ms (--max-pause-ms ${input.maxPauseMs})`, false);
+
+  // 3. Promote, and commit the new master and route in one multi.
+  try {
+    await timer.run('promote', () => promoteCandidate(ops, candidate, { semiSync: meta.settings.semiSync }));
+  } catch (err) {
+    return rollback(`promote ${candidate}: ${errorMessage(err)}`, true);
+  }
+  // Nodes out of the read pool stay out; the old master joins once it replicates.
+  const read = routeRec.record.read.filter((n) => n !== candidate && n !== oldMaster);
+  const others = replicas.filter((n) => n !== candidate);
+  const repointing = repointAll(ctx, ops, { oldMaster, candidate, others, semiSync: meta.settings.semiSync });
+  const commitStart = Date.now();
+  try {
+    await timer.run('commit', () =>
+      commitMasterChange(zk, paths, {
+        group,
+        newMaster: candidate,
+        epoch,
+        reason: 'switchover',
+        masterVersion: masterRec.version,
+        route: { read, version: routeVersion },
+        history: { kind: 'switchover', from: oldMaster, to: candidate, startedAt, endedAt: commitStart, steps: timer.steps.map((s) => ({ ...s })), detail: { gtid: target, reason: pick.reason } },
+        taskVersion,
+      }),
+    );
+  } catch (err) {
+    // MySQL already has the new master; ZooKeeper does not. The task record says so.
+    await repointing.catch(() => undefined);
+    await setTask('commit', { failed: errorMessage(err).slice(0, 2000) }).catch(() => undefined);
+    throw new ZkmhaError('OPERATION_FAILED', `commit: ${errorMessage(err)} — ${candidate} is promoted in MySQL but not recorded; left ${taskPath}; fix with 'mha setmaster ${group} ${candidate} --reroute'`, { step: 'commit' });
+  }
+  const pauseMs = Math.round((performance.now() - pauseStart) * 10) / 10;
+
+  // 4. The old master and the others replicate from the new master; the old master joins the read pool.
+  const repointed = await timer.run('re-point', () => repointing);
+  if (repointed[oldMaster]?.ok === true) {
+    await step('return old master to the read pool', async () => {
+      const nd = await zk.get(paths.haproxy(group));
+      const cur = decodeRecord(haproxySchema, nd.data, paths.haproxy(group));
+      if (cur.epoch !== epoch || cur.write !== candidate || cur.read.includes(oldMaster)) return;
+      await zk.set(paths.haproxy(group), encodeRecord(haproxySchema, { ...cur, read: [...cur.read, oldMaster] }, paths.haproxy(group)), nd.stat.version);
+    }).catch(() => undefined);
+  }
+  return { group, from: oldMaster, to: candidate, epoch, pauseMs, reason: pick.reason, steps: timer.steps, repointed };
+}
+
+async function repointAll(
+  ctx: CliContext,
+  ops: OpsContext,
+  a: { oldMaster: string; candidate: string; others: readonly string[]; semiSync: boolean },
+): Promise<Record<string, { ok: true } | { ok: false; error: string }>> {
+  const { cfg } = ctx;
+  const replication = { user: cfg.mysql.replicationUser, password: cfg.mysql.replicationPassword };
+  const { host, port } = parseNode(a.candidate);
+  const [others, old] = await Promise.all([
+    repointReplicas(ops, a.others, a.candidate, { replication, semiSync: a.semiSync, timeoutMs: 5000 }),
+    (async (): Promise<{ ok: true } | { ok: false; error: string }> => {
+      try {
+        // A former master: its own binlog is its position (gtid_slave_pos is stale), hence current_pos.
+        await ops.conns.run(a.oldMaster, (c) => ops.flavor.replicateFrom(c, { host, port, ...replication, semiSync: a.semiSync, gtidMode: 'current_pos' }));
+        await ops.conns.run(a.oldMaster, (c) => waitReplicating(ops.flavor, c, a.oldMaster, a.candidate, 5000));
+        return { ok: true };
+      } catch (err) {
+        return { ok: false, error: errorMessage(err) };
+      }
+    })(),
+  ]);
+  return { ...Object.fromEntries(others), [a.oldMaster]: old };
+}
+
+interface RollbackArgs {
+  readonly group: string;
+  readonly oldMaster: string;
+  readonly candidate: string;
+  readonly epoch: number;
+  readonly masterVersion: number;
+  readonly routeVersion: number;
+  readonly read: readonly string[];
+  readonly semiSync: boolean;
+  readonly candidateTouched: boolean;
+  readonly taskVersion: number;
+  readonly why: string;
+  readonly timer: Timer;
+  readonly startedAt: number;
+}
+
+/**
+ * Undo a switchover that has cut writes: the candidate replicates from the old master again (if
+ * it was touched), the old master is writable, and master/ + haproxy/ name it at the new epoch
+ * (routers never apply a lower one) — one multi, with the history event and the task deleted.
+ * Returns a sentence for the error message; on a failed rollback it leaves the task record and
+ * a `switchover-failed` alert.
+ */
+async function rollBack(ctx: CliContext, ops: OpsContext, a: RollbackArgs): Promise<string> {
+  const { zk, paths, cfg } = ctx;
+  try {
+    if (a.candidateTouched) {
+      const { host, port } = parseNode(a.oldMaster);
+      await a.timer.run('rollback candidate', () =>
+        ops.conns.run(a.candidate, (c) =>
+          ops.flavor.replicateFrom(c, { host, port, user: cfg.mysql.replicationUser, password: cfg.mysql.replicationPassword, semiSync: a.semiSync, gtidMode: 'slave_pos' }),
+        ),
+      );
+    }
+    await a.timer.run('rollback old master', () => ops.conns.run(a.oldMaster, (c) => ops.flavor.setReadOnly(c, false)));
+    await a.timer.run('rollback route', () =>
+      commitMasterChange(zk, paths, {
+        group: a.group,
+        newMaster: a.oldMaster,
+        epoch: a.epoch,
+        reason: 'switchover rolled back',
+        masterVersion: a.masterVersion,
+        route: { read: a.read, version: a.routeVersion },
+        history: { kind: 'switchover', from: a.oldMaster, to: a.oldMaster, startedAt: a.startedAt, endedAt: Date.now(), steps: a.timer.steps.map((s) => ({ ...s })), detail: { rolledBack: true, candidate: a.candidate, why: a.why } },
+        taskVersion: a.taskVersion,
+      }),
+    );
+    return `rolled back: ${a.oldMaster} is writable again and routed (epoch ${a.epoch})`;
+  } catch (err) {
+    const msg = errorMessage(err);
+    await zk
+      .multi(alertOps(paths, a.group, 'switchover-failed', { kind: 'switchover-failed', at: Date.now(), detail: { why: a.why, rollback: msg.slice(0, 2000), oldMaster: a.oldMaster, candidate: a.candidate } }, null))
+      .catch(() => undefined);
+    return `ROLLBACK FAILED (${msg}); writes stay cut; left ${paths.task(a.group)} and alert ${paths.watchDown(a.group, 'switchover-failed')}`;
+  }
+}
