@@ -125,13 +125,15 @@ export function registerAdminCommands(program: Command): void {
     .description('planned master change with no lost transaction')
     .option('--to <node>', 'the replica to promote (default: the one a failover would choose)')
     .option('--max-pause-ms <n>', 'budget for the candidate to catch up once writes are cut (default 2000)')
+    .option('--catch-up-timeout-ms <n>', 'how long the candidate may take to catch up before writes are cut (default 10000; 0: do not wait)')
     .option(...JSON_OPT)
     .option(...CONFIG)
-    .action(async (g: string, opts: Common & { to?: string; maxPauseMs?: string }) => {
+    .action(async (g: string, opts: Common & { to?: string; maxPauseMs?: string; catchUpTimeoutMs?: string }) => {
       const group = groupArg(g);
       const to = opts.to !== undefined ? nodeArg(opts.to, '--to') : undefined;
       const maxPauseMs = positiveIntArg(opts.maxPauseMs, '--max-pause-ms', 2000, 600_000);
-      const r = await withContext(opts.config, (ctx) => switchover(ctx, { group, maxPauseMs, ...(to !== undefined ? { to } : {}) }));
+      const catchUpTimeoutMs = opts.catchUpTimeoutMs === '0' ? 0 : positiveIntArg(opts.catchUpTimeoutMs, '--catch-up-timeout-ms', 10000, 3_600_000);
+      const r = await withContext(opts.config, (ctx) => switchover(ctx, { group, maxPauseMs, catchUpTimeoutMs, ...(to !== undefined ? { to } : {}) }));
       if (opts.json === true) return printOut(toJson(r));
       const bad = Object.entries(r.repointed).filter(([, v]) => !v.ok);
       printOut(

@@ -42,7 +42,10 @@ export interface SwitchoverInput {
   readonly group: string;
   readonly to?: string;
   readonly maxPauseMs: number;
-  /** Bound on the pre-check wait for the candidate to catch up before anything is cut. */
+  /**
+   * How long the candidate may take to catch up BEFORE writes are cut (default 10000); 0 skips
+   * that wait and leaves everything to the --max-pause-ms budget.
+   */
   readonly catchUpTimeoutMs?: number;
 }
 
@@ -151,9 +154,11 @@ async function switchoverLocked(ctx: CliContext, input: SwitchoverInput, ops: Op
   }
   // Let it catch up while writes still flow, so the pause only covers the last few transactions.
   const catchUp = input.catchUpTimeoutMs ?? 10000;
-  const before = await step(`read ${oldMaster}`, () => conns.run(oldMaster, (c) => flavor.readState(c)));
-  const caughtUp = await step(`pre-check ${candidate}`, () => conns.run(candidate, (c) => flavor.waitForGtid(c, before.gtidBinlogPos, catchUp)));
-  if (!caughtUp) throw refuse('pre-check', `${candidate} did not apply ${oldMaster}'s position ${before.gtidBinlogPos} within ${catchUp} ms; nothing was changed`);
+  if (catchUp > 0) {
+    const before = await step(`read ${oldMaster}`, () => conns.run(oldMaster, (c) => flavor.readState(c)));
+    const caughtUp = await step(`pre-check ${candidate}`, () => conns.run(candidate, (c) => flavor.waitForGtid(c, before.gtidBinlogPos, catchUp)));
+    if (!caughtUp) throw refuse('pre-check', `${candidate} did not apply ${oldMaster}'s position ${before.gtidBinlogPos} within ${catchUp} ms; nothing was changed`);
+  }
   if (!held()) throw refuse(`lock ${group}`, 'lost the lock');
 
   // ---- act ----
