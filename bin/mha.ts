@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerAdminCommands } from '../cli/index';
 import { runClient } from '../client/main';
+import { runServer } from '../server/main';
 import { errorMessage, exitCodeFor } from '../core/errors';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -23,6 +24,11 @@ export function buildProgram(): Command {
     .description('run the heartbeat client beside one mysqld (design §4)')
     .option('--config <file>', 'configuration file')
     .action((opts: { config?: string }) => runClient(opts.config));
+  program
+    .command('server')
+    .description('run a server worker: failure detection, failover, read-pool upkeep (design §5)')
+    .option('--config <file>', 'configuration file')
+    .action((opts: { config?: string }) => runServer(opts.config));
   return program;
 }
 

@@ -119,11 +119,16 @@ export function compareTies(a: Scored, b: Scored): number {
   return a.node < b.node ? -1 : a.node > b.node ? 1 : 0;
 }
 
-export function chooseCandidate(view: GroupView, positions: ReadonlyMap<string, NodePosition>, opts: ChooseOptions = {}): CandidateChoice {
+export function chooseCandidate(
+  view: GroupView,
+  positions: ReadonlyMap<string, NodePosition>,
+  opts: ChooseOptions = {},
+): CandidateChoice {
   const oldMaster = opts.oldMaster !== undefined ? opts.oldMaster : (view.master?.record.node ?? null);
   const accepted = new Set(opts.acceptedMasters ?? (oldMaster !== null ? [oldMaster] : []));
   const exclude = new Set(opts.exclude ?? []);
-  const oldDc = oldMaster !== null ? (view.members.find((m) => m.node === oldMaster)?.host?.dc ?? null) : null;
+  const oldDc =
+    oldMaster !== null ? (view.members.find((m) => m.node === oldMaster)?.host?.dc ?? null) : null;
 
   const assessments: CandidateAssessment[] = [];
   const eligible: Scored[] = [];
@@ -136,21 +141,34 @@ export function chooseCandidate(view: GroupView, positions: ReadonlyMap<string, 
     const dc = m.host?.dc ?? null;
     const base = { node: m.node, priority, dc };
     if (p === undefined || !p.reachable) {
-      assessments.push({ ...base, eligible: false, why: `unreachable${p !== undefined ? `: ${p.error}` : ''}`, received: null, source: false });
+      assessments.push({
+        ...base,
+        eligible: false,
+        why: `unreachable${p !== undefined ? `: ${p.error}` : ''}`,
+        received: null,
+        source: false,
+      });
       continue;
     }
     let pos: GtidPos;
     try {
       pos = receivedPos(p);
     } catch (err) {
-      assessments.push({ ...base, eligible: false, why: `bad GTID position: ${errorMessage(err)}`, received: null, source: false });
+      assessments.push({
+        ...base,
+        eligible: false,
+        why: `bad GTID position: ${errorMessage(err)}`,
+        received: null,
+        source: false,
+      });
       continue;
     }
     const received = fmt(pos);
     // Why it may not even serve as a source of transactions.
     let sourceWhy = '';
     if (p.replica === null) sourceWhy = 'not a replica';
-    else if (p.replica.masterNode === null || !accepted.has(p.replica.masterNode)) sourceWhy = `replicates from ${p.replica.masterNode ?? 'nobody'}, not ${oldMaster ?? 'the old master'}`;
+    else if (p.replica.masterNode === null || !accepted.has(p.replica.masterNode))
+      sourceWhy = `replicates from ${p.replica.masterNode ?? 'nobody'}, not ${oldMaster ?? 'the old master'}`;
     else {
       let errant: string[] = [];
       try {
@@ -160,7 +178,12 @@ export function chooseCandidate(view: GroupView, positions: ReadonlyMap<string, 
       }
       if (errant.length > 0) sourceWhy = `errant local transactions ${errant.join(',')}`;
     }
-    const scored: Scored = { node: m.node, pos, priority: priority ?? 9, sameDc: oldDc !== null && dc === oldDc };
+    const scored: Scored = {
+      node: m.node,
+      pos,
+      priority: priority ?? 9,
+      sameDc: oldDc !== null && dc === oldDc,
+    };
     if (sourceWhy === '') sources.push(scored);
 
     let why = sourceWhy;
@@ -169,7 +192,8 @@ export function chooseCandidate(view: GroupView, positions: ReadonlyMap<string, 
       else if (m.host === null) why = 'no meta_host record';
       else if (m.host.priority === 0) why = 'priority 0 (never promoted)';
       else if (exclude.has(m.node)) why = 'excluded (failed earlier in this failover)';
-      else if (p.replica !== null && !p.replica.sqlRunning) why = `SQL thread stopped${p.replica.lastSqlError !== '' ? `: ${p.replica.lastSqlError}` : ''}`;
+      else if (p.replica !== null && !p.replica.sqlRunning)
+        why = `SQL thread stopped${p.replica.lastSqlError !== '' ? `: ${p.replica.lastSqlError}` : ''}`;
     }
     assessments.push({ ...base, eligible: why === '', why, received, source: sourceWhy === '' });
     if (why === '') eligible.push(scored);
@@ -179,21 +203,32 @@ export function chooseCandidate(view: GroupView, positions: ReadonlyMap<string, 
     return {
       kind: 'none',
       reason: 'no-eligible-replica',
-      detail: assessments.length === 0 ? 'the group has no replica' : assessments.map((a) => `${a.node}: ${a.why}`).join('; '),
+      detail:
+        assessments.length === 0
+          ? 'the group has no replica'
+          : assessments.map((a) => `${a.node}: ${a.why}`).join('; '),
       assessments,
     };
   }
 
   const best = mostAdvanced(eligible, (s) => s.pos);
   if (best.kind !== 'leaders') {
-    const names = best.kind === 'diverged' ? best.maximal.map((s) => `${s.node} (${fmt(s.pos)})`).join(', ') : '';
-    return { kind: 'none', reason: 'diverged-positions', detail: `eligible replicas hold diverging histories: ${names}`, assessments };
+    const names =
+      best.kind === 'diverged' ? best.maximal.map((s) => `${s.node} (${fmt(s.pos)})`).join(', ') : '';
+    return {
+      kind: 'none',
+      reason: 'diverged-positions',
+      detail: `eligible replicas hold diverging histories: ${names}`,
+      assessments,
+    };
   }
   const winner = [...best.leaders].sort(compareTies)[0]!;
 
   // Does some other usable replica hold more than the winner? Then the winner catches up from it.
   let catchUpFrom: { node: string; received: string } | null = null;
-  const ahead = sources.filter((s) => s.node !== winner.node && compareGtidPos(s.pos, winner.pos) === 'ahead');
+  const ahead = sources.filter(
+    (s) => s.node !== winner.node && compareGtidPos(s.pos, winner.pos) === 'ahead',
+  );
   if (ahead.length > 0) {
     const overall = mostAdvanced(ahead, (s) => s.pos);
     if (overall.kind === 'leaders') {
@@ -205,7 +240,9 @@ export function chooseCandidate(view: GroupView, positions: ReadonlyMap<string, 
   const tied = best.leaders.length;
   const reason =
     `${winner.node} received the most (${fmt(winner.pos) || 'empty position'})` +
-    (tied > 1 ? `; tie among ${tied} broken by priority ${winner.priority}${winner.sameDc ? ', same data centre as the old master' : ''}, then name` : '') +
+    (tied > 1
+      ? `; tie among ${tied} broken by priority ${winner.priority}${winner.sameDc ? ', same data centre as the old master' : ''}, then name`
+      : '') +
     (catchUpFrom !== null ? `; will first catch up from ${catchUpFrom.node} (${catchUpFrom.received})` : '');
   return { kind: 'chosen', node: winner.node, received: fmt(winner.pos), reason, catchUpFrom, assessments };
 }

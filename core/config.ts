@@ -54,6 +54,8 @@ const serverSchema = z
     id: str('server.id').refine(isProcessId, 'server.id must be letters, digits, _ . -'),
     /** Workers run their periodic reconcile this often (besides reacting to watches). */
     reconcileIntervalMs: posInt('server.reconcileIntervalMs').default(2000),
+    /** Read-pool hysteresis: a replica returns after being healthy this long without interruption. */
+    readReturnAfterMs: posInt('server.readReturnAfterMs').default(2000),
   })
   .strict();
 

@@ -91,7 +91,13 @@ export interface GroupView {
   /** Present-but-invalid records (never acted on). */
   readonly problems: readonly ViewProblem[];
   /** True when the record exists but failed validation (so "absent" must not be assumed). */
-  readonly invalid: { readonly meta: boolean; readonly master: boolean; readonly route: boolean; readonly task: boolean; readonly white: boolean };
+  readonly invalid: {
+    readonly meta: boolean;
+    readonly master: boolean;
+    readonly route: boolean;
+    readonly task: boolean;
+    readonly white: boolean;
+  };
 }
 
 export function member(view: GroupView, node: string): MemberView | undefined {
@@ -104,7 +110,12 @@ export function alertOf(view: GroupView, kind?: string): AlertView | undefined {
 
 type Read<T> = { kind: 'absent' } | { kind: 'ok'; value: T; version: number } | { kind: 'invalid' };
 
-async function readRecord<S extends z.ZodTypeAny>(zk: Zk, schema: S, path: string, problems: ViewProblem[]): Promise<Read<z.output<S>>> {
+async function readRecord<S extends z.ZodTypeAny>(
+  zk: Zk,
+  schema: S,
+  path: string,
+  problems: ViewProblem[],
+): Promise<Read<z.output<S>>> {
   const nd = await zk.getOrNull(path);
   if (nd === null) return { kind: 'absent' };
   try {
@@ -125,7 +136,8 @@ async function childrenOrEmpty(zk: Zk, path: string): Promise<string[]> {
 }
 
 const value = <T>(r: Read<T>): T | null => (r.kind === 'ok' ? r.value : null);
-const versioned = <T>(r: Read<T>): Versioned<T> | null => (r.kind === 'ok' ? { record: r.value, version: r.version } : null);
+const versioned = <T>(r: Read<T>): Versioned<T> | null =>
+  r.kind === 'ok' ? { record: r.value, version: r.version } : null;
 
 /** Reads a consistent-enough snapshot of one group; ZooKeeper errors (timeouts, loss) propagate. */
 export async function readGroupView(zk: Zk, paths: ZkPaths, group: string): Promise<GroupView> {
@@ -142,7 +154,10 @@ export async function readGroupView(zk: Zk, paths: ZkPaths, group: string): Prom
   ]);
   const meta = value(metaR);
   if (meta !== null && meta.name !== group) {
-    problems.push({ path: paths.metaGroup(group), message: `record names group '${meta.name}', expected '${group}'` });
+    problems.push({
+      path: paths.metaGroup(group),
+      message: `record names group '${meta.name}', expected '${group}'`,
+    });
   }
   const memberNodes = meta?.members ?? [];
 
@@ -165,15 +180,37 @@ export async function readGroupView(zk: Zk, paths: ZkPaths, group: string): Prom
           readRecord(zk, rejoinSchema, paths.rejoin(node), problems),
         ]);
         const h = value(host);
-        if (h !== null && h.group !== group) problems.push({ path: paths.metaHost(node), message: `host belongs to group '${h.group}', not '${group}'` });
-        return { node, host: h, online: value(online), agent: value(agent), rejoin: versioned(rejoin), slaveDown: null };
+        if (h !== null && h.group !== group)
+          problems.push({
+            path: paths.metaHost(node),
+            message: `host belongs to group '${h.group}', not '${group}'`,
+          });
+        return {
+          node,
+          host: h,
+          online: value(online),
+          agent: value(agent),
+          rejoin: versioned(rejoin),
+          slaveDown: null,
+        };
       }),
     ),
-    Promise.all(slaveDownValid.map(async (n) => [n, await readRecord(zk, slaveDownSchema, paths.slaveDown(group, n), problems)] as const)),
+    Promise.all(
+      slaveDownValid.map(
+        async (n) => [n, await readRecord(zk, slaveDownSchema, paths.slaveDown(group, n), problems)] as const,
+      ),
+    ),
     Promise.all(
       myAlerts.map(async (a) => {
         const r = await readRecord(zk, alertSchema, `${paths.dir('watch_down')}/${a.name}`, problems);
-        return r.kind === 'ok' ? ({ name: a.name, nameKind: a.parsed?.kind, record: r.value, version: r.version } satisfies AlertView) : null;
+        return r.kind === 'ok'
+          ? ({
+              name: a.name,
+              nameKind: a.parsed?.kind,
+              record: r.value,
+              version: r.version,
+            } satisfies AlertView)
+          : null;
       }),
     ),
   ]);

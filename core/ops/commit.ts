@@ -36,7 +36,12 @@ export interface FencingRoute {
 }
 
 /** Writes `{write: null, epoch}`; throws ZK_BAD_VERSION if the route changed since it was read. */
-export async function writeFencingRoute(zk: Zk, paths: ZkPaths, group: string, r: FencingRoute): Promise<{ record: HaproxyRecord; version: number }> {
+export async function writeFencingRoute(
+  zk: Zk,
+  paths: ZkPaths,
+  group: string,
+  r: FencingRoute,
+): Promise<{ record: HaproxyRecord; version: number }> {
   const path = paths.haproxy(group);
   const record: HaproxyRecord = { v: 1, epoch: r.epoch, write: null, read: [...r.read] };
   const data = encodeRecord(haproxySchema, record, path);
@@ -61,7 +66,11 @@ export interface MasterChange {
   /** The history event; `v` and `epoch` are filled in. */
   readonly history: Omit<HistoryRecord, 'v' | 'epoch'>;
   /** rejoin/<old master>: version when it exists (overwritten, CAS), null to create. */
-  readonly rejoin?: { readonly node: string; readonly record: Omit<RejoinRecord, 'v'>; readonly version: number | null };
+  readonly rejoin?: {
+    readonly node: string;
+    readonly record: Omit<RejoinRecord, 'v'>;
+    readonly version: number | null;
+  };
   /** Delete task/<group> at this version (CAS); omit when there is no task record. */
   readonly taskVersion?: number;
   readonly extraOps?: readonly MultiOp[];
@@ -76,28 +85,55 @@ export interface CommittedChange {
   readonly historyPath: string;
 }
 
-function masterChangeOps(paths: ZkPaths, c: MasterChange, now: number): { ops: MultiOp[]; master: MasterRecord; route: HaproxyRecord; historyIndex: number } {
+function masterChangeOps(
+  paths: ZkPaths,
+  c: MasterChange,
+  now: number,
+): { ops: MultiOp[]; master: MasterRecord; route: HaproxyRecord; historyIndex: number } {
   const ops: MultiOp[] = [];
   const masterPath = paths.master(c.group);
   const master: MasterRecord = { v: 1, node: c.newMaster, epoch: c.epoch, since: now, reason: c.reason };
   const masterData = encodeRecord(masterSchema, master, masterPath);
-  ops.push(c.masterVersion === null ? { op: 'create', path: masterPath, data: masterData } : { op: 'set', path: masterPath, data: masterData, version: c.masterVersion });
+  ops.push(
+    c.masterVersion === null
+      ? { op: 'create', path: masterPath, data: masterData }
+      : { op: 'set', path: masterPath, data: masterData, version: c.masterVersion },
+  );
 
   const routePath = paths.haproxy(c.group);
-  const route: HaproxyRecord = { v: 1, epoch: c.epoch, write: c.newMaster, read: c.route.read.filter((n) => n !== c.newMaster) };
+  const route: HaproxyRecord = {
+    v: 1,
+    epoch: c.epoch,
+    write: c.newMaster,
+    read: c.route.read.filter((n) => n !== c.newMaster),
+  };
   const routeData = encodeRecord(haproxySchema, route, routePath);
-  ops.push(c.route.version === null ? { op: 'create', path: routePath, data: routeData } : { op: 'set', path: routePath, data: routeData, version: c.route.version });
+  ops.push(
+    c.route.version === null
+      ? { op: 'create', path: routePath, data: routeData }
+      : { op: 'set', path: routePath, data: routeData, version: c.route.version },
+  );
 
   const historyIndex = ops.length;
   const historyPrefix = paths.historyPrefix(c.group);
-  ops.push({ op: 'create', path: historyPrefix, data: encodeRecord(historySchema, { v: 1, epoch: c.epoch, ...c.history }, historyPrefix), mode: 'persistent_sequential' });
+  ops.push({
+    op: 'create',
+    path: historyPrefix,
+    data: encodeRecord(historySchema, { v: 1, epoch: c.epoch, ...c.history }, historyPrefix),
+    mode: 'persistent_sequential',
+  });
 
   if (c.rejoin !== undefined) {
     const rejoinPath = paths.rejoin(c.rejoin.node);
     const data = encodeRecord(rejoinSchema, { v: 1, ...c.rejoin.record }, rejoinPath);
-    ops.push(c.rejoin.version === null ? { op: 'create', path: rejoinPath, data } : { op: 'set', path: rejoinPath, data, version: c.rejoin.version });
+    ops.push(
+      c.rejoin.version === null
+        ? { op: 'create', path: rejoinPath, data }
+        : { op: 'set', path: rejoinPath, data, version: c.rejoin.version },
+    );
   }
-  if (c.taskVersion !== undefined) ops.push({ op: 'delete', path: paths.task(c.group), version: c.taskVersion });
+  if (c.taskVersion !== undefined)
+    ops.push({ op: 'delete', path: paths.task(c.group), version: c.taskVersion });
   ops.push(...(c.extraOps ?? []));
   return { ops, master, route, historyIndex };
 }
@@ -108,7 +144,8 @@ function masterChangeOps(paths: ZkPaths, c: MasterChange, now: number): { ops: M
  * A missing history/<group> parent is created and the multi retried once.
  */
 export async function commitMasterChange(zk: Zk, paths: ZkPaths, c: MasterChange): Promise<CommittedChange> {
-  if (c.epoch < 1 || !Number.isInteger(c.epoch)) throw new ZkmhaError('BAD_USAGE', `commitMasterChange: invalid epoch ${c.epoch}`);
+  if (c.epoch < 1 || !Number.isInteger(c.epoch))
+    throw new ZkmhaError('BAD_USAGE', `commitMasterChange: invalid epoch ${c.epoch}`);
   const { ops, master, route, historyIndex } = masterChangeOps(paths, c, c.now ?? Date.now());
   try {
     const res = await zk.multi(ops);
@@ -125,7 +162,13 @@ export async function commitMasterChange(zk: Zk, paths: ZkPaths, c: MasterChange
  * Ops that create or overwrite one alert (`watch_down/<group>` or `…__<kind>`); `version` is the
  * alert's current version when it exists (CAS), null to create it.
  */
-export function alertOps(paths: ZkPaths, group: string, kind: string | undefined, record: { kind: string; at: number; detail: Record<string, unknown> }, version: number | null): MultiOp[] {
+export function alertOps(
+  paths: ZkPaths,
+  group: string,
+  kind: string | undefined,
+  record: { kind: string; at: number; detail: Record<string, unknown> },
+  version: number | null,
+): MultiOp[] {
   const path = paths.watchDown(group, kind);
   const data = encodeRecord(alertSchema, { v: 1, ...record }, path);
   return [version === null ? { op: 'create', path, data } : { op: 'set', path, data, version }];
@@ -134,5 +177,12 @@ export function alertOps(paths: ZkPaths, group: string, kind: string | undefined
 /** Ops that append one history event (the history/<group> parent must exist). */
 export function historyOps(paths: ZkPaths, group: string, record: Omit<HistoryRecord, 'v'>): MultiOp[] {
   const prefix = paths.historyPrefix(group);
-  return [{ op: 'create', path: prefix, data: encodeRecord(historySchema, { v: 1, ...record }, prefix), mode: 'persistent_sequential' }];
+  return [
+    {
+      op: 'create',
+      path: prefix,
+      data: encodeRecord(historySchema, { v: 1, ...record }, prefix),
+      mode: 'persistent_sequential',
+    },
+  ];
 }

@@ -86,11 +86,19 @@ export class NodeConnections {
     } catch (err) {
       const kind = classifyMysqlError(err);
       // A hung server (timeout) is not retried: that would only double the wait.
-      const stale = kind !== 'timeout' && (conn.broken || (kind === 'other' && (err as { errno?: number }).errno === undefined));
+      const stale =
+        kind !== 'timeout' &&
+        (conn.broken || (kind === 'other' && (err as { errno?: number }).errno === undefined));
       if (!wasCached || !stale) throw err;
       this.drop(node);
       return fn(await this.get(node));
     }
+  }
+
+  /** Opens the cached connection in the background if there is none (errors are ignored). */
+  warm(node: string): void {
+    if (this.#closed) return;
+    this.get(node).catch(() => undefined);
   }
 
   /** Forgets (and closes) the cached connection to `node`. */

@@ -16,7 +16,8 @@ export function toNodePosition(s: ServerState): ReachablePosition {
       s.replica === null
         ? null
         : {
-            masterNode: s.replica.masterHost !== '' ? `${s.replica.masterHost}:${s.replica.masterPort}` : null,
+            masterNode:
+              s.replica.masterHost !== '' ? `${s.replica.masterHost}:${s.replica.masterPort}` : null,
             ioRunning: s.replica.ioRunning,
             sqlRunning: s.replica.sqlRunning,
             gtidIoPos: s.replica.gtidIoPos,
@@ -35,7 +36,12 @@ export interface GatheredPositions {
  * Reads every node's state in parallel (received `Gtid_IO_Pos` and applied `gtid_slave_pos`;
  * never gtid_current_pos as a measure of progress). An unreachable node is reported, not thrown.
  */
-export async function readGtidPositions(conns: NodeConnections, flavor: Flavor, nodes: readonly string[], timeoutMs: number): Promise<GatheredPositions> {
+export async function readGtidPositions(
+  conns: NodeConnections,
+  flavor: Flavor,
+  nodes: readonly string[],
+  timeoutMs: number,
+): Promise<GatheredPositions> {
   const positions = new Map<string, NodePosition>();
   const states = new Map<string, ServerState>();
   await Promise.all(

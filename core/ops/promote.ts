@@ -33,7 +33,11 @@ export type FenceResult =
  * client with READ ONLY ADMIN or an open transaction cannot go on writing). Unreachable is not an
  * error: a dead master takes no writes. Bounded by `timeoutMs` overall.
  */
-export async function fenceOldMaster(ctx: OpsContext, node: string, opts: { readonly timeoutMs: number; readonly keepUsers: readonly string[] }): Promise<FenceResult> {
+export async function fenceOldMaster(
+  ctx: OpsContext,
+  node: string,
+  opts: { readonly timeoutMs: number; readonly keepUsers: readonly string[] },
+): Promise<FenceResult> {
   try {
     return await withTimeout(
       (async (): Promise<FenceResult> => {
@@ -68,7 +72,11 @@ export interface DrainResult {
  * received (MASTER_GTID_WAIT on Gtid_IO_Pos). Unapplied relay logs would be thrown away by a
  * promotion, so a `false` here must stop the promotion, not be ignored.
  */
-export async function drainReplica(ctx: OpsContext, node: string, opts: { readonly timeoutMs: number }): Promise<DrainResult> {
+export async function drainReplica(
+  ctx: OpsContext,
+  node: string,
+  opts: { readonly timeoutMs: number },
+): Promise<DrainResult> {
   return ctx.conns.run(node, async (conn) => {
     await ctx.flavor.stopIoThread(conn);
     const st = await ctx.flavor.readState(conn);
@@ -92,7 +100,14 @@ export async function catchUpFrom(
 ): Promise<boolean> {
   const { host, port } = parseNode(source.node);
   return ctx.conns.run(candidate, async (conn) => {
-    await ctx.flavor.replicateFrom(conn, { host, port, user: opts.replication.user, password: opts.replication.password, semiSync: false, gtidMode: 'slave_pos' });
+    await ctx.flavor.replicateFrom(conn, {
+      host,
+      port,
+      user: opts.replication.user,
+      password: opts.replication.password,
+      semiSync: false,
+      gtidMode: 'slave_pos',
+    });
     const ok = await ctx.flavor.waitForGtid(conn, source.target, opts.timeoutMs);
     await ctx.flavor.stopIoThread(conn);
     return ok;
@@ -104,7 +119,11 @@ export async function catchUpFrom(
  * semi-sync on (AFTER_SYNC) iff the group uses it, read_only=OFF. Returns its state afterwards
  * (its gtid_binlog_pos is what the old master must reconcile against).
  */
-export async function promoteCandidate(ctx: OpsContext, node: string, opts: { readonly semiSync: boolean }): Promise<ServerState> {
+export async function promoteCandidate(
+  ctx: OpsContext,
+  node: string,
+  opts: { readonly semiSync: boolean },
+): Promise<ServerState> {
   return ctx.conns.run(node, async (conn) => {
     await ctx.flavor.promote(conn, { semiSync: opts.semiSync });
     return ctx.flavor.readState(conn);
@@ -121,7 +140,11 @@ export async function repointReplicas(
   ctx: OpsContext,
   replicas: readonly string[],
   master: string,
-  opts: { readonly replication: ReplicationCredentials; readonly semiSync: boolean; readonly timeoutMs: number },
+  opts: {
+    readonly replication: ReplicationCredentials;
+    readonly semiSync: boolean;
+    readonly timeoutMs: number;
+  },
 ): Promise<Map<string, RepointResult>> {
   const { host, port } = parseNode(master);
   const out = new Map<string, RepointResult>();
@@ -130,7 +153,14 @@ export async function repointReplicas(
       try {
         await withTimeout(
           ctx.conns.run(node, (conn) =>
-            ctx.flavor.replicateFrom(conn, { host, port, user: opts.replication.user, password: opts.replication.password, semiSync: opts.semiSync, gtidMode: 'slave_pos' }),
+            ctx.flavor.replicateFrom(conn, {
+              host,
+              port,
+              user: opts.replication.user,
+              password: opts.replication.password,
+              semiSync: opts.semiSync,
+              gtidMode: 'slave_pos',
+            }),
           ),
           opts.timeoutMs,
           `re-point ${node} to ${master}`,

@@ -15,13 +15,21 @@ import {
   decodeRecord,
   groupSettingsSchema,
   type GroupSettings,
+  historySchema,
   type HaproxyRecord,
+  type HistoryRecord,
   type MasterRecord,
 } from '../../core/records';
 import { readGroupView, type GroupView } from '../../core/view';
 import { Zk } from '../../core/zk/client';
 import { ZkPaths } from '../../core/zk/paths';
-import { startMariaDB, secretOf, TEST_CREDENTIALS, type MariaDBCluster, type MariaDBInstance } from './mariadb';
+import {
+  startMariaDB,
+  secretOf,
+  TEST_CREDENTIALS,
+  type MariaDBCluster,
+  type MariaDBInstance,
+} from './mariadb';
 import { freePorts } from './ports';
 import { track, trackDir, untrackDir } from './reaper';
 import { waitFor } from './wait';
@@ -62,6 +70,8 @@ export interface ClusterOptions {
   readonly sessionTimeoutMs?: number;
   /** Server reconcile interval (default 500 ms). */
   readonly reconcileIntervalMs?: number;
+  /** Server read-pool hysteresis (default 1000 ms). */
+  readonly readReturnAfterMs?: number;
   /** Heartbeat check interval (default 200 ms). */
   readonly checkIntervalMs?: number;
   /** Log level of the child processes (default 'debug'). */
@@ -128,17 +138,24 @@ export interface Cluster {
   /** Starts every node's client and waits until each published online/. */
   startClients(): Promise<void>;
   client(node: string): Proc | undefined;
-  startServer(id: string): Promise<Proc>;
+  /** Starts a server worker (extra environment, e.g. MHA_FAULT_PAUSE_BEFORE_STEP) and waits for servers/<id>. */
+  startServer(id: string, opts?: { readonly env?: Readonly<Record<string, string>> }): Promise<Proc>;
   server(id: string): Proc | undefined;
   view(): Promise<GroupView>;
   master(): Promise<MasterRecord>;
   route(): Promise<HaproxyRecord>;
   /** Waits until master/<group> names a node other than `notNode` (or `node` if given). */
-  waitForNewMaster(opts: { readonly notNode?: string; readonly node?: string; readonly timeoutMs?: number }): Promise<MasterRecord>;
+  waitForNewMaster(opts: {
+    readonly notNode?: string;
+    readonly node?: string;
+    readonly timeoutMs?: number;
+  }): Promise<MasterRecord>;
   startWriter(opts?: { readonly intervalMs?: number }): Promise<Writer>;
   assertInvariants(opts?: InvariantOptions): Promise<void>;
   /** Rows of app.t on a node (ids). */
   rowIds(node: string): Promise<Set<number>>;
+  /** history/<group> events, oldest first. */
+  history(): Promise<HistoryRecord[]>;
   close(): Promise<void>;
 }
 
@@ -146,9 +163,17 @@ function yamlString(s: string): string {
   return JSON.stringify(s);
 }
 
-function startProc(name: string, args: string[], logFile: string): Proc {
+function startProc(
+  name: string,
+  args: string[],
+  logFile: string,
+  env?: Readonly<Record<string, string>>,
+): Proc {
   const fd = fs.openSync(logFile, 'a');
-  const child = spawn(process.execPath, [MHA_BIN, ...args], { stdio: ['ignore', fd, fd] });
+  const child = spawn(process.execPath, [MHA_BIN, ...args], {
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env, ...env },
+  });
   fs.closeSync(fd);
   track(child);
   let running = true;
@@ -225,10 +250,17 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   };
 
   try {
-    const [zkStarted, dbStarted] = await Promise.all([zk ? Promise.resolve(zk) : startZooKeeper(), startMariaDB({ count, replication: true, semiSync })]);
+    const [zkStarted, dbStarted] = await Promise.all([
+      zk ? Promise.resolve(zk) : startZooKeeper(),
+      startMariaDB({ count, replication: true, semiSync }),
+    ]);
     zk = zkStarted;
     db = dbStarted;
-    zkClient = await Zk.connect({ hosts: zk.connectString, sessionTimeoutMs: 4000, logger: testLogger('cluster') });
+    zkClient = await Zk.connect({
+      hosts: zk.connectString,
+      sessionTimeoutMs: 4000,
+      logger: testLogger('cluster'),
+    });
 
     // Password files, 0600.
     const pw = (name: string, value: string): string => {
@@ -250,19 +282,54 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       {
         op: 'create' as const,
         path: paths.metaGroup(group),
-        data: encodeRecord(metaGroupSchema, { v: 1, name: group, flavor: 'mariadb', writePort: writePort!, readPort: readPort!, members: nodes, settings }, paths.metaGroup(group)),
+        data: encodeRecord(
+          metaGroupSchema,
+          {
+            v: 1,
+            name: group,
+            flavor: 'mariadb',
+            writePort: writePort!,
+            readPort: readPort!,
+            members: nodes,
+            settings,
+          },
+          paths.metaGroup(group),
+        ),
       },
       ...instances.map((inst, i) => ({
         op: 'create' as const,
         path: paths.metaHost(inst.node),
         data: encodeRecord(
           metaHostSchema,
-          { v: 1, group, host: inst.host, port: inst.port, priority: opts.hosts?.[i]?.priority ?? 1, ...(opts.hosts?.[i]?.dc !== undefined ? { dc: opts.hosts[i]!.dc } : {}) },
+          {
+            v: 1,
+            group,
+            host: inst.host,
+            port: inst.port,
+            priority: opts.hosts?.[i]?.priority ?? 1,
+            ...(opts.hosts?.[i]?.dc !== undefined ? { dc: opts.hosts[i]!.dc } : {}),
+          },
           paths.metaHost(inst.node),
         ),
       })),
-      { op: 'create' as const, path: paths.master(group), data: encodeRecord(masterSchema, { v: 1, node: nodes[0]!, epoch: 1, since: Date.now(), reason: 'add' }, paths.master(group)) },
-      { op: 'create' as const, path: paths.haproxy(group), data: encodeRecord(haproxySchema, { v: 1, epoch: 1, write: nodes[0]!, read: nodes.slice(1) }, paths.haproxy(group)) },
+      {
+        op: 'create' as const,
+        path: paths.master(group),
+        data: encodeRecord(
+          masterSchema,
+          { v: 1, node: nodes[0]!, epoch: 1, since: Date.now(), reason: 'add' },
+          paths.master(group),
+        ),
+      },
+      {
+        op: 'create' as const,
+        path: paths.haproxy(group),
+        data: encodeRecord(
+          haproxySchema,
+          { v: 1, epoch: 1, write: nodes[0]!, read: nodes.slice(1) },
+          paths.haproxy(group),
+        ),
+      },
       { op: 'create' as const, path: paths.slaveDownDir(group) },
       { op: 'create' as const, path: paths.historyDir(group) },
       { op: 'create' as const, path: paths.lockDir(group) },
@@ -271,14 +338,20 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
 
     // The application table.
     const master0 = instances[0]!;
-    await master0.query('CREATE TABLE IF NOT EXISTS app.t (id BIGINT PRIMARY KEY, node VARCHAR(64) NOT NULL, at BIGINT NOT NULL)');
+    await master0.query(
+      'CREATE TABLE IF NOT EXISTS app.t (id BIGINT PRIMARY KEY, node VARCHAR(64) NOT NULL, at BIGINT NOT NULL)',
+    );
     await db.waitReplicated({ master: master0 });
 
     const zkc = zkClient;
     const dbc = db;
     const zkHosts = zk.connectString;
 
-    const writeConfig = (kind: 'server' | 'client' | 'cli', id: string, extra: { node?: string } = {}): string => {
+    const writeConfig = (
+      kind: 'server' | 'client' | 'cli',
+      id: string,
+      extra: { node?: string } = {},
+    ): string => {
       const lines = [
         'zookeeper:',
         `  hosts: ${yamlString(zkHosts)}`,
@@ -291,7 +364,13 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         `  replicationPasswordFile: ${yamlString(replPw)}`,
         '  connectTimeoutMs: 500',
       ];
-      if (kind === 'server') lines.push('server:', `  id: ${yamlString(id)}`, `  reconcileIntervalMs: ${opts.reconcileIntervalMs ?? 500}`);
+      if (kind === 'server')
+        lines.push(
+          'server:',
+          `  id: ${yamlString(id)}`,
+          `  reconcileIntervalMs: ${opts.reconcileIntervalMs ?? 500}`,
+          `  readReturnAfterMs: ${opts.readReturnAfterMs ?? 1000}`,
+        );
       if (kind === 'client') {
         const node = extra.node ?? id;
         const inst = instances.find((i) => i.node === node);
@@ -329,20 +408,33 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       const existing = procs.get(name);
       if (existing?.running) throw new Error(`${name} already running`);
       const cfg = writeConfig('client', node, { node });
-      const proc = startProc(name, ['client', '--config', cfg], path.join(dir, `${name.replace(/:/g, '_')}.log`));
+      const proc = startProc(
+        name,
+        ['client', '--config', cfg],
+        path.join(dir, `${name.replace(/:/g, '_')}.log`),
+      );
       procs.set(name, proc);
       return proc;
     };
 
-    const startServer = async (id: string): Promise<Proc> => {
+    const startServer = async (
+      id: string,
+      so: { readonly env?: Readonly<Record<string, string>> } = {},
+    ): Promise<Proc> => {
       const name = `server-${id}`;
       const existing = procs.get(name);
       if (existing?.running) throw new Error(`${name} already running`);
       const cfg = writeConfig('server', id);
-      const proc = startProc(name, ['server', '--config', cfg], path.join(dir, `${name}.log`));
+      const proc = startProc(name, ['server', '--config', cfg], path.join(dir, `${name}.log`), so.env);
       procs.set(name, proc);
-      await waitFor(async () => (await zkc.exists(paths.server(id))) !== null || !proc.running, { timeoutMs: 15000, what: `server ${id} registered` });
-      if (!proc.running) throw new Error(`server ${id} exited early; log:\n${fs.readFileSync(proc.logFile, 'utf8').slice(-2000)}`);
+      await waitFor(async () => (await zkc.exists(paths.server(id))) !== null || !proc.running, {
+        timeoutMs: 15000,
+        what: `server ${id} registered`,
+      });
+      if (!proc.running)
+        throw new Error(
+          `server ${id} exited early; log:\n${fs.readFileSync(proc.logFile, 'utf8').slice(-2000)}`,
+        );
       return proc;
     };
 
@@ -366,10 +458,14 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       startClient,
       async startClients() {
         await Promise.all(nodes.map((n) => startClient(n)));
-        await waitFor(async () => (await Promise.all(nodes.map((n) => zkc.exists(paths.online(n))))).every((s) => s !== null), {
-          timeoutMs: 20000,
-          what: 'every client published online/',
-        });
+        await waitFor(
+          async () =>
+            (await Promise.all(nodes.map((n) => zkc.exists(paths.online(n))))).every((s) => s !== null),
+          {
+            timeoutMs: 20000,
+            what: 'every client published online/',
+          },
+        );
       },
       client: (node) => procs.get(`client-${node}`),
       startServer,
@@ -384,7 +480,11 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
             if (o.node !== undefined) return m.node === o.node ? m : null;
             return m.node !== o.notNode ? m : null;
           },
-          { timeoutMs: o.timeoutMs ?? 15000, intervalMs: 10, what: `a new master (not ${o.notNode ?? '?'}, expected ${o.node ?? 'any'})` },
+          {
+            timeoutMs: o.timeoutMs ?? 15000,
+            intervalMs: 10,
+            what: `a new master (not ${o.notNode ?? '?'}, expected ${o.node ?? 'any'})`,
+          },
         );
       },
       async startWriter(o = {}) {
@@ -393,6 +493,16 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         return w;
       },
       rowIds,
+      async history() {
+        const dirPath = paths.historyDir(group);
+        const names = (await zkc.children(dirPath)).sort();
+        const out: HistoryRecord[] = [];
+        for (const n of names) {
+          const nd = await zkc.getOrNull(`${dirPath}/${n}`);
+          if (nd !== null) out.push(decodeRecord(historySchema, nd.data, `${dirPath}/${n}`));
+        }
+        return out;
+      },
       async assertInvariants(o = {}) {
         await assertInvariants(cluster, o);
       },
@@ -444,7 +554,16 @@ async function startWriter(zk: Zk, paths: ZkPaths, group: string, intervalMs: nu
           conn?.destroy();
           conn = null;
           const { host, port } = parseNode(node);
-          conn = await MysqlConnection.open({ host, port }, { user: TEST_CREDENTIALS.app.user, password: secretOf('app'), connectTimeoutMs: 300, queryTimeoutMs: 2000, database: 'app' });
+          conn = await MysqlConnection.open(
+            { host, port },
+            {
+              user: TEST_CREDENTIALS.app.user,
+              password: secretOf('app'),
+              connectTimeoutMs: 300,
+              queryTimeoutMs: 2000,
+              database: 'app',
+            },
+          );
           connNode = node;
         }
         const id = nextRowId++;
@@ -485,7 +604,15 @@ async function startWriter(zk: Zk, paths: ZkPaths, group: string, intervalMs: nu
     waitForAcks(n, timeoutMs = 10000) {
       const goal = acks.length + n;
       return new Promise<void>((resolve, reject) => {
-        const t = setTimeout(() => reject(new Error(`writer: ${n} acknowledgements not seen within ${timeoutMs} ms (failures ${failures})`)), timeoutMs);
+        const t = setTimeout(
+          () =>
+            reject(
+              new Error(
+                `writer: ${n} acknowledgements not seen within ${timeoutMs} ms (failures ${failures})`,
+              ),
+            ),
+          timeoutMs,
+        );
         waiters.push({
           n: goal,
           resolve: () => {
@@ -509,7 +636,8 @@ async function assertInvariants(c: Cluster, o: InvariantOptions): Promise<void> 
     const master = view.master?.record;
     const route = view.route?.record;
     if (!master || !route) return 'master/ or haproxy/ record missing';
-    if (o.master !== undefined && master.node !== o.master) return `master is ${master.node}, expected ${o.master}`;
+    if (o.master !== undefined && master.node !== o.master)
+      return `master is ${master.node}, expected ${o.master}`;
     if (route.epoch !== master.epoch) return `haproxy/ epoch ${route.epoch} != master/ epoch ${master.epoch}`;
     if (route.write !== master.node) return `haproxy/ write ${route.write} != master ${master.node}`;
     if (view.task !== null) return `task/${c.group} still present (step ${view.task.record.step})`;
@@ -531,7 +659,8 @@ async function assertInvariants(c: Cluster, o: InvariantOptions): Promise<void> 
       if (s === undefined) return `${m.node} is not replicating`;
       const from = `${String(s.Master_Host)}:${String(s.Master_Port)}`;
       if (from !== master.node) return `${m.node} replicates from ${from}, not ${master.node}`;
-      if (s.Slave_IO_Running !== 'Yes' || s.Slave_SQL_Running !== 'Yes') return `${m.node} threads IO=${String(s.Slave_IO_Running)} SQL=${String(s.Slave_SQL_Running)}`;
+      if (s.Slave_IO_Running !== 'Yes' || s.Slave_SQL_Running !== 'Yes')
+        return `${m.node} threads IO=${String(s.Slave_IO_Running)} SQL=${String(s.Slave_SQL_Running)}`;
     }
     // Routers that report this group applied the same epoch.
     const routers = await c.zkClient.children(c.paths.dir('meta_router')).catch(() => [] as string[]);
@@ -540,7 +669,8 @@ async function assertInvariants(c: Cluster, o: InvariantOptions): Promise<void> 
       if (nd === null) continue;
       const rec = decodeRecord(metaRouterSchema, nd.data, r);
       const applied = rec.applied[c.group];
-      if (applied !== undefined && applied !== master.epoch) return `router ${r} applied epoch ${applied}, master epoch ${master.epoch}`;
+      if (applied !== undefined && applied !== master.epoch)
+        return `router ${r} applied epoch ${applied}, master epoch ${master.epoch}`;
     }
     return null;
   };
@@ -562,12 +692,19 @@ async function assertInvariants(c: Cluster, o: InvariantOptions): Promise<void> 
     // No split brain seen by the writer: once a node took a write, no earlier master takes one again.
     const order: string[] = [];
     for (const a of o.writer.acks) if (order[order.length - 1] !== a.node) order.push(a.node);
-    if (new Set(order).size !== order.length) throw new Error(`invariants: writes acknowledged by interleaving masters: ${order.join(' -> ')}`);
+    if (new Set(order).size !== order.length)
+      throw new Error(`invariants: writes acknowledged by interleaving masters: ${order.join(' -> ')}`);
     if (o.noLostRows ?? c.semiSync) {
       await c.db.waitReplicated({ master: c.instance(master.node), replicas: [] });
       const have = await c.rowIds(master.node);
       const lost = o.writer.acks.filter((a) => !have.has(a.id));
-      if (lost.length > 0) throw new Error(`invariants: ${lost.length} acknowledged rows missing on ${master.node} (first ids ${lost.slice(0, 5).map((a) => `${a.id}@${a.node}`).join(', ')})`);
+      if (lost.length > 0)
+        throw new Error(
+          `invariants: ${lost.length} acknowledged rows missing on ${master.node} (first ids ${lost
+            .slice(0, 5)
+            .map((a) => `${a.id}@${a.node}`)
+            .join(', ')})`,
+        );
     }
   }
 }

@@ -1,0 +1,156 @@
+import type { TaskRecord, WhiteRecord } from '../core/records';
+import { alertOf, member, type GroupView } from '../core/view';
+
+/**
+ * Names what is wrong with a group before anything is done about it (style: orchestrator's
+ * analyses). Pure: a function of the ZooKeeper snapshot and of what the worker observed
+ * directly (the confirmation probe of the old master, the clock).
+ */
+
+/** Outcome of connecting to the old master directly (design §5.3). */
+export type MasterProbe =
+  /** Nothing listens: mysqld is down. Definitive. */
+  | { readonly kind: 'refused'; readonly error: string }
+  /** No answer within the confirmation budget (hung mysqld, dead or partitioned host). */
+  | { readonly kind: 'unreachable'; readonly error: string }
+  /** mysqld answered (a query, or at least an authentication error). */
+  | { readonly kind: 'alive'; readonly readOnly: boolean | null; readonly detail: string };
+
+export interface Observations {
+  readonly now: number;
+  /** The probe, when one was made for this decision. */
+  readonly probe?: MasterProbe;
+}
+
+export type DeadHow = 'refused' | 'agent-reports-down' | 'unreachable';
+
+export type Verdict =
+  /** No usable group / master record: nothing to decide (problems are reported elsewhere). */
+  | { readonly kind: 'not-managed'; readonly why: string }
+  /** A failover is recorded in task/<group>: resume it from its step. */
+  | { readonly kind: 'resume-failover'; readonly task: TaskRecord }
+  /** A switchover / add run by the CLI is in progress (it holds the lock): leave the group alone. */
+  | { readonly kind: 'operation-in-progress'; readonly task: TaskRecord }
+  | { readonly kind: 'master-healthy'; readonly master: string }
+  /** online/<master> is gone: connect to it before deciding. */
+  | { readonly kind: 'needs-confirmation'; readonly oldMaster: string }
+  /** Maintenance: no automatic failover (design §5.1). */
+  | { readonly kind: 'white-listed'; readonly oldMaster: string; readonly white: WhiteRecord | null }
+  /** The heartbeat is gone but mysqld answers: alert and keep watching (design §5.3). */
+  | { readonly kind: 'heartbeat-lost-mysql-alive'; readonly oldMaster: string; readonly probe: MasterProbe }
+  /** Dead, but the group failed over recently and nobody acknowledged it (design §5.9). */
+  | {
+      readonly kind: 'blocked-by-antiflap';
+      readonly oldMaster: string;
+      readonly lastFailoverEpoch: number;
+      readonly lastFailoverAt: number;
+      readonly until: number;
+      readonly how: DeadHow;
+    }
+  /** Dead, and no member could ever be promoted (all priority 0 / no replica at all). */
+  | { readonly kind: 'no-candidate'; readonly oldMaster: string; readonly why: string; readonly how: DeadHow }
+  | { readonly kind: 'master-dead'; readonly oldMaster: string; readonly how: DeadHow };
+
+export type VerdictKind = Verdict['kind'];
+
+/** Alert kind written after every automatic failover; deleting it acknowledges the failover. */
+export const FAILOVER_ALERT = 'failover';
+
+/**
+ * Anti-flap (design §5.9): the last master change was an automatic failover less than
+ * `recoveryBlockSeconds` ago and its `watch_down/<group>__failover` alert is still there (not
+ * acknowledged). Acknowledging = deleting that alert (`mha alerts --clear <group>`).
+ */
+export function antiFlapBlock(
+  view: GroupView,
+  now: number,
+): { epoch: number; at: number; until: number } | null {
+  const m = view.master?.record;
+  if (m === undefined || m.reason !== 'failover') return null;
+  const blockMs = (view.meta?.settings.recoveryBlockSeconds ?? 300) * 1000;
+  const until = m.since + blockMs;
+  if (now >= until) return null;
+  const ack = alertOf(view, FAILOVER_ALERT);
+  if (ack === undefined || ack.record.detail.epoch !== m.epoch) return null;
+  return { epoch: m.epoch, at: m.since, until };
+}
+
+export function detect(view: GroupView, obs: Observations): Verdict {
+  if (view.invalid.meta) return { kind: 'not-managed', why: `meta_group/${view.group} is invalid` };
+  if (view.meta === null) return { kind: 'not-managed', why: `meta_group/${view.group} does not exist` };
+  if (view.invalid.task)
+    return {
+      kind: 'not-managed',
+      why: `task/${view.group} is invalid: not acting until an operator fixes it`,
+    };
+  if (view.task !== null) {
+    const t = view.task.record;
+    return t.kind === 'failover'
+      ? { kind: 'resume-failover', task: t }
+      : { kind: 'operation-in-progress', task: t };
+  }
+  if (view.invalid.master) return { kind: 'not-managed', why: `master/${view.group} is invalid` };
+  if (view.master === null)
+    return { kind: 'not-managed', why: `master/${view.group} does not exist (group not set up yet)` };
+  if (view.invalid.route) return { kind: 'not-managed', why: `haproxy/${view.group} is invalid` };
+
+  const oldMaster = view.master.record.node;
+  const m = member(view, oldMaster);
+  if (m?.online) return { kind: 'master-healthy', master: oldMaster };
+
+  // An invalid white record is still someone's intent to hold automation back.
+  if (view.white !== null || view.invalid.white)
+    return { kind: 'white-listed', oldMaster, white: view.white };
+
+  let how: DeadHow;
+  if (m?.agent?.mysqldDown === true) how = 'agent-reports-down';
+  else if (obs.probe === undefined) return { kind: 'needs-confirmation', oldMaster };
+  else if (obs.probe.kind === 'alive')
+    return { kind: 'heartbeat-lost-mysql-alive', oldMaster, probe: obs.probe };
+  else how = obs.probe.kind;
+
+  const block = antiFlapBlock(view, obs.now);
+  if (block !== null)
+    return {
+      kind: 'blocked-by-antiflap',
+      oldMaster,
+      lastFailoverEpoch: block.epoch,
+      lastFailoverAt: block.at,
+      until: block.until,
+      how,
+    };
+
+  const possible = view.members.filter(
+    (x) => x.node !== oldMaster && x.host !== null && x.host.priority > 0 && x.rejoin === null,
+  );
+  if (possible.length === 0) {
+    const why =
+      view.members.length <= 1
+        ? 'the group has no replica'
+        : 'every replica has priority 0, no meta_host record, or a pending rejoin';
+    return { kind: 'no-candidate', oldMaster, why, how };
+  }
+  return { kind: 'master-dead', oldMaster, how };
+}
+
+/** Maps the probe's raw outcome (error kind from core/mysql classifyMysqlError) to a MasterProbe. */
+export function probeFrom(
+  result:
+    | { ok: true; readOnly: boolean }
+    | { ok: false; kind: 'refused' | 'timeout' | 'auth' | 'other'; error: string },
+): MasterProbe {
+  if (result.ok) return { kind: 'alive', readOnly: result.readOnly, detail: 'answered a query' };
+  switch (result.kind) {
+    case 'refused':
+      return { kind: 'refused', error: result.error };
+    case 'auth':
+      return {
+        kind: 'alive',
+        readOnly: null,
+        detail: `answered with an authentication error: ${result.error}`,
+      };
+    case 'timeout':
+    case 'other':
+      return { kind: 'unreachable', error: result.error };
+  }
+}

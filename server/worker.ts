@@ -1,0 +1,600 @@
+import * as os from 'node:os';
+import type { Config, ServerConfig } from '../core/config';
+import { errorMessage, isZkmhaError } from '../core/errors';
+import type { Logger } from '../core/log';
+import { flavorFor } from '../core/mysql/index';
+import type { Flavor } from '../core/mysql/flavor';
+import { alertOps, historyOps } from '../core/ops/commit';
+import { NodeConnections } from '../core/ops/connections';
+import {
+  encodeRecord,
+  haproxySchema,
+  serverSchema,
+  slaveDownSchema,
+  type HaproxyRecord,
+} from '../core/records';
+import { alertOf, listGroups, readGroupView, type GroupView } from '../core/view';
+import type { MultiOp, Watch, Zk } from '../core/zk/client';
+import { acquireLock, type LockHandle } from '../core/zk/lock';
+import type { ZkPaths } from '../core/zk/paths';
+import { detect, type MasterProbe, type Verdict } from './detect';
+import { createFailoverTask, runFailover, type FailoverDeps, type FailoverStep } from './failover';
+import { confirmMaster, probeReplica } from './probe';
+import { planReadPool, type ReplicaProbe } from './readpool';
+
+/**
+ * The server worker (design §5): watches every group, decides from snapshots with the pure
+ * `detect` / `planReadPool`, and acts — under `lock/<group>` — through core/ops.
+ *
+ * Evaluation is per group and serial (a watch event during an evaluation marks the group dirty
+ * and it is evaluated again right after), level-triggered (every evaluation reads a fresh
+ * snapshot), and also runs every `server.reconcileIntervalMs`, so nothing depends on seeing a
+ * particular event: a master already gone at start-up is handled like one that dies later.
+ */
+export interface WorkerOptions {
+  readonly zk: Zk;
+  readonly paths: ZkPaths;
+  readonly cfg: Config;
+  readonly server: ServerConfig;
+  readonly log: Logger;
+  /** Fault injection for tests (MHA_FAULT_PAUSE_BEFORE_STEP=step:ms): pause before running a step. */
+  readonly pauseBeforeStep?: { readonly step: FailoverStep; readonly ms: number };
+}
+
+interface GroupState {
+  readonly name: string;
+  running: Promise<void> | null;
+  dirty: boolean;
+  /** When the first event since the last evaluation arrived (for the "detected at" record). */
+  kickedAt: number | null;
+  readonly watches: Map<string, Watch>;
+  readonly healthySince: Map<string, number>;
+  readonly probes: Map<string, { at: number; probe: ReplicaProbe }>;
+  readonly probing: Set<string>;
+  recheck: NodeJS.Timeout | null;
+  retryFailoverAt: number;
+  lastVerdict: string;
+}
+
+/** #withLock's answer when the lock could not be had in time. */
+const BUSY = Symbol('lock busy');
+
+export class ServerWorker {
+  readonly #o: WorkerOptions;
+  readonly #log: Logger;
+  readonly #conns: NodeConnections;
+  readonly #groups = new Map<string, GroupState>();
+  readonly #watches: Watch[] = [];
+  #timer: NodeJS.Timeout | null = null;
+  #stopped = false;
+  readonly #locks = new Set<LockHandle>();
+  readonly #onSession = (): void => {
+    void this.#register();
+    this.#kickAll();
+  };
+
+  constructor(o: WorkerOptions) {
+    this.#o = o;
+    this.#log = o.log;
+    this.#conns = NodeConnections.fromConfig(o.cfg.mysql, 5000);
+  }
+
+  get id(): string {
+    return this.#o.server.id;
+  }
+
+  async start(): Promise<void> {
+    const { zk, paths } = this.#o;
+    for (const d of [
+      'meta_group',
+      'servers',
+      'task',
+      'white',
+      'watch_down',
+      'history',
+      'lock',
+      'slave_down',
+    ] as const)
+      await zk.mkdirp(paths.dir(d));
+    await this.#register();
+    zk.on('session', this.#onSession);
+    this.#watches.push(zk.watchChildren(paths.dir('meta_group'), () => void this.#syncGroups()));
+    // Directory-level changes concern some group; a fresh evaluation of each is cheap.
+    for (const d of ['white', 'task', 'watch_down'] as const)
+      this.#watches.push(zk.watchChildren(paths.dir(d), () => this.#kickAll()));
+    await this.#syncGroups();
+    this.#timer = setInterval(() => this.#kickAll(), this.#o.server.reconcileIntervalMs);
+    this.#log.info({ serverId: this.id, groups: [...this.#groups.keys()] }, 'server worker started');
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#timer !== null) clearInterval(this.#timer);
+    this.#o.zk.off('session', this.#onSession);
+    for (const w of this.#watches) w.cancel();
+    for (const g of this.#groups.values()) this.#dropGroup(g);
+    await Promise.race([
+      Promise.all([...this.#groups.values()].map((g) => g.running)),
+      new Promise((r) => setTimeout(r, 5000)),
+    ]);
+    await Promise.all([...this.#locks].map((l) => l.release().catch(() => undefined)));
+    await this.#conns.closeAll();
+    await this.#o.zk.deleteIfExists(this.#o.paths.server(this.id)).catch(() => undefined);
+  }
+
+  async #register(): Promise<void> {
+    const path = this.#o.paths.server(this.id);
+    try {
+      await this.#o.zk.putEphemeral(
+        path,
+        encodeRecord(serverSchema, { v: 1, host: os.hostname(), pid: process.pid, at: Date.now() }, path),
+      );
+    } catch (err) {
+      this.#log.error({ err: errorMessage(err) }, 'could not register servers/ node');
+    }
+  }
+
+  async #syncGroups(): Promise<void> {
+    if (this.#stopped) return;
+    let names: string[];
+    try {
+      const problems: Array<{ path: string; message: string }> = [];
+      names = await listGroups(this.#o.zk, this.#o.paths, problems);
+      for (const p of problems) this.#log.warn(p, 'ignoring invalid group');
+    } catch (err) {
+      this.#log.warn({ err: errorMessage(err) }, 'could not list groups');
+      return;
+    }
+    for (const name of names) {
+      if (this.#groups.has(name)) continue;
+      const g: GroupState = {
+        name,
+        running: null,
+        dirty: false,
+        kickedAt: null,
+        watches: new Map(),
+        healthySince: new Map(),
+        probes: new Map(),
+        probing: new Set(),
+        recheck: null,
+        retryFailoverAt: 0,
+        lastVerdict: '',
+      };
+      this.#groups.set(name, g);
+      this.#watchPath(g, this.#o.paths.metaGroup(name));
+      this.#watchPath(g, this.#o.paths.master(name));
+      this.#watchPath(g, this.#o.paths.haproxy(name));
+      this.#kick(g);
+    }
+    for (const [name, g] of this.#groups) {
+      if (!names.includes(name)) {
+        this.#dropGroup(g);
+        this.#groups.delete(name);
+      }
+    }
+  }
+
+  #dropGroup(g: GroupState): void {
+    for (const w of g.watches.values()) w.cancel();
+    g.watches.clear();
+    if (g.recheck !== null) clearTimeout(g.recheck);
+    g.recheck = null;
+  }
+
+  #watchPath(g: GroupState, path: string): void {
+    if (g.watches.has(path)) return;
+    g.watches.set(
+      path,
+      this.#o.zk.watchData(path, () => this.#kick(g)),
+    );
+  }
+
+  /** Per-member watches: online/ (heartbeat, status changes) and agent/ (mysqldDown). */
+  #syncMemberWatches(g: GroupState, view: GroupView): void {
+    const want = new Set<string>([
+      this.#o.paths.metaGroup(g.name),
+      this.#o.paths.master(g.name),
+      this.#o.paths.haproxy(g.name),
+    ]);
+    for (const m of view.members) {
+      want.add(this.#o.paths.online(m.node));
+      want.add(this.#o.paths.agent(m.node));
+    }
+    for (const p of want) this.#watchPath(g, p);
+    for (const [p, w] of g.watches) {
+      if (!want.has(p)) {
+        w.cancel();
+        g.watches.delete(p);
+      }
+    }
+  }
+
+  #kickAll(): void {
+    for (const g of this.#groups.values()) this.#kick(g);
+  }
+
+  #kick(g: GroupState): void {
+    if (this.#stopped || this.#groups.get(g.name) !== g) return;
+    g.kickedAt ??= Date.now();
+    g.dirty = true;
+    if (g.running !== null) return;
+    g.running = (async () => {
+      while (g.dirty && !this.#stopped) {
+        g.dirty = false;
+        const kickedAt = g.kickedAt ?? Date.now();
+        g.kickedAt = null;
+        try {
+          await this.#evaluate(g, kickedAt);
+        } catch (err) {
+          this.#log.warn(
+            { group: g.name, err: errorMessage(err) },
+            'evaluation failed; retrying on the next event or tick',
+          );
+        }
+      }
+      g.running = null;
+    })();
+  }
+
+  #schedule(g: GroupState, at: number): void {
+    if (g.recheck !== null) clearTimeout(g.recheck);
+    g.recheck = setTimeout(
+      () => {
+        g.recheck = null;
+        this.#kick(g);
+      },
+      Math.max(0, at - Date.now()),
+    );
+  }
+
+  #flavor(view: GroupView): Flavor {
+    return flavorFor(view.meta?.flavor ?? 'mariadb');
+  }
+
+  #failoverDeps(): FailoverDeps {
+    const { zk, paths, cfg } = this.#o;
+    return {
+      zk,
+      paths,
+      cfg,
+      log: this.#log,
+      conns: this.#conns,
+      flavor: flavorFor('mariadb'),
+      workerId: this.id,
+      ...(this.#o.pauseBeforeStep ? { pauseBeforeStep: this.#o.pauseBeforeStep } : {}),
+    };
+  }
+
+  async #withLock<T>(group: string, fn: (lock: LockHandle) => Promise<T>): Promise<T | typeof BUSY> {
+    let lock: LockHandle;
+    try {
+      lock = await acquireLock(this.#o.zk, this.#o.paths, group, {
+        timeoutMs: Math.max(10000, 3 * this.#o.zk.sessionTimeoutMs),
+        owner: `server:${this.id}`,
+      });
+    } catch (err) {
+      if (isZkmhaError(err, 'LOCK_TIMEOUT')) {
+        this.#log.info({ group }, 'lock busy for too long; will look again');
+        return BUSY;
+      }
+      throw err;
+    }
+    this.#locks.add(lock);
+    try {
+      return await fn(lock);
+    } finally {
+      this.#locks.delete(lock);
+      await lock
+        .release()
+        .catch((err: unknown) => this.#log.warn({ group, err: errorMessage(err) }, 'lock release failed'));
+    }
+  }
+
+  #noteVerdict(g: GroupState, v: Verdict): void {
+    const key = JSON.stringify(v);
+    if (key === g.lastVerdict) return;
+    g.lastVerdict = key;
+    const level =
+      v.kind === 'master-healthy'
+        ? 'debug'
+        : v.kind === 'not-managed' || v.kind === 'operation-in-progress'
+          ? 'info'
+          : 'warn';
+    this.#log[level]({ group: g.name, verdict: v }, `verdict: ${v.kind}`);
+  }
+
+  async #evaluate(g: GroupState, kickedAt: number): Promise<void> {
+    const { zk, paths } = this.#o;
+    const view = await readGroupView(zk, paths, g.name);
+    for (const p of view.problems) this.#log.debug({ group: g.name, ...p }, 'invalid record in view');
+    this.#syncMemberWatches(g, view);
+    let verdict = detect(view, { now: Date.now() });
+    let probe: MasterProbe | undefined;
+    if (verdict.kind === 'needs-confirmation') {
+      const t0 = performance.now();
+      probe = await confirmMaster(this.#conns, this.#flavor(view), verdict.oldMaster, {
+        confirmMs: view.meta!.settings.confirmMs,
+      });
+      verdict = detect(view, { now: Date.now(), probe });
+      this.#log.info(
+        {
+          group: g.name,
+          node: verdict.kind === 'not-managed' ? undefined : view.master?.record.node,
+          probe,
+          ms: Math.round(performance.now() - t0),
+        },
+        'confirmation probe',
+      );
+    }
+    this.#noteVerdict(g, verdict);
+    const confirmMs = Date.now() - kickedAt;
+
+    switch (verdict.kind) {
+      case 'not-managed':
+      case 'operation-in-progress':
+        return;
+      case 'master-healthy':
+        await this.#healthy(g, view);
+        return;
+      case 'needs-confirmation':
+        return; // not reached: probed above
+      case 'master-dead':
+        await this.#failover(g, { probe, kickedAt, confirmMs });
+        return;
+      case 'resume-failover':
+        if (Date.now() < g.retryFailoverAt) {
+          this.#schedule(g, g.retryFailoverAt);
+          return;
+        }
+        await this.#failover(g, { probe, kickedAt, confirmMs });
+        return;
+      case 'white-listed':
+        await this.#incident(view, 'failover-suppressed', 'failover-suppressed', {
+          reason: 'white',
+          white: view.white ?? 'invalid white record',
+          note: `master ${verdict.oldMaster} lost its heartbeat while the group is in maintenance (white/${g.name}): no automatic failover`,
+        });
+        return;
+      case 'heartbeat-lost-mysql-alive':
+        await this.#incident(
+          view,
+          undefined,
+          null,
+          {
+            node: verdict.oldMaster,
+            probe: verdict.probe,
+            note: `online/${verdict.oldMaster} is gone but mysqld answers: no failover; still watching`,
+          },
+          'heartbeat-lost-mysql-alive',
+        );
+        return;
+      case 'blocked-by-antiflap':
+        await this.#incident(view, 'antiflap-blocked', 'failover-blocked', {
+          reason: 'antiflap',
+          how: verdict.how,
+          lastFailoverEpoch: verdict.lastFailoverEpoch,
+          lastFailoverAt: verdict.lastFailoverAt,
+          blockedUntil: verdict.until,
+          note: `master ${verdict.oldMaster} is dead, but the group failed over less than recoveryBlockSeconds ago; acknowledge with 'mha alerts --clear ${g.name}' (deletes watch_down/${g.name}__failover) to let it fail over now`,
+        });
+        this.#schedule(g, verdict.until);
+        return;
+      case 'no-candidate':
+        await this.#incident(view, 'no-candidate', 'failover-blocked', {
+          reason: 'no-candidate',
+          why: verdict.why,
+          how: verdict.how,
+        });
+        return;
+      default: {
+        const never: never = verdict;
+        throw new Error(`unhandled verdict ${JSON.stringify(never)}`);
+      }
+    }
+  }
+
+  /**
+   * An alert plus (optionally) a history event, written once per master epoch and old master:
+   * no lock needed — both writes are compare-and-set, so two workers cannot duplicate them.
+   */
+  async #incident(
+    view: GroupView,
+    alertKind: string | undefined,
+    historyKind: string | null,
+    detail: Record<string, unknown>,
+    recordKind?: string,
+  ): Promise<void> {
+    const { zk, paths } = this.#o;
+    const master = view.master!.record;
+    const prev = alertOf(view, alertKind);
+    if (
+      prev !== undefined &&
+      prev.record.detail.epoch === master.epoch &&
+      prev.record.detail.oldMaster === master.node
+    )
+      return;
+    const now = Date.now();
+    const kind = recordKind ?? alertKind ?? 'alert';
+    const ops: MultiOp[] = alertOps(
+      paths,
+      view.group,
+      alertKind,
+      { kind, at: now, detail: { ...detail, epoch: master.epoch, oldMaster: master.node } },
+      prev?.version ?? null,
+    );
+    if (historyKind !== null) {
+      await zk.mkdirp(paths.historyDir(view.group));
+      ops.push(
+        ...historyOps(paths, view.group, {
+          kind: historyKind,
+          from: master.node,
+          to: null,
+          epoch: master.epoch,
+          startedAt: now,
+          endedAt: now,
+          steps: [],
+          detail,
+        }),
+      );
+    }
+    try {
+      await zk.multi(ops);
+      this.#log.warn({ group: view.group, alert: kind, detail }, 'alert raised');
+    } catch (err) {
+      if (isZkmhaError(err, 'ZK_NODE_EXISTS') || isZkmhaError(err, 'ZK_BAD_VERSION')) return; // another worker wrote it
+      throw err;
+    }
+  }
+
+  async #failover(
+    g: GroupState,
+    o: { probe: MasterProbe | undefined; kickedAt: number; confirmMs: number },
+  ): Promise<void> {
+    const { zk, paths } = this.#o;
+    const outcome = await this.#withLock(g.name, async (lock) => {
+      // Under the lock: look again. Another worker may have done it, or the master came back.
+      const view = await readGroupView(zk, paths, g.name);
+      const v = detect(view, { now: Date.now(), ...(o.probe ? { probe: o.probe } : {}) });
+      if (v.kind === 'master-dead') {
+        const { task, created } = await createFailoverTask(
+          this.#failoverDeps(),
+          view,
+          v.how,
+          o.kickedAt,
+          o.confirmMs,
+        );
+        this.#log.warn(
+          { group: g.name, oldMaster: v.oldMaster, how: v.how, task: task.record.id },
+          'master dead: failing over',
+        );
+        return runFailover(
+          this.#failoverDeps(),
+          g.name,
+          task,
+          lock,
+          created ? { resumed: false, view } : { resumed: true },
+        );
+      }
+      if (v.kind === 'resume-failover') {
+        return runFailover(this.#failoverDeps(), g.name, view.task!, lock, { resumed: true });
+      }
+      this.#log.info({ group: g.name, verdict: v.kind }, 'nothing to fail over after taking the lock');
+      return null;
+    });
+    if (outcome === BUSY) {
+      this.#kick(g);
+      return;
+    }
+    if (outcome === null) return;
+    switch (outcome.kind) {
+      case 'done':
+        g.retryFailoverAt = 0;
+        this.#log.warn(
+          { group: g.name, newMaster: outcome.newMaster, epoch: outcome.epoch, steps: outcome.steps },
+          'failover done',
+        );
+        return;
+      case 'failed':
+      case 'no-candidate':
+        g.retryFailoverAt = Date.now() + this.#o.server.reconcileIntervalMs;
+        this.#schedule(g, g.retryFailoverAt);
+        return;
+      case 'lost':
+        return;
+    }
+  }
+
+  // --- healthy master: alerts that resolved, read pool ---------------------------------------------
+
+  async #healthy(g: GroupState, view: GroupView): Promise<void> {
+    const { zk, paths } = this.#o;
+    const master = view.master!.record;
+    const hb = alertOf(view, undefined);
+    if (hb !== undefined && hb.record.kind === 'heartbeat-lost-mysql-alive') {
+      // The condition is over (the heartbeat is back, or another node is master now).
+      await zk.deleteIfExists(paths.watchDown(view.group), hb.version).catch(() => undefined);
+      this.#log.info({ group: view.group }, 'heartbeat back: heartbeat-lost-mysql-alive alert resolved');
+    }
+    // Keep admin connections to live replicas open: a failover must not pay for handshakes.
+    for (const m of view.members) if (m.node !== master.node && m.online !== null) this.#conns.warm(m.node);
+    const route = view.route?.record;
+    if (route === undefined || route.epoch !== master.epoch || route.write !== master.node) {
+      this.#log.debug(
+        { group: view.group, route, master },
+        'route does not match the master record; read pool left alone',
+      );
+      return;
+    }
+    const now = Date.now();
+    const probes = new Map<string, ReplicaProbe>();
+    for (const [n, p] of g.probes) {
+      const online = view.members.find((m) => m.node === n)?.online ?? null;
+      if (online !== null || now - p.at > this.#o.server.reconcileIntervalMs) g.probes.delete(n);
+      else probes.set(n, p.probe);
+    }
+    const returnAfterMs = this.#o.server.readReturnAfterMs;
+    const plan = planReadPool(view, { now, probes, healthySince: g.healthySince, returnAfterMs });
+    if (plan === null) return;
+    for (const [n, h] of plan.health) {
+      if (h.healthy) {
+        if (!g.healthySince.has(n)) g.healthySince.set(n, now);
+      } else if (h.probe !== 'needed') g.healthySince.delete(n);
+    }
+    for (const n of plan.needsProbe) this.#launchProbe(g, view, n);
+    if (plan.recheckAt !== null) this.#schedule(g, plan.recheckAt);
+    if (!plan.changed) return;
+
+    await this.#withLock(g.name, async (lock) => {
+      const v2 = await readGroupView(zk, paths, g.name);
+      if (detect(v2, { now: Date.now() }).kind !== 'master-healthy') return;
+      const p2 = planReadPool(v2, { now: Date.now(), probes, healthySince: g.healthySince, returnAfterMs });
+      if (p2 === null || !p2.changed || !lock.isHeld()) return;
+      const r = v2.route!;
+      const ops: MultiOp[] = [];
+      const sameRead =
+        p2.read.length === r.record.read.length && p2.read.every((n) => r.record.read.includes(n));
+      if (!sameRead) {
+        const rec: HaproxyRecord = { ...r.record, read: [...p2.read] };
+        ops.push({
+          op: 'set',
+          path: paths.haproxy(g.name),
+          data: encodeRecord(haproxySchema, rec, paths.haproxy(g.name)),
+          version: r.version,
+        });
+      }
+      const at = Date.now();
+      for (const x of [...p2.remove, ...p2.mark]) {
+        if (v2.slaveDown.has(x.node)) continue;
+        const path = paths.slaveDown(g.name, x.node);
+        ops.push({
+          op: 'create',
+          path,
+          data: encodeRecord(slaveDownSchema, { v: 1, since: at, reason: x.reason }, path),
+        });
+      }
+      for (const n of p2.add) {
+        const sd = v2.slaveDown.get(n);
+        if (sd !== undefined && sd.record.drained !== true)
+          ops.push({ op: 'delete', path: paths.slaveDown(g.name, n), version: sd.version });
+      }
+      if (ops.length === 0) return;
+      await zk.mkdirp(paths.slaveDownDir(g.name));
+      await zk.multi(ops);
+      this.#log.warn(
+        { group: g.name, read: p2.read, removed: p2.remove, marked: p2.mark, returned: p2.add },
+        'read pool updated',
+      );
+    });
+  }
+
+  #launchProbe(g: GroupState, view: GroupView, node: string): void {
+    if (g.probing.has(node) || g.probes.has(node)) return;
+    g.probing.add(node);
+    void probeReplica(this.#conns, this.#flavor(view), node).then((probe) => {
+      g.probing.delete(node);
+      g.probes.set(node, { at: Date.now(), probe });
+      this.#kick(g);
+    });
+  }
+}
