@@ -13,10 +13,10 @@ import { startZooKeeper, testLogger, type ZkCluster } from '../env/zookeeper';
 const SESSION_MS = 1500;
 // ZooKeeper expires sessions in buckets of one tick (the deadline is rounded up to the next tick),
 // so an ephemeral goes between T - (time since the owner's last ping) and T + tick after the
-// owner dies. A short tick keeps that close to the session timeout; 100 ms covers the watch
+// owner dies. A short tick keeps that close to the session timeout; 200 ms covers the watch
 // notification and this process's scheduling.
 const TICK_MS = 250;
-const MARGIN_MS = TICK_MS + 100;
+const MARGIN_MS = TICK_MS + 200;
 const FIXTURE = path.join(__dirname, 'fixtures', 'zk-child.js');
 
 describe('ZooKeeper across processes', () => {
@@ -73,24 +73,21 @@ describe('ZooKeeper across processes', () => {
 
   it('two processes contending for one lock never hold it at the same time', async () => {
     const rounds = 8;
-    const a = child({
+    // Both connect first, then start together when /go-g1 appears.
+    const common = {
       cmd: 'lock',
       root: '/mha',
       group: 'g1',
-      owner: 'a',
       rounds,
       holdMs: 15,
       timeoutMs: 15000,
-    });
-    const b = child({
-      cmd: 'lock',
-      root: '/mha',
-      group: 'g1',
-      owner: 'b',
-      rounds,
-      holdMs: 15,
-      timeoutMs: 15000,
-    });
+      goPath: '/go-g1',
+    };
+    const a = child({ ...common, owner: 'a' });
+    const b = child({ ...common, owner: 'b' });
+    await a.next((e) => e.ev === 'connected', 10000, 'a connected');
+    await b.next((e) => e.ev === 'connected', 10000, 'b connected');
+    await zk.create('/go-g1');
     await a.next((e) => e.ev === 'done', 20000, 'a done');
     await b.next((e) => e.ev === 'done', 20000, 'b done');
     const intervals = (c: JsonChild, who: string): { who: string; start: number; end: number }[] => {
