@@ -696,8 +696,10 @@ async function assertInvariants(c: Cluster, o: InvariantOptions): Promise<void> 
       throw new Error(`invariants: writes acknowledged by interleaving masters: ${order.join(' -> ')}`);
     if (o.noLostRows ?? c.semiSync) {
       await c.db.waitReplicated({ master: c.instance(master.node), replicas: [] });
+      // Acks taken BEFORE reading the rows: a writer still running acknowledges more meanwhile.
+      const acked = [...o.writer.acks];
       const have = await c.rowIds(master.node);
-      const lost = o.writer.acks.filter((a) => !have.has(a.id));
+      const lost = acked.filter((a) => !have.has(a.id));
       if (lost.length > 0)
         throw new Error(
           `invariants: ${lost.length} acknowledged rows missing on ${master.node} (first ids ${lost
