@@ -137,9 +137,17 @@ describe('chooseCandidate', () => {
   for (const c of cases) {
     it(c.name, () => {
       const v = view({ members: c.members });
-      const choice = chooseCandidate(v, new Map(Object.entries(c.positions)), c.exclude ? { exclude: c.exclude } : {});
+      const choice = chooseCandidate(
+        v,
+        new Map(Object.entries(c.positions)),
+        c.exclude ? { exclude: c.exclude } : {},
+      );
       if (c.expect.startsWith('none:')) {
-        assert.equal(choice.kind, 'none', `expected no candidate, got ${choice.kind === 'chosen' ? choice.node : ''}`);
+        assert.equal(
+          choice.kind,
+          'none',
+          `expected no candidate, got ${choice.kind === 'chosen' ? choice.node : ''}`,
+        );
         if (choice.kind === 'none') {
           assert.equal(choice.reason, c.expect.slice(5));
           if (c.because) assert.match(choice.detail, c.because);
@@ -152,13 +160,25 @@ describe('chooseCandidate', () => {
       if (c.catchUpFrom !== undefined) assert.equal(choice.catchUpFrom?.node ?? null, c.catchUpFrom);
       if (c.because) assert.match(choice.reason, c.because);
       // The old master is never assessed, every other member is.
-      assert.deepEqual(choice.assessments.map((a) => a.node).sort(), c.members.map((m) => m.node).filter((n) => n !== M).sort());
+      assert.deepEqual(
+        choice.assessments.map((a) => a.node).sort(),
+        c.members
+          .map((m) => m.node)
+          .filter((n) => n !== M)
+          .sort(),
+      );
     });
   }
 
   it('a rejoin-pending node is not promoted', () => {
     const v = view({ members: [master, { node: A, rejoin: true }, { node: B }] });
-    const choice = chooseCandidate(v, new Map([[A, pos('0-1-20')], [B, pos('0-1-20')]]));
+    const choice = chooseCandidate(
+      v,
+      new Map([
+        [A, pos('0-1-20')],
+        [B, pos('0-1-20')],
+      ]),
+    );
     assert.equal(choice.kind === 'chosen' && choice.node, B);
     assert.match(choice.assessments.find((a) => a.node === A)!.why, /rejoin pending/);
   });

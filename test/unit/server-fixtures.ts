@@ -43,7 +43,16 @@ export function online(role: 'master' | 'replica', over: Partial<OnlineRecord> =
     role,
     readOnly: role !== 'master',
     gtidCurrent: '0-1-10',
-    ...(role === 'replica' ? { ioRunning: true, sqlRunning: true, lagSeconds: 0, masterNode: M, gtidIo: '0-1-10', gtidSlave: '0-1-10' } : {}),
+    ...(role === 'replica'
+      ? {
+          ioRunning: true,
+          sqlRunning: true,
+          lagSeconds: 0,
+          masterNode: M,
+          gtidIo: '0-1-10',
+          gtidSlave: '0-1-10',
+        }
+      : {}),
     at: 1000,
     ...over,
   };
@@ -53,18 +62,44 @@ export function view(spec: ViewSpec): GroupView {
   const masterNode = spec.master === undefined ? M : spec.master;
   const epoch = spec.epoch ?? 1;
   const members: MemberView[] = spec.members.map((m) => {
-    const host: MetaHost | null = m.noHost ? null : { v: 1, group: 'g1', host: m.node.split(':')[0]!, port: Number(m.node.split(':')[1]), priority: m.priority ?? 1, ...(m.dc !== undefined ? { dc: m.dc } : {}) };
+    const host: MetaHost | null = m.noHost
+      ? null
+      : {
+          v: 1,
+          group: 'g1',
+          host: m.node.split(':')[0]!,
+          port: Number(m.node.split(':')[1]),
+          priority: m.priority ?? 1,
+          ...(m.dc !== undefined ? { dc: m.dc } : {}),
+        };
     const role = m.node === masterNode ? 'master' : 'replica';
     return {
       node: m.node,
       host,
       online: m.online === null ? null : online(role, m.online ?? {}),
-      agent: m.agent === null || m.agent === undefined ? null : { v: 1, pid: 42, httpPort: 8008, binlogDir: '/b', at: 1000, ...m.agent },
-      rejoin: m.rejoin ? { record: { v: 1, group: 'g1', newMaster: masterNode ?? M, epoch, promotedAt: 1, gtidAtPromotion: '' }, version: 0 } : null,
+      agent:
+        m.agent === null || m.agent === undefined
+          ? null
+          : { v: 1, pid: 42, httpPort: 8008, binlogDir: '/b', at: 1000, ...m.agent },
+      rejoin: m.rejoin
+        ? {
+            record: {
+              v: 1,
+              group: 'g1',
+              newMaster: masterNode ?? M,
+              epoch,
+              promotedAt: 1,
+              gtidAtPromotion: '',
+            },
+            version: 0,
+          }
+        : null,
       slaveDown: m.slaveDown ? { record: { v: 1, ...m.slaveDown }, version: 0 } : null,
     };
   });
-  const slaveDown = new Map(members.filter((m) => m.slaveDown !== null).map((m) => [m.node, m.slaveDown!] as const));
+  const slaveDown = new Map(
+    members.filter((m) => m.slaveDown !== null).map((m) => [m.node, m.slaveDown!] as const),
+  );
   const alerts: AlertView[] = (spec.alerts ?? []).map((a) => ({
     name: a.kind === undefined ? 'g1' : `g1__${a.kind}`,
     nameKind: a.kind,
@@ -84,13 +119,47 @@ export function view(spec: ViewSpec): GroupView {
       settings: groupSettingsSchema.parse(spec.settings ?? {}),
     },
     members,
-    master: masterNode === null ? null : { record: { v: 1, node: masterNode, epoch, since: spec.masterSince ?? 0, reason: spec.masterReason ?? 'add' }, version: 3 },
-    route: { record: { v: 1, epoch: spec.routeEpoch ?? epoch, write: spec.write === undefined ? masterNode : spec.write, read: [...(spec.read ?? members.filter((m) => m.node !== masterNode).map((m) => m.node))] }, version: 5 },
+    master:
+      masterNode === null
+        ? null
+        : {
+            record: {
+              v: 1,
+              node: masterNode,
+              epoch,
+              since: spec.masterSince ?? 0,
+              reason: spec.masterReason ?? 'add',
+            },
+            version: 3,
+          },
+    route: {
+      record: {
+        v: 1,
+        epoch: spec.routeEpoch ?? epoch,
+        write: spec.write === undefined ? masterNode : spec.write,
+        read: [...(spec.read ?? members.filter((m) => m.node !== masterNode).map((m) => m.node))],
+      },
+      version: 5,
+    },
     white: spec.white ? { v: 1, reason: 'maintenance', by: 'op', at: 1 } : null,
     task:
       spec.task === null || spec.task === undefined
         ? null
-        : { record: { v: 1, id: 't1', kind: 'failover', step: 'fence', oldMaster: masterNode, candidate: null, startedAt: 1, worker: 's1', detail: {}, ...spec.task }, version: 2 },
+        : {
+            record: {
+              v: 1,
+              id: 't1',
+              kind: 'failover',
+              step: 'fence',
+              oldMaster: masterNode,
+              candidate: null,
+              startedAt: 1,
+              worker: 's1',
+              detail: {},
+              ...spec.task,
+            },
+            version: 2,
+          },
     slaveDown,
     alerts,
     problems: [],
@@ -99,7 +168,17 @@ export function view(spec: ViewSpec): GroupView {
 }
 
 /** A reachable replica position: received (IO) and applied positions, replicating from `master`. */
-export function pos(io: string, over: { slave?: string; binlog?: string; serverId?: number; master?: string | null; sql?: boolean; io_running?: boolean } = {}): NodePosition {
+export function pos(
+  io: string,
+  over: {
+    slave?: string;
+    binlog?: string;
+    serverId?: number;
+    master?: string | null;
+    sql?: boolean;
+    io_running?: boolean;
+  } = {},
+): NodePosition {
   const slave = over.slave ?? io;
   return {
     reachable: true,
@@ -110,7 +189,13 @@ export function pos(io: string, over: { slave?: string; binlog?: string; serverI
     replica:
       over.master === null
         ? null
-        : { masterNode: over.master ?? M, ioRunning: over.io_running ?? false, sqlRunning: over.sql ?? true, gtidIoPos: io, lastSqlError: '' },
+        : {
+            masterNode: over.master ?? M,
+            ioRunning: over.io_running ?? false,
+            sqlRunning: over.sql ?? true,
+            gtidIoPos: io,
+            lastSqlError: '',
+          },
   };
 }
 

@@ -1,0 +1,219 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  detect,
+  probeFrom,
+  type MasterProbe,
+  type Observations,
+  type VerdictKind,
+} from '../../server/detect';
+import { A, B, M, view, type ViewSpec } from './server-fixtures';
+
+const NOW = 1_000_000;
+const refused: MasterProbe = { kind: 'refused', error: 'ECONNREFUSED' };
+const silent: MasterProbe = { kind: 'unreachable', error: 'connect timed out' };
+const alive: MasterProbe = { kind: 'alive', readOnly: false, detail: 'answered a query' };
+const masterGone = { node: M, online: null } as const;
+const replicas = [
+  { node: A, priority: 1 as const },
+  { node: B, priority: 2 as const },
+];
+
+interface Case {
+  readonly name: string;
+  readonly spec: ViewSpec;
+  readonly probe?: MasterProbe;
+  readonly expect: VerdictKind;
+  readonly how?: string;
+}
+
+const cases: Case[] = [
+  { name: 'master online: healthy', spec: { members: [{ node: M }, ...replicas] }, expect: 'master-healthy' },
+  {
+    name: 'heartbeat gone, not probed yet: confirm first',
+    spec: { members: [masterGone, ...replicas] },
+    expect: 'needs-confirmation',
+  },
+  {
+    name: 'heartbeat gone, connection refused: dead',
+    spec: { members: [masterGone, ...replicas] },
+    probe: refused,
+    expect: 'master-dead',
+    how: 'refused',
+  },
+  {
+    name: 'heartbeat gone, no answer within confirmMs: dead',
+    spec: { members: [masterGone, ...replicas] },
+    probe: silent,
+    expect: 'master-dead',
+    how: 'unreachable',
+  },
+  {
+    name: 'agent alive and says mysqld down: dead without any probe',
+    spec: { members: [{ node: M, online: null, agent: { mysqldDown: true } }, ...replicas] },
+    expect: 'master-dead',
+    how: 'agent-reports-down',
+  },
+  {
+    name: 'agent alive without mysqldDown: still confirm',
+    spec: { members: [{ node: M, online: null, agent: {} }, ...replicas] },
+    expect: 'needs-confirmation',
+  },
+  {
+    name: 'heartbeat gone but mysqld answers: alert only',
+    spec: { members: [masterGone, ...replicas] },
+    probe: alive,
+    expect: 'heartbeat-lost-mysql-alive',
+  },
+  {
+    name: 'white-listed: nothing, not even a probe',
+    spec: { members: [masterGone, ...replicas], white: true },
+    expect: 'white-listed',
+  },
+  {
+    name: 'white-listed wins over a refused probe',
+    spec: { members: [masterGone, ...replicas], white: true },
+    probe: refused,
+    expect: 'white-listed',
+  },
+  {
+    name: 'recent unacknowledged failover: blocked',
+    spec: {
+      members: [masterGone, ...replicas],
+      epoch: 2,
+      masterReason: 'failover',
+      masterSince: NOW - 10_000,
+      alerts: [{ kind: 'failover', detail: { epoch: 2 } }],
+    },
+    probe: refused,
+    expect: 'blocked-by-antiflap',
+  },
+  {
+    name: 'recent failover, acknowledged (alert deleted): proceeds',
+    spec: {
+      members: [masterGone, ...replicas],
+      epoch: 2,
+      masterReason: 'failover',
+      masterSince: NOW - 10_000,
+    },
+    probe: refused,
+    expect: 'master-dead',
+  },
+  {
+    name: 'failover older than recoveryBlockSeconds: proceeds',
+    spec: {
+      members: [masterGone, ...replicas],
+      epoch: 2,
+      masterReason: 'failover',
+      masterSince: NOW - 301_000,
+      alerts: [{ kind: 'failover', detail: { epoch: 2 } }],
+    },
+    probe: refused,
+    expect: 'master-dead',
+  },
+  {
+    name: 'the alert of an older failover does not block',
+    spec: {
+      members: [masterGone, ...replicas],
+      epoch: 3,
+      masterReason: 'failover',
+      masterSince: NOW - 10_000,
+      alerts: [{ kind: 'failover', detail: { epoch: 2 } }],
+    },
+    probe: refused,
+    expect: 'master-dead',
+  },
+  {
+    name: 'a recent switchover does not block',
+    spec: {
+      members: [masterGone, ...replicas],
+      epoch: 2,
+      masterReason: 'switchover',
+      masterSince: NOW - 10_000,
+      alerts: [{ kind: 'failover', detail: { epoch: 2 } }],
+    },
+    probe: refused,
+    expect: 'master-dead',
+  },
+  {
+    name: 'custom block period from the group settings',
+    spec: {
+      members: [masterGone, ...replicas],
+      epoch: 2,
+      masterReason: 'failover',
+      masterSince: NOW - 10_000,
+      settings: { recoveryBlockSeconds: 5 },
+      alerts: [{ kind: 'failover', detail: { epoch: 2 } }],
+    },
+    probe: refused,
+    expect: 'master-dead',
+  },
+  {
+    name: 'only priority-0 replicas: no candidate',
+    spec: { members: [masterGone, { node: A, priority: 0 }] },
+    probe: refused,
+    expect: 'no-candidate',
+  },
+  {
+    name: 'no replica at all: no candidate',
+    spec: { members: [masterGone] },
+    probe: refused,
+    expect: 'no-candidate',
+  },
+  {
+    name: 'a failover task exists: resume it',
+    spec: { members: [masterGone, ...replicas], task: { kind: 'failover', step: 'drain' } },
+    expect: 'resume-failover',
+  },
+  {
+    name: 'a failover task wins even if the old master is back',
+    spec: { members: [{ node: M }, ...replicas], task: { kind: 'failover' } },
+    expect: 'resume-failover',
+  },
+  {
+    name: 'a CLI switchover in progress: hands off',
+    spec: { members: [masterGone, ...replicas], task: { kind: 'switchover' } },
+    expect: 'operation-in-progress',
+  },
+  {
+    name: 'no master record: not managed',
+    spec: { members: [{ node: M }, ...replicas], master: null },
+    expect: 'not-managed',
+  },
+];
+
+describe('detect', () => {
+  for (const c of cases) {
+    it(c.name, () => {
+      const obs: Observations = { now: NOW, ...(c.probe ? { probe: c.probe } : {}) };
+      const v = detect(view(c.spec), obs);
+      assert.equal(v.kind, c.expect, JSON.stringify(v));
+      if (c.how !== undefined) assert.equal('how' in v ? v.how : undefined, c.how);
+    });
+  }
+
+  it('invalid records are never acted on', () => {
+    const base = view({ members: [masterGone, ...replicas] });
+    for (const field of ['meta', 'master', 'route', 'task'] as const) {
+      const v = detect(
+        { ...base, invalid: { ...base.invalid, [field]: true } },
+        { now: NOW, probe: refused },
+      );
+      assert.equal(v.kind, 'not-managed', field);
+    }
+    const w = detect({ ...base, invalid: { ...base.invalid, white: true } }, { now: NOW, probe: refused });
+    assert.equal(w.kind, 'white-listed', 'an unreadable white record still holds automation back');
+  });
+});
+
+describe('probeFrom', () => {
+  const rows: Array<[Parameters<typeof probeFrom>[0], MasterProbe['kind']]> = [
+    [{ ok: true, readOnly: false }, 'alive'],
+    [{ ok: false, kind: 'refused', error: 'ECONNREFUSED' }, 'refused'],
+    [{ ok: false, kind: 'auth', error: 'Access denied' }, 'alive'],
+    [{ ok: false, kind: 'timeout', error: 'timeout' }, 'unreachable'],
+    [{ ok: false, kind: 'other', error: 'reset' }, 'unreachable'],
+  ];
+  for (const [input, kind] of rows)
+    it(`${JSON.stringify(input)} → ${kind}`, () => assert.equal(probeFrom(input).kind, kind));
+});
