@@ -83,7 +83,11 @@ export interface Flavor {
   ): Promise<number>;
   /** Stops receiving from the master; what was received can still be applied (drain). */
   stopIoThread(conn: MysqlConnection): Promise<void>;
-  /** Waits until replication has applied `gtidPos`; false on timeout. */
+  /**
+   * Waits until replication has applied `gtidPos` (MariaDB: gtid_slave_pos reaches it; sequence
+   * numbers are compared per domain, server ids are not — check divergence with core/gtid first).
+   * False on timeout; BAD_RECORD for a malformed position (nothing is sent).
+   */
   waitForGtid(conn: MysqlConnection, gtidPos: string, timeoutMs: number): Promise<boolean>;
   /** Makes the server a writable master: replication stopped and forgotten, semi-sync master side per flag. */
   promote(conn: MysqlConnection, opts: { readonly semiSync: boolean }): Promise<void>;

@@ -71,10 +71,10 @@ export interface MariaDBInstance {
   stop(): Promise<void>;
   /** Starts again on the same datadir and port and waits until it accepts the admin user. */
   start(opts?: { readonly readOnly?: boolean }): Promise<void>;
-  /** SIGSTOP: hung with its sockets open. */
-  pause(): void;
-  /** SIGCONT. */
-  resume(): void;
+  /** SIGSTOP, resolved once every thread is stopped: hung with its sockets open. */
+  pause(): Promise<void>;
+  /** SIGCONT, resolved once the threads run again. */
+  resume(): Promise<void>;
   /** A statement as admin over a cached connection; rows for SELECT/SHOW, [] for other statements. */
   query<T extends RowDataPacket = RowDataPacket>(sql: string, params?: readonly unknown[]): Promise<T[]>;
   /** A new connection (TCP); the `app` user gets database `app`. The caller closes it. */
@@ -246,7 +246,7 @@ class Instance implements MariaDBInstance {
   async init(template: string): Promise<void> {
     fs.mkdirSync(this.binlogDir, { recursive: true });
     fs.mkdirSync(this.tmpdir, { recursive: true });
-    fs.cpSync(template, this.datadir, { recursive: true });
+    await fs.promises.cp(template, this.datadir, { recursive: true });
     // A port can be taken between freePort() and bind: retry with another one.
     for (let attempt = 1; ; attempt++) {
       this.#port = await freePort();
@@ -369,24 +369,49 @@ class Instance implements MariaDBInstance {
     this.dropAdmin();
     const child = this.#child;
     if (child === null) return;
-    if (this.#paused) this.resume();
+    if (this.#paused) child.kill('SIGCONT');
     child.kill('SIGTERM');
     const timer = setTimeout(() => child.kill('SIGKILL'), 30000);
     await this.#exited;
     clearTimeout(timer);
   }
 
-  pause(): void {
+  /** Thread states from /proc ('T' = stopped), or null when the process is gone. */
+  private threadStates(): string[] | null {
+    const pid = this.pid;
+    if (pid === null) return null;
+    try {
+      return fs.readdirSync(`/proc/${pid}/task`).map((t) => {
+        const stat = fs.readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8');
+        return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+      });
+    } catch {
+      return null;
+    }
+  }
+
+  async pause(): Promise<void> {
     if (this.#child === null) throw new Error(`mariadb ${this.node} is not running`);
     this.dropAdmin();
     this.#child.kill('SIGSTOP');
     this.#paused = true;
+    // Signal delivery is asynchronous: a thread can still answer a query right after kill().
+    await waitFor(() => this.threadStates()?.every((s) => s === 'T' || s === 't') ?? true, {
+      timeoutMs: 5000,
+      intervalMs: 2,
+      what: `mariadb ${this.node} to stop (SIGSTOP)`,
+    });
   }
 
-  resume(): void {
+  async resume(): Promise<void> {
     if (this.#child === null) return;
     this.#child.kill('SIGCONT');
     this.#paused = false;
+    await waitFor(() => this.threadStates()?.every((s) => s !== 'T') ?? true, {
+      timeoutMs: 5000,
+      intervalMs: 2,
+      what: `mariadb ${this.node} to continue (SIGCONT)`,
+    });
   }
 
   async query<T extends RowDataPacket = RowDataPacket>(

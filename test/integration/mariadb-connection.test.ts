@@ -114,7 +114,7 @@ describe('mysql connection: error kinds against a real server', () => {
 
   it('a hung server (SIGSTOP) → timeout for a query and for a new connection; resume recovers', async () => {
     const conn = await openAdmin(db);
-    db.pause();
+    await db.pause();
     try {
       const qErr = await errorOf(conn.query('SELECT 1', undefined, { timeoutMs: 300 }));
       assert.equal(classifyMysqlError(qErr), 'timeout');
@@ -126,7 +126,7 @@ describe('mysql connection: error kinds against a real server', () => {
       const cErr = await errorOf(openAdmin(db, 300));
       assert.equal(classifyMysqlError(cErr), 'timeout');
     } finally {
-      db.resume();
+      await db.resume();
       conn.destroy();
     }
     const rows = await db.query('SELECT COUNT(*) AS n FROM app.conn_t');
