@@ -88,11 +88,12 @@ export function pickSwitchoverCandidate(view: GroupView, positions: ReadonlyMap<
 
 class Timer {
   readonly steps: StepTiming[] = [];
-  async run<T>(name: string, fn: () => Promise<T>): Promise<T> {
+  /** `okOf` says whether a result that is not an exception still counts as a failed step. */
+  async run<T>(name: string, fn: () => Promise<T>, okOf: (r: T) => boolean = () => true): Promise<T> {
     const t0 = performance.now();
     try {
       const r = await fn();
-      this.steps.push({ name, ms: Math.round((performance.now() - t0) * 10) / 10, ok: true });
+      this.steps.push({ name, ms: Math.round((performance.now() - t0) * 10) / 10, ok: okOf(r) });
       return r;
     } catch (err) {
       this.steps.push({ name, ms: Math.round((performance.now() - t0) * 10) / 10, ok: false });
@@ -191,7 +192,7 @@ async function switchoverLocked(ctx: CliContext, input: SwitchoverInput, ops: Op
   const left = Math.max(1, Math.round(input.maxPauseMs - (performance.now() - pauseStart)));
   let applied: boolean;
   try {
-    applied = await timer.run('catch up', () => conns.run(candidate, (c) => flavor.waitForGtid(c, target, left)));
+    applied = await timer.run('catch up', () => conns.run(candidate, (c) => flavor.waitForGtid(c, target, left)), (ok) => ok);
   } catch (err) {
     return rollback(`catch up: ${errorMessage(err)}`, false);
   }
