@@ -308,7 +308,7 @@ export class RouterAgent {
         const r = await this.reload(desired, choice, text, skeleton);
         if (!r.ok) {
           applied = this.merged(desired);
-          if (choice.candidate) {
+          if (choice.candidate && this.templates.goodText() !== null) {
             this.templates.reject(choice.text, r.reason);
             this.dirty = true; // again at once with the good template
           } else {
@@ -386,7 +386,8 @@ export class RouterAgent {
       this.saveStateIfChanged(desired, choice.text);
       this.log.info({ master: proc.master.pid, groups: desired.map((g) => g.name) }, 'router: started HAProxy');
     } catch (err) {
-      if (choice.candidate) {
+      // Blame a new template only when there is a proven one to go back to.
+      if (choice.candidate && this.templates.goodText() !== null) {
         this.templates.reject(choice.text, errorMessage(err));
         this.dirty = true;
       }

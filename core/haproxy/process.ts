@@ -44,7 +44,7 @@ export function haproxyAlerts(output: string): string {
 
 /** Runs `haproxy -c` on a file; throws HAPROXY_ERROR with HAProxy's alerts when it is invalid. */
 export async function checkConfigFile(bin: string, file: string, timeoutMs = 10_000): Promise<void> {
-  const r = await run(bin, ['-c', '-q', '-f', file], timeoutMs);
+  const r = await run(bin, ['-c', '-f', file], timeoutMs);
   if (r.code !== 0) throw new ZkmhaError('HAPROXY_ERROR', `haproxy -c: ${haproxyAlerts(r.stderr + r.stdout) || `exit code ${r.code}`}`);
 }
 

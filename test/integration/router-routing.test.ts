@@ -1,0 +1,170 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Connection } from 'mysql2/promise';
+import { showProc } from '../../core/haproxy/cli';
+import { decodeRecord, metaRouterSchema } from '../../core/records';
+import type { RouterAgent } from '../../router/agent';
+import type { HaproxyPaths } from '../env/haproxy';
+import { appConnect, portOf, startReadLoop, startRouterWorld, whoAnswers, type RouterWorld } from '../env/router';
+import { waitFor } from '../env/wait';
+
+/**
+ * Given one group of three MariaDB servers behind a router agent and its HAProxy, when
+ * `haproxy/<group>` changes, then HAProxy routes accordingly: new write connections go to the new
+ * master, old write connections are cut, `write: null` stops writes at once, and a client
+ * looping reads never sees a failed connection, not even while a second group is added (reload).
+ */
+const CUT_ERRORS = new Set(['PROTOCOL_CONNECTION_LOST', 'ECONNRESET', 'ECONNREFUSED', 'EPIPE']);
+
+/** The master's reload count; the master CLI is briefly away while the master re-executes. */
+function reloads(hp: HaproxyPaths): Promise<number> {
+  return waitFor(async () => (await showProc(hp.masterSocket)).master.reloads + 1, { timeoutMs: 5000, what: 'master CLI' }).then((r) => r - 1);
+}
+
+async function port(conn: Connection): Promise<number> {
+  const [rows] = await conn.query('SELECT @@port AS p');
+  return Number((rows as Array<{ p: number }>)[0]!.p);
+}
+
+/** Resolves with the error code once the connection is closed by the other side. */
+function closedBy(conn: Connection): Promise<string> {
+  return new Promise((resolve) => {
+    conn.once('error', (err: { code?: string }) => resolve(err.code ?? 'error'));
+    conn.once('end', () => resolve('end'));
+  });
+}
+
+describe('router: HAProxy follows haproxy/<group>', () => {
+  let w: RouterWorld;
+  let agent: RouterAgent;
+  let hp: HaproxyPaths;
+  let n: readonly string[];
+  let g1: { writePort: number; readPort: number };
+
+  before(async () => {
+    w = await startRouterWorld({ nodes: 3 });
+    n = w.nodes;
+    g1 = await w.addGroup('g1', { epoch: 1, write: n[0]!, read: [n[1]!, n[2]!] });
+    ({ agent, hp } = await w.startRouter('r1'));
+    await waitFor(async () => (await whoAnswers(g1.writePort)) === portOf(n[0]!), { timeoutMs: 10_000, what: 'g1 write routed to n0' });
+  });
+
+  after(async () => {
+    await w?.close();
+  });
+
+  it('starts HAProxy itself and reports the applied epoch in meta_router/<id>', async () => {
+    const rec = await waitFor(
+      async () => {
+        const nd = await w.zkc.getOrNull(w.paths.metaRouter('r1'));
+        const r = nd ? decodeRecord(metaRouterSchema, nd.data, 'meta_router/r1') : null;
+        return r?.applied.g1 === 1 ? r : null;
+      },
+      { timeoutMs: 5000, what: 'meta_router/r1 applied g1=1' },
+    );
+    assert.equal(rec.host, 'host-r1');
+    assert.equal(rec.lastError, undefined);
+    const reads = new Set([await whoAnswers(g1.readPort), await whoAnswers(g1.readPort)]);
+    assert.deepEqual(reads, new Set([portOf(n[1]!), portOf(n[2]!)]));
+  });
+
+  it('a new write target gets new connections; an open connection to the old one is closed', async () => {
+    const old = await appConnect(g1.writePort);
+    try {
+      assert.equal(await port(old), portOf(n[0]!));
+      const cut = closedBy(old);
+      const reloadsBefore = (await reloads(hp));
+      await w.setRoute('g1', { epoch: 2, write: n[1]!, read: [n[2]!] });
+      await waitFor(async () => (await whoAnswers(g1.writePort)) === portOf(n[1]!), { timeoutMs: 5000, what: 'g1 write routed to n1' });
+      assert.ok(CUT_ERRORS.has(await cut) || (await cut) === 'end', 'the old write connection was closed');
+      await assert.rejects(old.query('SELECT 1'));
+      assert.equal((await reloads(hp)), reloadsBefore, 'runtime path: no reload');
+    } finally {
+      old.destroy();
+    }
+  });
+
+  it('write: null refuses or closes write connections at once and cuts open ones', async () => {
+    const open = await appConnect(g1.writePort);
+    try {
+      assert.equal(await port(open), portOf(n[1]!));
+      const cut = closedBy(open);
+      await w.setRoute('g1', { epoch: 3, write: null, read: [n[2]!] });
+      await cut;
+      await waitFor(async () => CUT_ERRORS.has(String(await whoAnswers(g1.writePort))), { timeoutMs: 5000, what: 'write port refuses' });
+      // Still refused on the next attempts (not a timeout: closed by HAProxy at once).
+      for (let i = 0; i < 3; i++) assert.ok(CUT_ERRORS.has(String(await whoAnswers(g1.writePort))));
+      assert.equal(await whoAnswers(g1.readPort), portOf(n[2]!), 'reads go on');
+      assert.deepEqual(
+        agent.status().applied.map((g) => [g.name, g.epoch, g.write]),
+        [['g1', 3, null]],
+      );
+    } finally {
+      open.destroy();
+    }
+  });
+
+  it('a looping reader sees zero failed connections while replicas are removed and added and a group is added (reload)', async () => {
+    await w.setRoute('g1', { epoch: 3, write: n[0]!, read: [n[1]!, n[2]!] });
+    await waitFor(async () => (await whoAnswers(g1.writePort)) === portOf(n[0]!), { timeoutMs: 5000, what: 'g1 write back on n0' });
+    const loop = startReadLoop(g1.readPort);
+    const longLived = await appConnect(g1.readPort);
+    const longPort = await port(longLived);
+    const reloadsBefore = (await reloads(hp));
+    try {
+      const expectOnly = async (nodes: string[], what: string) => {
+        const want = new Set(nodes.map(portOf));
+        await waitFor(
+          async () => {
+            // Applied: then only `nodes` may answer from now on, and each of them does.
+            const st = agent.status().applied.find((g) => g.name === 'g1');
+            const applied = new Set(st?.read.filter((s) => s !== null).map((s) => s!.port));
+            if ([...want].some((p) => !applied.has(p)) || applied.size !== want.size) return false;
+            loop.mark();
+            await waitFor(() => loop.seenSinceMark().size >= want.size && [...want].every((p) => loop.seenSinceMark().has(p)), {
+              timeoutMs: 5000,
+              what: `${what}: reads on every node`,
+            });
+            return [...loop.seenSinceMark().keys()].every((p) => want.has(p));
+          },
+          { timeoutMs: 10_000, what },
+        );
+      };
+      await expectOnly([n[1]!, n[2]!], 'reads on n1, n2');
+      await w.setRoute('g1', { epoch: 3, write: n[0]!, read: [n[2]!] });
+      await expectOnly([n[2]!], 'n1 removed');
+      await w.setRoute('g1', { epoch: 3, write: n[0]!, read: [n[2]!, n[0]!] });
+      await expectOnly([n[2]!, n[0]!], 'n0 added');
+      await w.setRoute('g1', { epoch: 3, write: n[0]!, read: [n[1]!] });
+      await expectOnly([n[1]!], 'pool replaced by n1');
+      await w.setRoute('g1', { epoch: 3, write: n[0]!, read: [n[1]!, n[2]!] });
+      await expectOnly([n[1]!, n[2]!], 'n2 back');
+      assert.equal((await reloads(hp)), reloadsBefore, 'read-pool changes need no reload');
+
+      const g2 = await w.addGroup('g2', { epoch: 1, write: n[2]!, read: [n[0]!] });
+      await waitFor(async () => (await whoAnswers(g2.writePort)) === portOf(n[2]!), { timeoutMs: 10_000, what: 'g2 routed' });
+      await waitFor(() => agent.status().applied.length === 2, { timeoutMs: 5000, what: 'reload confirmed' });
+      assert.equal(await reloads(hp), reloadsBefore + 1, 'a new group is one reload');
+      loop.mark();
+      await waitFor(() => loop.seenSinceMark().size === 2, { timeoutMs: 5000, what: 'reads after the reload' });
+      assert.equal(await port(longLived), longPort, 'an open read connection survives the reload');
+    } finally {
+      await loop.stop();
+      longLived.destroy();
+    }
+    assert.equal(loop.failed, 0, `failed reads: ${loop.errors.join(', ')}`);
+    assert.ok(loop.ok > 20, `reads done: ${loop.ok}`);
+  });
+
+  it('removing a group removes its listeners (reload); the other group keeps serving', async () => {
+    const g2 = w.ports('g2');
+    await w.removeGroup('g2');
+    await waitFor(async () => (await whoAnswers(g2.writePort)) === 'ECONNREFUSED', { timeoutMs: 10_000, what: 'g2 listeners gone' });
+    assert.equal(await whoAnswers(g1.writePort), portOf(n[0]!));
+    await waitFor(() => agent.status().applied.length === 1, { timeoutMs: 5000, what: 'reload confirmed' });
+    assert.deepEqual(
+      agent.status().applied.map((g) => g.name),
+      ['g1'],
+    );
+  });
+});
