@@ -76,6 +76,8 @@ const detailSchema = z
     drainTarget: z.string().optional(),
     sourceTarget: z.string().optional(),
     gtidAtPromotion: z.string().optional(),
+    /** Local clock (ms) when the candidate became writable. */
+    promotedAt: z.number().optional(),
     repointed: z.array(z.string()).optional(),
     repointFailed: z.record(z.string()).optional(),
     lastError: z.object({ step: z.string(), message: z.string(), at: z.number() }).optional(),
@@ -486,7 +488,7 @@ export async function runFailover(
         }
         case 'promote': {
           const st = await promoteCandidate(ops, task.candidate!, { semiSync: settings.semiSync });
-          dpatch = { gtidAtPromotion: st.gtidBinlogPos };
+          dpatch = { gtidAtPromotion: st.gtidBinlogPos, promotedAt: Date.now() };
           next = 'repoint';
           break;
         }
@@ -549,6 +551,12 @@ export async function runFailover(
                 gtidAtPromotion: detail.gtidAtPromotion ?? '',
                 worker: deps.workerId,
                 appended: false,
+                timeline: {
+                  detectedAt: detail.detectedAt ?? null,
+                  startedAt: task.startedAt,
+                  promotedAt: detail.promotedAt ?? null,
+                  committedAt: now,
+                },
               },
             },
             ...(old !== undefined

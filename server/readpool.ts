@@ -65,7 +65,13 @@ function judge(
     lagSeconds: number | null | undefined;
     role?: string;
   };
-  if (m.online !== null) {
+  // A heartbeat record older than the current master, or naming another master, predates the last
+  // master change (the agent has not republished yet): ask the replica itself instead of trusting it.
+  const since = view.master?.record.since ?? 0;
+  const stale =
+    m.online !== null &&
+    (m.online.at < since || (m.online.masterNode !== undefined && m.online.masterNode !== master));
+  if (m.online !== null && !stale) {
     state = {
       masterNode: m.online.masterNode,
       ioRunning: m.online.ioRunning,
@@ -76,7 +82,12 @@ function judge(
     if (m.online.role !== 'replica') return { healthy: false, why: `role is ${m.online.role}, not replica` };
   } else {
     const p = probes.get(node);
-    if (p === undefined) return { healthy: false, why: 'heartbeat lost', probe: 'needed' };
+    if (p === undefined)
+      return {
+        healthy: false,
+        why: stale ? 'heartbeat record predates the master change' : 'heartbeat lost',
+        probe: 'needed',
+      };
     if (p.kind === 'down') return { healthy: false, why: `down: ${p.error}` };
     state = p;
   }

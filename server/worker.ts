@@ -306,13 +306,14 @@ export class ServerWorker {
 
   async #evaluate(g: GroupState, kickedAt: number): Promise<void> {
     const { zk, paths } = this.#o;
+    const t0 = performance.now();
     const view = await readGroupView(zk, paths, g.name);
+    const viewMs = performance.now() - t0;
     for (const p of view.problems) this.#log.debug({ group: g.name, ...p }, 'invalid record in view');
     this.#syncMemberWatches(g, view);
     let verdict = detect(view, { now: Date.now() });
     let probe: MasterProbe | undefined;
     if (verdict.kind === 'needs-confirmation') {
-      const t0 = performance.now();
       probe = await confirmMaster(this.#conns, this.#flavor(view), verdict.oldMaster, {
         confirmMs: view.meta!.settings.confirmMs,
       });
@@ -322,7 +323,7 @@ export class ServerWorker {
           group: g.name,
           node: verdict.kind === 'not-managed' ? undefined : view.master?.record.node,
           probe,
-          ms: Math.round(performance.now() - t0),
+          ms: Math.round(performance.now() - t0 - viewMs),
         },
         'confirmation probe',
       );
@@ -452,9 +453,12 @@ export class ServerWorker {
     o: { probe: MasterProbe | undefined; kickedAt: number; confirmMs: number },
   ): Promise<void> {
     const { zk, paths } = this.#o;
+    const tLock = performance.now();
     const outcome = await this.#withLock(g.name, async (lock) => {
+      const lockMs = performance.now() - tLock;
       // Under the lock: look again. Another worker may have done it, or the master came back.
       const view = await readGroupView(zk, paths, g.name);
+      const viewMs = performance.now() - tLock - lockMs;
       const v = detect(view, { now: Date.now(), ...(o.probe ? { probe: o.probe } : {}) });
       if (v.kind === 'master-dead') {
         const { task, created } = await createFailoverTask(
@@ -464,8 +468,21 @@ export class ServerWorker {
           o.kickedAt,
           o.confirmMs,
         );
+        const ms = (x: number): number => Math.round(x * 10) / 10;
         this.#log.warn(
-          { group: g.name, oldMaster: v.oldMaster, how: v.how, task: task.record.id },
+          {
+            group: g.name,
+            oldMaster: v.oldMaster,
+            how: v.how,
+            task: task.record.id,
+            timing: {
+              sinceEventMs: Date.now() - o.kickedAt,
+              decideMs: o.confirmMs,
+              lockMs: ms(lockMs),
+              viewMs: ms(viewMs),
+              taskMs: ms(performance.now() - tLock - lockMs - viewMs),
+            },
+          },
           'master dead: failing over',
         );
         return runFailover(
@@ -520,17 +537,19 @@ export class ServerWorker {
     for (const m of view.members) if (m.node !== master.node && m.online !== null) this.#conns.warm(m.node);
     const route = view.route?.record;
     if (route === undefined || route.epoch !== master.epoch || route.write !== master.node) {
-      this.#log.debug(
-        { group: view.group, route, master },
-        'route does not match the master record; read pool left alone',
-      );
+      // No operation is open (detect saw no task), yet the route does not serve the master: say so,
+      // do not guess (an operator's `mha setmaster --reroute` or switchover settles it).
+      await this.#incident(view, 'route-mismatch', null, {
+        route: route ?? null,
+        note: `haproxy/${view.group} (epoch ${route?.epoch ?? '-'}, write ${route?.write ?? 'null'}) does not match master/${view.group} (${master.node}, epoch ${master.epoch}); read pool left alone`,
+      });
       return;
     }
     const now = Date.now();
     const probes = new Map<string, ReplicaProbe>();
     for (const [n, p] of g.probes) {
-      const online = view.members.find((m) => m.node === n)?.online ?? null;
-      if (online !== null || now - p.at > this.#o.server.reconcileIntervalMs) g.probes.delete(n);
+      // A probe is evidence for one reconcile interval; then the replica is asked again.
+      if (now - p.at > this.#o.server.reconcileIntervalMs) g.probes.delete(n);
       else probes.set(n, p.probe);
     }
     const returnAfterMs = this.#o.server.readReturnAfterMs;

@@ -1,3 +1,7 @@
+import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { alertOf } from '../../core/view';
@@ -141,5 +145,29 @@ describe('failover of a dead master', () => {
       await w.waitForAcks(20);
       await w.stop();
       await c.assertInvariants({ master: m.node, writer: w });
+
+      // SIGTERM: a clean stop (exit 0) that takes servers/<id> away with it.
+      const s2 = c.server('s2')!;
+      await s2.kill('SIGTERM');
+      assert.equal(await s2.exited, 0);
+      assert.equal(await c.zkClient.exists(c.paths.server('s2')), null);
     }));
+
+  it('bad configuration: exit 2 with a one-line reason, nothing started', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zkmha-badcfg-'));
+    try {
+      const file = path.join(dir, 'mha.yaml');
+      fs.writeFileSync(file, `zookeeper:\n  hosts: ${zk.members[0]!.address}\n`, { mode: 0o600 });
+      const r = spawnSync(
+        process.execPath,
+        [path.resolve(__dirname, '..', '..', 'bin', 'mha.js'), 'server', '--config', file],
+        { encoding: 'utf8', timeout: 20000 },
+      );
+      assert.equal(r.status, 2);
+      assert.match(r.stderr, /^mha: config: .*section 'server' is required/);
+      assert.equal(r.stderr.trim().split('\n').length, 1);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });

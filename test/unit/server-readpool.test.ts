@@ -20,6 +20,7 @@ interface Case {
   readonly needsProbe?: readonly string[];
   readonly reason?: RegExp;
   readonly recheckAt?: number | null;
+  readonly masterSince?: number;
 }
 
 const master: MemberSpec = { node: M };
@@ -48,9 +49,10 @@ const cases: Case[] = [
     reason: /lag 31s > 30s/,
   },
   {
-    name: 'replicating from someone else: leaves',
+    name: 'replicating from someone else (checked directly): leaves',
     members: [master, { node: A, online: { masterNode: C } }, { node: B }],
     read: [A, B],
+    probes: { [A]: { kind: 'answering', masterNode: C, ioRunning: true, sqlRunning: true, lagSeconds: 0 } },
     expectRead: [B],
     remove: [A],
     reason: /replicates from/,
@@ -74,6 +76,21 @@ const cases: Case[] = [
   {
     name: 'heartbeat gone but the replica replicates fine (its agent died): stays',
     members: [master, { node: A, online: null }, { node: B }],
+    read: [A, B],
+    probes: { [A]: { kind: 'answering', masterNode: M, ioRunning: true, sqlRunning: true, lagSeconds: 0 } },
+    expectRead: [A, B],
+  },
+  {
+    name: 'heartbeat record older than the master change: probe, do not trust it',
+    members: [master, { node: A, online: { at: 5, ioRunning: false } }, { node: B }],
+    masterSince: 10,
+    read: [A, B],
+    expectRead: [A, B],
+    needsProbe: [A],
+  },
+  {
+    name: 'heartbeat record naming the old master: probe; the probe says it follows the new one',
+    members: [master, { node: A, online: { masterNode: C, ioRunning: false } }, { node: B }],
     read: [A, B],
     probes: { [A]: { kind: 'answering', masterNode: M, ioRunning: true, sqlRunning: true, lagSeconds: 0 } },
     expectRead: [A, B],
@@ -135,7 +152,11 @@ const cases: Case[] = [
 describe('planReadPool', () => {
   for (const c of cases) {
     it(c.name, () => {
-      const v = view({ members: c.members, read: c.read });
+      const v = view({
+        members: c.members,
+        read: c.read,
+        ...(c.masterSince !== undefined ? { masterSince: c.masterSince } : {}),
+      });
       const plan = planReadPool(v, {
         now: NOW,
         probes: new Map(Object.entries(c.probes ?? {})),
