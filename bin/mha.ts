@@ -6,6 +6,7 @@ import { Command, CommanderError } from 'commander';
 import { registerAdminCommands } from '../cli/index';
 import { runClient } from '../client/main';
 import { runServer } from '../server/main';
+import { runRouter } from '../router/main';
 import { errorMessage, exitCodeFor } from '../core/errors';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -29,6 +30,11 @@ export function buildProgram(): Command {
     .description('run a server worker: failure detection, failover, read-pool upkeep (design §5)')
     .option('--config <file>', 'configuration file')
     .action((opts: { config?: string }) => runServer(opts.config));
+  program
+    .command('router')
+    .description('run the router agent beside HAProxy: HAProxy follows haproxy/<group> (design §6)')
+    .option('--config <file>', 'configuration file')
+    .action((opts: { config?: string }) => runRouter(opts.config));
   return program;
 }
 
