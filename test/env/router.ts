@@ -142,9 +142,9 @@ export async function startRouterWorld(opts: { readonly nodes?: number } = {}): 
 // MariaDB through HAProxy
 
 /** Connects through HAProxy as the application user. */
-export function appConnect(port: number, connectTimeout = 2000): Promise<mysql.Connection> {
+export function appConnect(port: number, connectTimeout = 2000, host = '127.0.0.1'): Promise<mysql.Connection> {
   return mysql.createConnection({
-    host: '127.0.0.1',
+    host,
     port,
     user: TEST_CREDENTIALS.app.user,
     password: TEST_CREDENTIALS.app.password,
@@ -154,10 +154,10 @@ export function appConnect(port: number, connectTimeout = 2000): Promise<mysql.C
 }
 
 /** Which MariaDB answers a new connection on this HAProxy port: its port, or the error code. */
-export async function whoAnswers(port: number): Promise<number | string> {
+export async function whoAnswers(port: number, host = '127.0.0.1'): Promise<number | string> {
   let conn: mysql.Connection | null = null;
   try {
-    conn = await appConnect(port, 1000);
+    conn = await appConnect(port, 1000, host);
     const [rows] = await conn.query<mysql.RowDataPacket[]>('SELECT @@port AS p');
     return Number(rows[0]!.p);
   } catch (err) {

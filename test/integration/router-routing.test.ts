@@ -1,10 +1,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Connection } from 'mysql2/promise';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { showProc } from '../../core/haproxy/cli';
 import { decodeRecord, metaRouterSchema } from '../../core/records';
 import type { RouterAgent } from '../../router/agent';
-import type { HaproxyPaths } from '../env/haproxy';
+import { haproxyDir, removeHaproxyDir, stopHaproxyAt, trackRouterHaproxy, type HaproxyPaths } from '../env/haproxy';
+import { track } from '../env/reaper';
 import { appConnect, portOf, startReadLoop, startRouterWorld, whoAnswers, type RouterWorld } from '../env/router';
 import { waitFor } from '../env/wait';
 
@@ -166,5 +170,43 @@ describe('router: HAProxy follows haproxy/<group>', () => {
       agent.status().applied.map((g) => g.name),
       ['g1'],
     );
+  });
+
+  it('`mha router --config F` runs as a daemon: JSON logs, routes, stops on SIGTERM leaving HAProxy serving', async () => {
+    const hp3 = haproxyDir();
+    const cfg = path.join(hp3.dir, 'mha.yaml');
+    fs.writeFileSync(
+      cfg,
+      [
+        `zookeeper: { hosts: "${w.zk.connectString}", root: /mha, sessionTimeoutMs: 2000 }`,
+        `router: { id: r3, haproxyConfig: ${hp3.haproxyConfig}, template: ${hp3.template}, masterSocket: ${hp3.masterSocket},`,
+        `          adminSocket: ${hp3.adminSocket}, stateDir: ${hp3.stateDir}, bindAddress: 127.0.0.3, reconcileIntervalMs: 500 }`,
+        'log: { level: info }',
+        '',
+      ].join('\n'),
+    );
+    const logFile = path.join(hp3.dir, 'router.log');
+    const fd = fs.openSync(logFile, 'a');
+    const mha = path.resolve(__dirname, '..', '..', 'bin', 'mha.js');
+    const child = spawn(process.execPath, [mha, 'router', '--config', cfg], { stdio: ['ignore', fd, fd] });
+    fs.closeSync(fd);
+    track(child);
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    try {
+      await trackRouterHaproxy(hp3);
+      await waitFor(async () => (await whoAnswers(g1.writePort, '127.0.0.3')) === portOf(n[0]!), { timeoutMs: 10_000, what: 'r3 routes g1' });
+      await waitFor(async () => (await w.zkc.exists(w.paths.metaRouter('r3'))) !== null, { timeoutMs: 5000, what: 'meta_router/r3' });
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+      assert.equal(await whoAnswers(g1.writePort, '127.0.0.3'), portOf(n[0]!), 'HAProxy keeps serving after the router exits');
+      await waitFor(async () => (await w.zkc.exists(w.paths.metaRouter('r3'))) === null, { timeoutMs: 5000, what: 'meta_router/r3 gone' });
+      const lines = fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => l !== '');
+      const msgs = lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
+      assert.ok(msgs.includes('router: started HAProxy') && msgs.includes('router: stopped (HAProxy keeps serving)'), msgs.join(' | '));
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await stopHaproxyAt(hp3);
+      removeHaproxyDir(hp3);
+    }
   });
 });
