@@ -132,23 +132,23 @@ const INSTALL_ARGS = [
 // ---------------------------------------------------------------------------------------------
 // Template data directory
 
-let templatePromise: Promise<string> | null = null;
+const templatePromises = new Map<string, Promise<string>>();
 
 async function mariadbVersion(): Promise<string> {
   const { stdout } = await execFileP('mariadbd', ['--version']);
   return stdout.trim();
 }
 
-async function buildTemplate(): Promise<string> {
+async function buildTemplate(baseDir: string): Promise<string> {
   const version = await mariadbVersion();
   const key = createHash('sha256')
     .update([version, TEMPLATE_SQL, ...INSTALL_ARGS, String(IS_ROOT)].join('\n'))
     .digest('hex')
     .slice(0, 16);
-  const dir = path.join(os.tmpdir(), `zkmha-mariadb-template-${key}`);
+  const dir = path.join(baseDir, `zkmha-mariadb-template-${key}`);
   if (fs.existsSync(path.join(dir, 'mysql'))) return dir;
 
-  const work = fs.mkdtempSync(path.join(os.tmpdir(), `zkmha-mariadb-template-${key}.build-`));
+  const work = fs.mkdtempSync(path.join(baseDir, `zkmha-mariadb-template-${key}.build-`));
   try {
     const datadir = path.join(work, 'data');
     const sqlFile = path.join(work, 'users.sql');
@@ -180,17 +180,94 @@ async function buildTemplate(): Promise<string> {
   return dir;
 }
 
-/** The template datadir (built once per MariaDB version and user script, then reused). */
-export function mariadbTemplate(): Promise<string> {
-  templatePromise ??= buildTemplate().catch((err: unknown) => {
-    templatePromise = null;
-    throw err;
-  });
-  return templatePromise;
+/**
+ * The template datadir (built once per MariaDB version and user script, then reused), cached in
+ * `baseDir` (default os.tmpdir(); the sandbox keeps its own under its directory).
+ */
+export function mariadbTemplate(baseDir: string = os.tmpdir()): Promise<string> {
+  let p = templatePromises.get(baseDir);
+  if (p === undefined) {
+    p = buildTemplate(baseDir).catch((err: unknown) => {
+      templatePromises.delete(baseDir);
+      throw err;
+    });
+    templatePromises.set(baseDir, p);
+  }
+  return p;
 }
 
 // ---------------------------------------------------------------------------------------------
 // One server
+
+/** Where one instance keeps its files, all under `dir`. */
+export interface MariaDBFiles {
+  readonly datadir: string;
+  readonly binlogDir: string;
+  readonly tmpdir: string;
+  readonly socket: string;
+  readonly pidFile: string;
+  readonly errorLog: string;
+}
+
+export function instanceFiles(dir: string): MariaDBFiles {
+  return {
+    datadir: path.join(dir, 'data'),
+    binlogDir: path.join(dir, 'binlog'),
+    tmpdir: path.join(dir, 'tmp'),
+    socket: path.join(dir, 'mysqld.sock'),
+    pidFile: path.join(dir, 'mysqld.pid'),
+    errorLog: path.join(dir, 'error.log'),
+  };
+}
+
+export interface MariadbdOptions extends MariaDBFiles {
+  readonly port: number;
+  readonly serverId: number;
+  readonly readOnly: boolean;
+  readonly semiSyncMaster: boolean;
+  readonly semiSyncSlave: boolean;
+  /** Default true (tests start replication themselves); false lets a replica resume after a restart. */
+  readonly skipSlaveStart?: boolean;
+}
+
+/**
+ * The mariadbd command line (after `--no-defaults`) for one instance on 127.0.0.1: GTID strict
+ * mode, ROW binlogs with log_slave_updates, semi-sync AFTER_SYNC with a 1 s timeout, small buffers.
+ * Shared with the sandbox, which runs the servers detached.
+ */
+export function mariadbdArgs(o: MariadbdOptions): string[] {
+  return [
+    '--no-defaults',
+    ...(IS_ROOT ? ['--user=root'] : []),
+    `--datadir=${o.datadir}`,
+    `--tmpdir=${o.tmpdir}`,
+    `--socket=${o.socket}`,
+    `--pid-file=${o.pidFile}`,
+    `--log-error=${o.errorLog}`,
+    `--port=${o.port}`,
+    '--bind-address=127.0.0.1',
+    '--skip-name-resolve',
+    `--server-id=${o.serverId}`,
+    `--log-bin=${path.join(o.binlogDir, 'mysql-bin')}`,
+    `--relay-log=${path.join(o.datadir, 'relay-bin')}`,
+    '--binlog-format=ROW',
+    '--log-slave-updates=ON',
+    '--gtid-strict-mode=ON',
+    '--gtid-domain-id=0',
+    ...(o.skipSlaveStart === false ? [] : ['--skip-slave-start']),
+    `--read-only=${o.readOnly ? 'ON' : 'OFF'}`,
+    `--rpl-semi-sync-master-enabled=${o.semiSyncMaster ? 'ON' : 'OFF'}`,
+    '--rpl-semi-sync-master-wait-point=AFTER_SYNC',
+    `--rpl-semi-sync-master-timeout=${SEMI_SYNC_TIMEOUT_MS}`,
+    `--rpl-semi-sync-slave-enabled=${o.semiSyncSlave ? 'ON' : 'OFF'}`,
+    '--innodb-buffer-pool-size=16M',
+    '--innodb-log-file-size=8M',
+    // Many servers on one machine: native AIO contexts are a shared, limited resource.
+    '--innodb-use-native-aio=OFF',
+    '--performance-schema=OFF',
+    '--max-connections=200',
+  ];
+}
 
 interface Role {
   readOnly: boolean;
@@ -219,12 +296,14 @@ class Instance implements MariaDBInstance {
     private role: Role,
     private readonly startTimeoutMs: number,
   ) {
-    this.datadir = path.join(dir, 'data');
-    this.binlogDir = path.join(dir, 'binlog');
-    this.tmpdir = path.join(dir, 'tmp');
-    this.socket = path.join(dir, 'mysqld.sock');
-    this.pidFile = path.join(dir, 'mysqld.pid');
-    this.errorLog = path.join(dir, 'error.log');
+    ({
+      datadir: this.datadir,
+      binlogDir: this.binlogDir,
+      tmpdir: this.tmpdir,
+      socket: this.socket,
+      pidFile: this.pidFile,
+      errorLog: this.errorLog,
+    } = instanceFiles(dir));
   }
 
   get port(): number {
@@ -261,37 +340,14 @@ class Instance implements MariaDBInstance {
 
   private args(): string[] {
     const r = this.role;
-    return [
-      '--no-defaults',
-      ...(IS_ROOT ? ['--user=root'] : []),
-      `--datadir=${this.datadir}`,
-      `--tmpdir=${this.tmpdir}`,
-      `--socket=${this.socket}`,
-      `--pid-file=${this.pidFile}`,
-      `--log-error=${this.errorLog}`,
-      `--port=${this.#port}`,
-      '--bind-address=127.0.0.1',
-      '--skip-name-resolve',
-      `--server-id=${this.serverId}`,
-      `--log-bin=${path.join(this.binlogDir, 'mysql-bin')}`,
-      `--relay-log=${path.join(this.datadir, 'relay-bin')}`,
-      '--binlog-format=ROW',
-      '--log-slave-updates=ON',
-      '--gtid-strict-mode=ON',
-      '--gtid-domain-id=0',
-      '--skip-slave-start',
-      `--read-only=${r.readOnly ? 'ON' : 'OFF'}`,
-      `--rpl-semi-sync-master-enabled=${r.semiSyncMaster ? 'ON' : 'OFF'}`,
-      '--rpl-semi-sync-master-wait-point=AFTER_SYNC',
-      `--rpl-semi-sync-master-timeout=${SEMI_SYNC_TIMEOUT_MS}`,
-      `--rpl-semi-sync-slave-enabled=${r.semiSyncSlave ? 'ON' : 'OFF'}`,
-      '--innodb-buffer-pool-size=16M',
-      '--innodb-log-file-size=8M',
-      // Many servers on one machine: native AIO contexts are a shared, limited resource.
-      '--innodb-use-native-aio=OFF',
-      '--performance-schema=OFF',
-      '--max-connections=200',
-    ];
+    return mariadbdArgs({
+      ...instanceFiles(this.dir),
+      port: this.#port,
+      serverId: this.serverId,
+      readOnly: r.readOnly,
+      semiSyncMaster: r.semiSyncMaster,
+      semiSyncSlave: r.semiSyncSlave,
+    });
   }
 
   async start(opts: { readonly readOnly?: boolean } = {}): Promise<void> {

@@ -95,12 +95,14 @@ export function fourLetter(port: number, cmd: string, timeoutMs = 1000): Promise
   });
 }
 
-function parseMode(srvr: string): ZkMode | null {
+/** The `Mode:` line of a `srvr` answer, or null when the server does not serve. */
+export function parseZkMode(srvr: string): ZkMode | null {
   const m = /^Mode: (standalone|leader|follower)$/m.exec(srvr);
   return m === null ? null : (m[1] as ZkMode);
 }
 
-interface MemberPorts {
+/** Ports of one member (quorum and election are used only in an ensemble). */
+export interface MemberPorts {
   readonly id: number;
   readonly client: number;
   readonly quorum: number;
@@ -140,7 +142,7 @@ class Member implements ZkMember {
 
   async mode(): Promise<ZkMode | null> {
     if (this.paused || this.child === null) return null;
-    return parseMode(await fourLetter(this.ports.client, 'srvr', 500));
+    return parseZkMode(await fourLetter(this.ports.client, 'srvr', 500));
   }
 
   /** Spawns the JVM without waiting for readiness. */
@@ -149,17 +151,7 @@ class Member implements ZkMember {
     const log = fs.openSync(this.logFile, 'a');
     const child = spawn(
       'java',
-      [
-        '-Xmx128m',
-        '-XX:+UseSerialGC',
-        '-XX:TieredStopAtLevel=1',
-        `-Dlog4j.configuration=file:${path.join(this.memberDir, 'log4j.properties')}`,
-        '-Dzookeeper.jmx.log4j.disable=true',
-        '-cp',
-        CLASSPATH.join(':'),
-        MAIN,
-        path.join(this.memberDir, 'zoo.cfg'),
-      ],
+      zooKeeperJavaArgs(this.memberDir),
       { stdio: ['ignore', log, log] },
     );
     fs.closeSync(log);
@@ -228,6 +220,48 @@ class Member implements ZkMember {
   }
 }
 
+/**
+ * The JVM arguments that run one member from `memberDir` (prepared by writeZooKeeperMemberFiles).
+ * Shared with the sandbox, which runs ZooKeeper detached instead of as a tracked child.
+ */
+export function zooKeeperJavaArgs(memberDir: string): string[] {
+  return [
+    '-Xmx128m',
+    '-XX:+UseSerialGC',
+    '-XX:TieredStopAtLevel=1',
+    `-Dlog4j.configuration=file:${path.join(memberDir, 'log4j.properties')}`,
+    '-Dzookeeper.jmx.log4j.disable=true',
+    '-cp',
+    CLASSPATH.join(':'),
+    MAIN,
+    path.join(memberDir, 'zoo.cfg'),
+  ];
+}
+
+/** Throws a clear error when the Debian ZooKeeper jars are missing. */
+export function checkZooKeeperInstalled(): void {
+  for (const jar of CLASSPATH) {
+    if (!fs.existsSync(jar)) throw new Error(`ZooKeeper: ${jar} is missing (apt-get install zookeeper)`);
+  }
+}
+
+/**
+ * Lays out one member in `memberDir`: `data/` (with `myid` in an ensemble), `zoo.cfg` and
+ * `log4j.properties` (log to stdout). `all` lists every member (just `p` for a standalone server).
+ */
+export function writeZooKeeperMemberFiles(
+  memberDir: string,
+  p: MemberPorts,
+  all: readonly MemberPorts[],
+  opts: ZooKeeperOptions = {},
+): void {
+  const dataDir = path.join(memberDir, 'data');
+  fs.mkdirSync(dataDir, { recursive: true });
+  if (all.length > 1) fs.writeFileSync(path.join(dataDir, 'myid'), `${p.id}\n`);
+  fs.writeFileSync(path.join(memberDir, 'zoo.cfg'), zooCfg(p, dataDir, all, opts));
+  fs.writeFileSync(path.join(memberDir, 'log4j.properties'), LOG4J);
+}
+
 function zooCfg(
   p: MemberPorts,
   dataDir: string,
@@ -274,10 +308,7 @@ function tail(file: string, lines: number): string {
 }
 
 async function startCluster(size: number, opts: ZooKeeperOptions): Promise<ZkCluster> {
-  for (const jar of CLASSPATH) {
-    if (!fs.existsSync(jar))
-      throw new Error(`ZooKeeper test env: ${jar} is missing (apt-get install zookeeper)`);
-  }
+  checkZooKeeperInstalled();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zkmha-zk-'));
   trackDir(dir);
   const raw = await freePorts(size * 3);
@@ -288,11 +319,7 @@ async function startCluster(size: number, opts: ZooKeeperOptions): Promise<ZkClu
   const startTimeoutMs = opts.startTimeoutMs ?? 20000;
   const members = all.map((p) => {
     const memberDir = path.join(dir, `zk${p.id}`);
-    const dataDir = path.join(memberDir, 'data');
-    fs.mkdirSync(dataDir, { recursive: true });
-    if (size > 1) fs.writeFileSync(path.join(dataDir, 'myid'), `${p.id}\n`);
-    fs.writeFileSync(path.join(memberDir, 'zoo.cfg'), zooCfg(p, dataDir, all, opts));
-    fs.writeFileSync(path.join(memberDir, 'log4j.properties'), LOG4J);
+    writeZooKeeperMemberFiles(memberDir, p, all, opts);
     return new Member(p, memberDir, startTimeoutMs);
   });
 
