@@ -2,6 +2,7 @@ import { lookup } from 'node:dns/promises';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
 import type { RouterConfig, ZookeeperConfig } from '../core/config';
 import { ZkmhaError, errorMessage } from '../core/errors';
 import { haproxyRun, masterAlive, showProc, showServersState, workerRun, type ServerState } from '../core/haproxy/cli';
@@ -116,7 +117,7 @@ export class RouterAgent {
     }
     if (saved !== null && saved.routerId === this.id) {
       this.applied = saved.groups.map((g) => ({ ...g, read: fitSlots(g.read, this.readSlots) }));
-      this.lastSavedState = JSON.stringify(saved.groups);
+      this.lastSavedState = JSON.stringify(this.applied) + '\u0000' + saved.template;
     }
     this.templates = new TemplateManager(r.template, saved?.template ?? null);
     try {
@@ -237,6 +238,9 @@ export class RouterAgent {
   }
 
   private async reconcileOnce(): Promise<void> {
+    const t0 = performance.now();
+    const lap = (): number => Math.round((performance.now() - t0) * 10) / 10;
+    const ms: Record<string, number> = {};
     const problems: Problem[] = [];
     // 1. What ZooKeeper wants (or, without a complete view of ZooKeeper, what we applied last).
     const snapshot = this.source?.settled() ? this.source.snapshot() : null;
@@ -264,10 +268,12 @@ export class RouterAgent {
       return;
     }
     const { choice, text, skeleton } = rendered;
+    ms.rendered = lap();
 
     // 3. Persist the decision before acting on it: a restart without ZooKeeper must never go back
     //    to an older state than HAProxy already runs.
-    this.saveStateIfChanged(desired, this.running.template ?? choice.text);
+    //    (Written while HAProxy is read back; both are awaited before anything changes.)
+    const saving = this.saveStateIfChanged(desired, this.running.template ?? choice.text);
 
     // 4. What HAProxy runs. Nobody on the master socket → start HAProxy ourselves.
     let actual: ServerState[] | null = null;
@@ -276,6 +282,9 @@ export class RouterAgent {
     } catch {
       actual = null;
     }
+    ms.readBack = lap();
+    await saving;
+    ms.saved = lap();
     if (actual === null && !(await masterAlive(this.cfg.masterSocket))) {
       await this.startFresh(desired, choice, text, skeleton, problems);
       return;
@@ -286,7 +295,8 @@ export class RouterAgent {
     if (plan.commands.length > 0) {
       try {
         await haproxyRun(this.cfg.adminSocket, plan.commands);
-        this.log.info({ commands: plan.commands }, 'router: runtime update applied');
+        ms.applied = lap();
+        this.log.info({ commands: plan.commands, ms }, 'router: runtime update applied');
       } catch (err) {
         problems.push({ group: null, kind: 'haproxy', message: `runtime update failed: ${errorMessage(err)}` });
         this.dirty = true; // read back and try again
@@ -327,7 +337,7 @@ export class RouterAgent {
       this.log.info({ groups: applied.map((g) => ({ name: g.name, epoch: g.epoch, write: g.write?.node ?? null })) }, 'router: applied');
     }
     this.applied = applied;
-    this.saveStateIfChanged(applied, this.running.template ?? choice.text);
+    await this.saveStateIfChanged(applied, this.running.template ?? choice.text);
     this.problems = problems;
     await this.publish();
   }
@@ -383,7 +393,7 @@ export class RouterAgent {
       this.running = { template: choice.text, skeleton };
       if (choice.candidate) this.templates.promote(choice);
       this.applied = desired;
-      this.saveStateIfChanged(desired, choice.text);
+      await this.saveStateIfChanged(desired, choice.text);
       this.log.info({ master: proc.master.pid, groups: desired.map((g) => g.name) }, 'router: started HAProxy');
     } catch (err) {
       // Blame a new template only when there is a proven one to go back to.
@@ -489,11 +499,11 @@ export class RouterAgent {
 
   // --- files -------------------------------------------------------------------------------------
 
-  private saveStateIfChanged(groups: readonly GroupState[], template: string): void {
+  private async saveStateIfChanged(groups: readonly GroupState[], template: string): Promise<void> {
     const key = JSON.stringify(groups) + '\u0000' + template;
     if (key === this.lastSavedState) return;
     try {
-      saveState(this.stateFile, { v: 1, routerId: this.id, savedAt: Date.now(), groups: groups.map((g) => ({ ...g, read: [...g.read] })), template });
+      await saveState(this.stateFile, { v: 1, routerId: this.id, savedAt: Date.now(), groups: groups.map((g) => ({ ...g, read: [...g.read] })), template });
       this.lastSavedState = key;
     } catch (err) {
       this.log.error({ err: errorMessage(err), file: this.stateFile }, 'router: cannot save state');

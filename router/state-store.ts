@@ -1,7 +1,6 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ZkmhaError } from '../core/errors';
-import { writeFileAtomic } from '../core/haproxy/process';
 import { formatZodError } from '../core/records';
 import { persistedStateSchema, type PersistedState } from './model';
 
@@ -33,7 +32,14 @@ export function loadState(file: string): PersistedState | null {
   return parsed.data;
 }
 
-export function saveState(file: string, state: PersistedState): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  writeFileAtomic(file, `${JSON.stringify(state, null, 1)}\n`, 0o644);
+/**
+ * Atomic, not fsynced: it is written on the runtime path before HAProxy is changed, where an fsync
+ * (milliseconds) would delay every failover. A process crash leaves the old or the new file; after
+ * a power loss HAProxy restarts from its configuration file (written fsynced in the background).
+ */
+export async function saveState(file: string, state: PersistedState): Promise<void> {
+  await fs.promises.mkdir(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await fs.promises.writeFile(tmp, `${JSON.stringify(state)}\n`, { mode: 0o644 });
+  await fs.promises.rename(tmp, file);
 }
