@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { haproxyRun } from '../../core/haproxy/cli';
 import { decodeRecord, metaRouterSchema, type MetaRouterRecord } from '../../core/records';
 import type { RouterAgent } from '../../router/agent';
-import { stopHaproxyAt, type HaproxyPaths } from '../env/haproxy';
+import { stopHaproxyAt, trackRouterHaproxy, type HaproxyPaths } from '../env/haproxy';
 import { portOf, startRouterWorld, whoAnswers, type RouterWorld } from '../env/router';
 import { waitFor } from '../env/wait';
 
@@ -110,5 +110,13 @@ describe('router: independence, drift, and life without ZooKeeper', () => {
       timeoutMs: 5000,
       what: 'both report epoch 3',
     });
+  });
+
+  it('HAProxy killed under a running router is started again from the applied state', async () => {
+    await stopHaproxyAt(hp2);
+    assert.equal(await whoAnswers(g1.writePort, H2), 'ECONNREFUSED');
+    await waitFor(async () => (await whoAnswers(g1.writePort, H2)) === portOf(n[2]!), { timeoutMs: 10_000, what: 'r2 restarted HAProxy' });
+    await trackRouterHaproxy(hp2);
+    assert.equal(await whoAnswers(g1.readPort, H2), portOf(n[0]!));
   });
 });
