@@ -32,6 +32,7 @@ import {
   decideHealth,
   desiredOnline,
   liveStatus,
+  liveStatusAt,
   onlineAction,
   type Health,
   type Observation,
@@ -113,6 +114,7 @@ class Agent {
   private zkConnected = false;
   private zkSilentSince: number | null = null;
   private lastFenceLog: string | null = null;
+  private lastFenceAt: number | null = null;
 
   private checkTimer: NodeJS.Timeout | null = null;
   private fenceTimer: NodeJS.Timeout | null = null;
@@ -202,6 +204,9 @@ class Agent {
     this.zk.on('expired', () => {
       // Our ephemerals died with the session.
       this.counters.expiries++;
+      // A failover may have created rejoin/<node> meanwhile: hold online/ back until the watch
+      // reads it again in the new session.
+      this.rejoin = 'unknown';
       this.onlinePublished = null;
       this.agentPublished = null;
     });
@@ -236,12 +241,10 @@ class Agent {
 
   private onRejoin(v: NodeData | null): void {
     const next: RejoinState = v === null ? 'absent' : 'present';
-    if (next !== this.rejoin) {
-      this.log.info(
-        { rejoin: next },
-        next === 'present' ? `rejoin/${this.node} exists` : `rejoin/${this.node} absent`,
-      );
-      if (next === 'absent') this.rejoinLogged = false;
+    if (next === 'present' && this.rejoin !== 'present') this.log.info(`rejoin/${this.node} exists`);
+    if (next === 'absent' && this.rejoin === 'present') {
+      this.log.info(`rejoin/${this.node} removed`);
+      this.rejoinLogged = false;
     }
     this.rejoin = next;
     this.publisher.kick();
@@ -516,6 +519,9 @@ class Agent {
     const st = liveStatus(this.health);
     const zkSilentMs = this.zkSilentSince === null ? 0 : Date.now() - this.zkSilentSince;
     const sessionTimeoutMs = this.zk.sessionTimeoutMs;
+    // After a fence, decide again only on a status read after it (not on one that was in flight).
+    const statusAt = liveStatusAt(this.health);
+    if (this.lastFenceAt !== null && statusAt !== null && statusAt <= this.lastFenceAt) return;
     const gate = fenceGate({
       zkConnected: this.zkConnected,
       zkSilentMs,
@@ -574,6 +580,8 @@ class Agent {
         this.flavor,
         Math.max(200, this.cfg.mysql.connectTimeoutMs),
       );
+      // read_only is ON from here: a check that started earlier may still report it OFF.
+      this.lastFenceAt = Date.now();
       this.counters.selfFences++;
       this.log.error({ killed }, 'fenced: read_only=ON, client connections killed');
     } catch (err) {

@@ -49,6 +49,8 @@ export type Health =
       readonly since: number;
       readonly failures: number;
       readonly status: MysqlStatus | null;
+      /** When `status` was read (null with no status). */
+      readonly statusAt: number | null;
       readonly at: number;
       readonly message: string;
     }
@@ -78,8 +80,9 @@ export function decideHealth(prev: Health, obs: Observation, failAfter: number):
         };
       }
       const status = prev.kind === 'up' || prev.kind === 'suspect' ? prev.status : null;
+      const statusAt = prev.kind === 'up' ? prev.at : prev.kind === 'suspect' ? prev.statusAt : null;
       const since = prev.kind === 'suspect' ? prev.since : obs.at;
-      return { kind: 'suspect', since, failures, status, at: obs.at, message: obs.message };
+      return { kind: 'suspect', since, failures, status, statusAt, at: obs.at, message: obs.message };
     }
     default:
       return assertNever(obs);
@@ -93,12 +96,21 @@ export function liveStatus(h: Health): MysqlStatus | null {
   return null;
 }
 
+/** When the live status was read (the start of the check that read it); null without one. */
+export function liveStatusAt(h: Health): number | null {
+  if (h.kind === 'up') return h.at;
+  if (h.kind === 'suspect') return h.statusAt;
+  return null;
+}
+
 /**
  * Lag buckets: `online/` is rewritten only when the lag crosses one of these boundaries (seconds),
  * not on every change of Seconds_Behind_Master. The group's maxReadLagSeconds is always a boundary,
- * so the server sees at once the change that matters for the read pool.
+ * so the server sees at once the change that matters for the read pool. No boundary at 1 s:
+ * Seconds_Behind_Master flickers between 0 and 1 under ordinary load (measured: two rewrites per
+ * flicker during a handful of inserts on a busy machine).
  */
-export const LAG_BOUNDARIES: readonly number[] = [1, 5, 30, 120, 600];
+export const LAG_BOUNDARIES: readonly number[] = [5, 30, 120, 600];
 
 export function lagBucket(lag: number | null | undefined, maxReadLagSeconds: number): number | null {
   if (lag === null || lag === undefined) return null;
@@ -173,8 +185,7 @@ export function desiredOnline(h: Health, rejoin: 'absent' | 'present' | 'unknown
   }
   if (rejoin === 'present') return { kind: 'absent', why: 'rejoin-pending' };
   if (rejoin === 'unknown') return { kind: 'absent', why: 'rejoin-unknown' };
-  const at = h.kind === 'up' || h.kind === 'suspect' ? h.at : 0;
-  return { kind: 'publish', record: onlineRecordFor(status, at) };
+  return { kind: 'publish', record: onlineRecordFor(status, liveStatusAt(h) ?? 0) };
 }
 
 /**

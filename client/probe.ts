@@ -95,22 +95,21 @@ export class MysqldProbe {
   /** One health check: never throws. */
   async check(): Promise<Observation> {
     const firstTry = this.conn !== null && !this.conn.broken;
+    // `at` is when the check started: the status it reads is at least that fresh.
+    const at = Date.now();
     try {
-      return {
-        kind: 'ok',
-        at: Date.now(),
-        status: statusFrom(await this.opts.flavor.readState(await this.current())),
-      };
+      return { kind: 'ok', at, status: statusFrom(await this.opts.flavor.readState(await this.current())) };
     } catch (err) {
       const kind = classifyMysqlError(err);
       this.discard();
       // The open connection died under the query (not a timeout): one immediate reconnect decides.
       if (firstTry && kind !== 'timeout' && kind !== 'auth') {
         this.lost = true;
+        const again = Date.now();
         try {
           return {
             kind: 'ok',
-            at: Date.now(),
+            at: again,
             status: statusFrom(await this.opts.flavor.readState(await this.current())),
           };
         } catch (err2) {

@@ -1,6 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as http from 'node:http';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { startClient, type ClientHandle } from '../../client/main';
 import { Secret, type Config } from '../../core/config';
 import {
@@ -18,6 +22,7 @@ import { ZkPaths } from '../../core/zk/paths';
 import { startMariaDB, TEST_CREDENTIALS, type MariaDBCluster, type MariaDBInstance } from '../env/mariadb';
 import { startZooKeeper, testLogger, type ZkCluster } from '../env/zookeeper';
 import { waitFor } from '../env/wait';
+import { track } from '../env/reaper';
 
 /**
  * The heartbeat client against a real ZooKeeper and three real MariaDB servers (0 = master,
@@ -140,6 +145,17 @@ async function checksPass(c: ClientHandle, n: number): Promise<void> {
   const total = () => Object.values(c.snapshot().counters.checks).reduce((a, b) => a + b, 0);
   const target = total() + n;
   await waitFor(() => total() >= target, { timeoutMs: 5000, what: `${n} more checks` });
+}
+
+/** Adds the client's state to a failure, so a failed wait says what the agent saw. */
+async function explained<T>(c: ClientHandle, p: Promise<T>): Promise<T> {
+  try {
+    return await p;
+  } catch (err) {
+    const s = c.snapshot();
+    const state = { health: s.health.kind, zkConnected: s.zkConnected, group: s.group, counters: s.counters };
+    throw new Error(`${(err as Error).message}; client state: ${JSON.stringify(state)}`);
+  }
 }
 
 const clients: ClientHandle[] = [];
@@ -356,10 +372,13 @@ describe('heartbeat client', () => {
     const member = zkc.members[0]!;
     member.pause();
     try {
-      await waitFor(() => cm.snapshot().counters.failsafeHolds >= 2, {
-        timeoutMs: 5000,
-        what: 'two failsafe decisions',
-      });
+      await explained(
+        cm,
+        waitFor(() => cm.snapshot().counters.failsafeHolds >= 2, {
+          timeoutMs: 5000,
+          what: 'two failsafe decisions',
+        }),
+      );
       assert.equal(cm.snapshot().counters.selfFences, 0);
       const [ro] = await m.query('SELECT @@read_only AS ro');
       assert.equal(Number(ro!.ro), 0, 'master stays writable while every replica is attached');
@@ -368,13 +387,17 @@ describe('heartbeat client', () => {
 
       // What a promotion does to a replica: replication stops. The master must fence now.
       await r1.query('STOP SLAVE');
-      await waitFor(() => cm.snapshot().counters.selfFences >= 1, { timeoutMs: 5000, what: 'self-fence' });
+      await explained(
+        cm,
+        waitFor(() => cm.snapshot().counters.selfFences >= 1, { timeoutMs: 5000, what: 'self-fence' }),
+      );
       const [ro2] = await m.query('SELECT @@read_only AS ro');
       assert.equal(Number(ro2!.ro), 1, 'read_only=ON');
       await waitFor(() => appLost, { timeoutMs: 3000, what: 'app connection killed' });
       await assert.rejects(app.query('SELECT 1'));
     } finally {
       member.resume();
+      await waitFor(() => zk.connected, { timeoutMs: 15000, what: "the test's own session reconnected" });
       await r1.query('START SLAVE');
       await m.query('SET GLOBAL read_only = OFF');
       app.destroy();
@@ -398,11 +421,14 @@ describe('heartbeat client', () => {
     await member.stop();
     try {
       // The admin connection of the test is killed by the fence too: waitFor retries the query.
-      await waitFor(async () => Number((await m.query('SELECT @@read_only AS ro'))[0]!.ro) === 1, {
-        timeoutMs: 5000,
-        intervalMs: 10,
-        what: 'read_only=ON',
-      });
+      await explained(
+        cm,
+        waitFor(async () => Number((await m.query('SELECT @@read_only AS ro'))[0]!.ro) === 1, {
+          timeoutMs: 5000,
+          intervalMs: 10,
+          what: 'read_only=ON',
+        }),
+      );
       const fencedAfterMs = Date.now() - stoppedAt;
       log.info({ fencedAfterMs }, 'ZooKeeper stopped → master fenced');
       // Design §4: the master stops taking writes before its session can expire (and a replica be promoted).
@@ -410,11 +436,15 @@ describe('heartbeat client', () => {
         fencedAfterMs < SESSION_MS,
         `fenced ${fencedAfterMs} ms after ZooKeeper stopped, within the ${SESSION_MS} ms session timeout`,
       );
-      assert.equal(cm.snapshot().counters.selfFences, 1);
+      await waitFor(() => cm.snapshot().counters.selfFences === 1, {
+        timeoutMs: 3000,
+        what: 'the fence counted once',
+      });
       assert.equal(cm.snapshot().counters.failsafeHolds, 0);
       await waitFor(() => appLost, { timeoutMs: 3000, what: 'app connection killed' });
     } finally {
       await member.start();
+      await waitFor(() => zk.connected, { timeoutMs: 15000, what: "the test's own session reconnected" });
       await Promise.all([r1.query('START SLAVE'), r2.query('START SLAVE')]);
       await m.query('SET GLOBAL read_only = OFF');
       app.destroy();
@@ -454,5 +484,67 @@ describe('heartbeat client', () => {
       'agent/ republished in the same new session',
     );
     assert.ok(c.snapshot().counters.sessions >= 2, 'a second session was established');
+  });
+
+  it('runs as `mha client --config F`: publishes, exits 0 on SIGTERM with its ephemerals gone; a bad config exits 2', async (t) => {
+    const paths = await freshGroup();
+    const r = db.instances[1]!;
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zkmha-client-cli-'));
+    t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+    const pw = path.join(dir, 'mysql.pass');
+    fs.writeFileSync(pw, TEST_CREDENTIALS.admin.password, { mode: 0o600 });
+    const cfgFile = path.join(dir, 'mha.yaml');
+    const yaml = [
+      'zookeeper:',
+      `  hosts: "${zkc.connectString}"`,
+      `  root: ${paths.root}`,
+      `  sessionTimeoutMs: ${SESSION_MS}`,
+      'mysql:',
+      `  user: ${TEST_CREDENTIALS.admin.user}`,
+      `  passwordFile: ${pw}`,
+      'client:',
+      `  node: "${r.node}"`,
+      `  binlogDir: ${r.binlogDir}`,
+      `  dataDir: ${dir}`,
+      '  httpPort: 0',
+      `  checkIntervalMs: ${CHECK_MS}`,
+      'log:',
+      '  level: warn',
+    ];
+    fs.writeFileSync(cfgFile, yaml.join('\n') + '\n', { mode: 0o600 });
+    const bin = path.join(__dirname, '..', '..', 'bin', 'mha.js');
+    const run = (file: string) => {
+      const p = spawn(process.execPath, [bin, 'client', '--config', file], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      track(p);
+      let stderr = '';
+      p.stderr!.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      p.stdout!.resume();
+      const exited = new Promise<number | null>((resolve) => p.once('exit', (code) => resolve(code)));
+      return { p, exited, stderr: () => stderr };
+    };
+
+    const c = run(cfgFile);
+    t.after(() => c.p.kill('SIGKILL'));
+    await waitFor(() => online(paths, r), { timeoutMs: 8000, what: 'online/ from the child process' });
+    const a = await waitFor(() => agent(paths, r), {
+      timeoutMs: 3000,
+      what: 'agent/ from the child process',
+    });
+    assert.equal(a.record.pid, c.p.pid);
+    assert.ok((await get(a.record.httpPort, '/replica')).status === 200, 'the reported HTTP port answers');
+    c.p.kill('SIGTERM');
+    assert.equal(await c.exited, 0, `exit 0 on SIGTERM; stderr: ${c.stderr()}`);
+    assert.equal(await online(paths, r), null, 'online/ gone with the closed session');
+    assert.equal(await agent(paths, r), null, 'agent/ gone with the closed session');
+
+    const badFile = path.join(dir, 'bad.yaml');
+    fs.writeFileSync(badFile, yaml.join('\n').replace(`node: "${r.node}"`, 'node: "not a node"') + '\n', {
+      mode: 0o600,
+    });
+    const bad = run(badFile);
+    assert.equal(await bad.exited, 2);
+    assert.match(bad.stderr(), /^mha: config: .*client\.node must be host:port\n$/);
   });
 });

@@ -50,7 +50,9 @@ describe('client GET /master', () => {
     ['mysqld down → 503', { health: { kind: 'down', since: 0, reason: 'refused', message: 'x' } }, 503],
     [
       'suspect with last good status → 200',
-      { health: { kind: 'suspect', since: 0, failures: 1, status: MASTER, at: 0, message: 't' } },
+      {
+        health: { kind: 'suspect', since: 0, failures: 1, status: MASTER, statusAt: 0, at: 0, message: 't' },
+      },
       200,
     ],
     ['writable but replicating → 503', { health: up({ ...REPLICA, readOnly: false }) }, 503],

@@ -46,6 +46,7 @@ const SUSPECT1: Health = {
   since: 10,
   failures: 1,
   status: MASTER,
+  statusAt: 0,
   at: 10,
   message: 'timeout',
 };
@@ -74,16 +75,16 @@ describe('client decideHealth (failAfter 3)', () => {
       { kind: 'down', reason: 'refused' },
     ],
     [
-      'one timeout while up → suspect 1, keeps status',
+      'one timeout while up → suspect 1, keeps status and when it was read',
       UP,
       fail('timeout', 10),
-      { kind: 'suspect', failures: 1, status: MASTER },
+      { kind: 'suspect', failures: 1, status: MASTER, statusAt: 0 },
     ],
     [
       'second timeout → suspect 2, keeps since',
       SUSPECT1,
       fail('timeout', 20),
-      { kind: 'suspect', failures: 2, since: 10 },
+      { kind: 'suspect', failures: 2, since: 10, statusAt: 0 },
     ],
     [
       'third timeout → down (timeouts)',
@@ -109,7 +110,7 @@ describe('client decideHealth (failAfter 3)', () => {
       'timeout at start-up → suspect without status',
       { kind: 'starting' },
       fail('timeout', 1),
-      { kind: 'suspect', status: null },
+      { kind: 'suspect', status: null, statusAt: null },
     ],
     [
       'down stays down on more failures (keeps since)',
@@ -135,15 +136,15 @@ describe('client lag buckets', () => {
   const table: Array<[number | null, number, number | null]> = [
     [null, 30, null],
     [0, 30, 0],
-    [0.5, 30, 0],
-    [1, 30, 2],
-    [4, 30, 2],
-    [5, 30, 4],
-    [30, 30, 6], // exactly at the limit is still within it
-    [31, 30, 7],
-    [10, 8, 5], // the group's limit is its own boundary
-    [7, 8, 4],
-    [700, 30, 11],
+    [1, 30, 0], // 0 ↔ 1 s flicker is not a change
+    [4, 30, 0],
+    [5, 30, 2],
+    [30, 30, 4], // exactly at the limit is still within it
+    [31, 30, 5],
+    [10, 8, 3], // the group's limit is its own boundary
+    [7, 8, 2],
+    [1, 0, 1], // limit 0: any lag is over it
+    [700, 30, 9],
   ];
   for (const [lag, max, bucket] of table) {
     it(`lag ${String(lag)} with limit ${max} → bucket ${String(bucket)}`, () =>
@@ -166,8 +167,8 @@ describe('client online/ publication', () => {
 
   const table: Array<[string, ReturnType<typeof onlineRecordFor>, 'keep' | 'update']> = [
     ['new GTID and time only → keep', withReplica({ gtidIo: '0-1-99' }, { gtidCurrent: '0-1-99' }), 'keep'],
-    ['lag 0 → 0.8 (same bucket) → keep', withReplica({ lagSeconds: 0.8 }), 'keep'],
-    ['lag 0 → 3 (new bucket) → update', withReplica({ lagSeconds: 3 }), 'update'],
+    ['lag 0 → 1 (same bucket) → keep', withReplica({ lagSeconds: 1 }), 'keep'],
+    ['lag 0 → 6 (new bucket) → update', withReplica({ lagSeconds: 6 }), 'update'],
     ['lag becomes unknown → update', withReplica({ lagSeconds: null }), 'update'],
     ['IO thread stops → update', withReplica({ ioRunning: false }), 'update'],
     ['SQL thread stops → update', withReplica({ sqlRunning: false }), 'update'],
@@ -190,7 +191,12 @@ describe('client online/ publication', () => {
     ['suspect with a status → still published', SUSPECT1, 'absent', 'publish'],
     ['down → absent', DOWN, 'absent', 'mysqld-down'],
     ['starting → absent', { kind: 'starting' }, 'absent', 'starting'],
-    ['suspect without a status → absent', { ...SUSPECT1, status: null }, 'absent', 'suspect-no-status'],
+    [
+      'suspect without a status → absent',
+      { ...SUSPECT1, status: null, statusAt: null },
+      'absent',
+      'suspect-no-status',
+    ],
     ['up but rejoin pending → absent', UP, 'present', 'rejoin-pending'],
     ['up, rejoin not read yet → absent', UP, 'unknown', 'rejoin-unknown'],
     ['down and rejoin pending → absent because down', DOWN, 'present', 'mysqld-down'],
