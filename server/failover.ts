@@ -16,6 +16,7 @@ import {
   promoteCandidate,
   repointReplicas,
   type OpsContext,
+  type RepointResult,
 } from '../core/ops/promote';
 import {
   encodeRecord,
@@ -24,7 +25,7 @@ import {
   type HistoryRecord,
   type TaskRecord,
 } from '../core/records';
-import { delay } from '../core/timeout';
+import { delay, withTimeout } from '../core/timeout';
 import { alertOf, member, readGroupView, type GroupView, type Versioned } from '../core/view';
 import type { LockHandle } from '../core/zk/lock';
 import type { MultiOp, Zk } from '../core/zk/client';
@@ -356,6 +357,18 @@ export async function runFailover(
   if (opts.resumed) tlog.warn({ step, previousWorker: task.worker }, 'resuming failover');
 
   let lastView: GroupView | null = opts.view ?? null;
+  /** Replicas to re-point: every member but the candidate, the old master and nodes awaiting rejoin. */
+  const toRepoint = (view: GroupView, candidate: string): string[] =>
+    view.members
+      .filter((m) => m.node !== candidate && m.node !== oldMaster && m.rejoin === null)
+      .map((m) => m.node);
+  let repointing: Promise<Map<string, RepointResult>> | null = null;
+  const startRepoint = (
+    view: GroupView,
+    candidate: string,
+    semiSync: boolean,
+  ): Promise<Map<string, RepointResult>> =>
+    repointReplicas(ops, toRepoint(view, candidate), candidate, { replication, semiSync, timeoutMs: 5000 });
   async function fenceMysql(): Promise<void> {
     const f = await fenceOldMaster(ops, oldMaster!, {
       timeoutMs: Math.min(cfg.mysql.connectTimeoutMs, 1000),
@@ -436,11 +449,23 @@ export async function runFailover(
         case 'drain': {
           const candidate = task.candidate!;
           const source = detail.catchUpFrom ?? null;
+          // Meanwhile the other replicas stop receiving too (nothing more can come from the old
+          // master, and their re-pointing later is quicker with the IO thread already stopped).
+          const others = toRepoint(view, candidate).filter((n) => n !== source?.node);
           const [c, s] = await Promise.all([
             drainReplica(ops, candidate, { timeoutMs: settings.drainTimeoutMs }),
             source !== null
               ? drainReplica(ops, source.node, { timeoutMs: settings.drainTimeoutMs })
               : Promise.resolve(null),
+            ...others.map((n) =>
+              withTimeout(
+                deps.conns.run(n, (conn) => deps.flavor.stopIoThread(conn)),
+                2000,
+                `stop IO thread on ${n}`,
+              ).catch((err: unknown) =>
+                tlog.info({ node: n, err: errorMessage(err) }, 'could not stop IO thread (re-pointed later)'),
+              ),
+            ),
           ]);
           if (!c.applied)
             throw new ZkmhaError(
@@ -487,21 +512,17 @@ export async function runFailover(
           break;
         }
         case 'promote': {
+          // The other replicas are re-pointed while the candidate is promoted: everything they
+          // lack is already in its binlog (drained), and their semi-sync registration holds.
+          repointing = startRepoint(view, task.candidate!, settings.semiSync);
           const st = await promoteCandidate(ops, task.candidate!, { semiSync: settings.semiSync });
           dpatch = { gtidAtPromotion: st.gtidBinlogPos, promotedAt: Date.now() };
           next = 'repoint';
           break;
         }
         case 'repoint': {
-          const candidate = task.candidate!;
-          const replicas = view.members
-            .filter((m) => m.node !== candidate && m.node !== oldMaster && m.rejoin === null)
-            .map((m) => m.node);
-          const res = await repointReplicas(ops, replicas, candidate, {
-            replication,
-            semiSync: settings.semiSync,
-            timeoutMs: 5000,
-          });
+          const res = await (repointing ?? startRepoint(view, task.candidate!, settings.semiSync));
+          repointing = null;
           const failed: Record<string, string> = {};
           for (const [n, r] of res) if (!r.ok) failed[n] = r.error;
           if (Object.keys(failed).length > 0) tlog.warn({ failed }, 'some replicas could not be re-pointed');
@@ -511,87 +532,109 @@ export async function runFailover(
         }
         case 'commit': {
           const candidate = task.candidate!;
-          const master = view.master;
-          if (master.record.epoch !== epoch - 1)
-            throw new ZkmhaError(
-              'CONFLICT',
-              `master/${group} moved to epoch ${master.record.epoch} meanwhile (expected ${epoch - 1})`,
+          let steps: HistoryRecord['steps'] = [];
+          // A concurrent route / alert / rejoin change (an operator's drain, say) only costs a re-read.
+          for (let attempt = 1; ; attempt++) {
+            const view = attempt === 1 ? lastView : await readGroupView(zk, paths, group);
+            if (view.task === null || view.task.record.id !== task.id || view.task.version !== version)
+              throw new LostLock(`task/${group} is gone or replaced`);
+            if (view.master === null) throw new ZkmhaError('CONFLICT', `master/${group} vanished`);
+            const master = view.master;
+            if (master.record.epoch !== epoch - 1)
+              throw new ZkmhaError(
+                'CONFLICT',
+                `master/${group} moved to epoch ${master.record.epoch} meanwhile (expected ${epoch - 1})`,
+              );
+            const drained = new Set(
+              view.members.filter((m) => m.slaveDown?.record.drained === true).map((m) => m.node),
             );
-          const drained = new Set(
-            view.members.filter((m) => m.slaveDown?.record.drained === true).map((m) => m.node),
-          );
-          const read = (detail.repointed ?? []).filter((n) => !drained.has(n));
-          const now = Date.now();
-          const steps = [
-            ...detail.steps,
-            { name: 'commit', ms: Math.round((performance.now() - t0) * 1000) / 1000, ok: true },
-          ];
-          const prevAlert = alertOf(view, FAILOVER_ALERT);
-          const old = member(view, oldMaster);
-          await commitMasterChange(zk, paths, {
-            group,
-            newMaster: candidate,
-            epoch,
-            reason: 'failover',
-            masterVersion: master.version,
-            route: { read, version: view.route?.version ?? null },
-            history: {
-              kind: 'failover',
-              from: oldMaster,
-              to: candidate,
-              startedAt: task.startedAt,
-              endedAt: now,
-              steps,
-              detail: {
-                how: detail.how,
-                detectedAt: detail.detectedAt,
-                choice: detail.choiceReason,
-                catchUpFrom: detail.catchUpFrom ?? null,
-                repointFailed: detail.repointFailed ?? {},
-                gtidAtPromotion: detail.gtidAtPromotion ?? '',
-                worker: deps.workerId,
-                appended: false,
-                timeline: {
-                  detectedAt: detail.detectedAt ?? null,
-                  startedAt: task.startedAt,
-                  promotedAt: detail.promotedAt ?? null,
-                  committedAt: now,
-                },
-              },
-            },
-            ...(old !== undefined
-              ? {
-                  rejoin: {
-                    node: oldMaster,
-                    record: {
-                      group,
-                      newMaster: candidate,
-                      epoch,
-                      promotedAt: now,
-                      gtidAtPromotion: detail.gtidAtPromotion ?? '',
-                    },
-                    version: old.rejoin?.version ?? null,
-                  },
-                }
-              : {}),
-            taskVersion: version,
-            extraOps: alertOps(
-              paths,
-              group,
-              FAILOVER_ALERT,
-              {
-                kind: FAILOVER_ALERT,
-                at: now,
-                detail: {
-                  epoch,
+            const read = (detail.repointed ?? []).filter((n) => !drained.has(n));
+            const now = Date.now();
+            steps = [
+              ...detail.steps,
+              { name: 'commit', ms: Math.round((performance.now() - t0) * 1000) / 1000, ok: true },
+            ];
+            const prevAlert = alertOf(view, FAILOVER_ALERT);
+            const old = member(view, oldMaster);
+            try {
+              await commitMasterChange(zk, paths, {
+                group,
+                newMaster: candidate,
+                epoch,
+                reason: 'failover',
+                masterVersion: master.version,
+                route: { read, version: view.route?.version ?? null },
+                history: {
+                  kind: 'failover',
                   from: oldMaster,
                   to: candidate,
-                  ack: 'delete this alert (mha alerts --clear) to allow another automatic failover within the block period',
+                  startedAt: task.startedAt,
+                  endedAt: now,
+                  steps,
+                  detail: {
+                    how: detail.how,
+                    detectedAt: detail.detectedAt,
+                    choice: detail.choiceReason,
+                    catchUpFrom: detail.catchUpFrom ?? null,
+                    repointFailed: detail.repointFailed ?? {},
+                    gtidAtPromotion: detail.gtidAtPromotion ?? '',
+                    worker: deps.workerId,
+                    appended: false,
+                    timeline: {
+                      detectedAt: detail.detectedAt ?? null,
+                      startedAt: task.startedAt,
+                      promotedAt: detail.promotedAt ?? null,
+                      committedAt: now,
+                    },
+                  },
                 },
-              },
-              prevAlert?.version ?? null,
-            ),
-          });
+                ...(old !== undefined
+                  ? {
+                      rejoin: {
+                        node: oldMaster,
+                        record: {
+                          group,
+                          newMaster: candidate,
+                          epoch,
+                          promotedAt: now,
+                          gtidAtPromotion: detail.gtidAtPromotion ?? '',
+                        },
+                        version: old.rejoin?.version ?? null,
+                      },
+                    }
+                  : {}),
+                taskVersion: version,
+                extraOps: alertOps(
+                  paths,
+                  group,
+                  FAILOVER_ALERT,
+                  {
+                    kind: FAILOVER_ALERT,
+                    at: now,
+                    detail: {
+                      epoch,
+                      from: oldMaster,
+                      to: candidate,
+                      ack: 'delete this alert (mha alerts --clear) to allow another automatic failover within the block period',
+                    },
+                  },
+                  prevAlert?.version ?? null,
+                ),
+              });
+              break;
+            } catch (err) {
+              const op = (err as { details?: { opIndex?: unknown } }).details?.opIndex;
+              const benign =
+                (isZkmhaError(err, 'ZK_BAD_VERSION') || isZkmhaError(err, 'ZK_NODE_EXISTS')) &&
+                typeof op === 'number' &&
+                op > 0;
+              if (!benign || attempt >= 3) throw err;
+              tlog.info(
+                { attempt, err: errorMessage(err) },
+                'commit raced with another change; reading again',
+              );
+            }
+          }
           tlog.info({ newMaster: candidate, steps }, 'failover committed');
           return { kind: 'done', newMaster: candidate, epoch, steps };
         }
