@@ -39,7 +39,7 @@ let zk: Zk; // the test's own session, for watching and writing records
 let rootSeq = 0;
 const log = testLogger('client-test');
 
-function configFor(root: string, inst: MariaDBInstance): Config {
+function configFor(root: string, inst: MariaDBInstance, opts: { socket?: boolean } = {}): Config {
   return {
     file: '(test)',
     zookeeper: { hosts: zkc.connectString, root, sessionTimeoutMs: SESSION_MS },
@@ -52,6 +52,7 @@ function configFor(root: string, inst: MariaDBInstance): Config {
     },
     client: {
       node: inst.node,
+      ...(opts.socket === true ? { socket: inst.socket } : {}),
       binlogDir: inst.binlogDir,
       dataDir: inst.dir,
       httpPort: 0,
@@ -159,8 +160,12 @@ async function explained<T>(c: ClientHandle, p: Promise<T>): Promise<T> {
 }
 
 const clients: ClientHandle[] = [];
-async function client(paths: ZkPaths, inst: MariaDBInstance): Promise<ClientHandle> {
-  const c = await startClient(configFor(paths.root, inst), { logger: log });
+async function client(
+  paths: ZkPaths,
+  inst: MariaDBInstance,
+  opts: { socket?: boolean } = {},
+): Promise<ClientHandle> {
+  const c = await startClient(configFor(paths.root, inst, opts), { logger: log });
   clients.push(c);
   return c;
 }
@@ -271,11 +276,11 @@ describe('heartbeat client', () => {
     });
   });
 
-  it('deletes online/ at once when mysqld is killed (agent/ says mysqldDown), republishes after restart, and holds back while rejoin/ exists', async (t) => {
+  it('deletes online/ at once when mysqld is killed (agent/ says mysqldDown), republishes after restart, and holds back while rejoin/ exists (over the Unix socket)', async (t) => {
     t.after(stopClients);
     const paths = await freshGroup();
     const r = db.instances[2]!;
-    const c = await client(paths, r);
+    const c = await client(paths, r, { socket: true });
     await waitFor(() => online(paths, r), { timeoutMs: 5000, what: 'online/' });
     const watched = follow(paths.online(r.node));
     t.after(() => watched.cancel());
