@@ -116,7 +116,7 @@ export class ServerWorker {
     for (const g of this.#groups.values()) this.#dropGroup(g);
     await Promise.race([
       Promise.all([...this.#groups.values()].map((g) => g.running)),
-      new Promise((r) => setTimeout(r, 5000)),
+      new Promise((r) => setTimeout(r, 5000).unref()),
     ]);
     await Promise.all([...this.#locks].map((l) => l.release().catch(() => undefined)));
     await this.#conns.closeAll();
@@ -341,14 +341,14 @@ export class ServerWorker {
       case 'needs-confirmation':
         return; // not reached: probed above
       case 'master-dead':
-        await this.#failover(g, { probe, kickedAt, confirmMs });
+        await this.#failover(g, { probe, kickedAt, confirmMs, view });
         return;
       case 'resume-failover':
         if (Date.now() < g.retryFailoverAt) {
           this.#schedule(g, g.retryFailoverAt);
           return;
         }
-        await this.#failover(g, { probe, kickedAt, confirmMs });
+        await this.#failover(g, { probe, kickedAt, confirmMs, view });
         return;
       case 'white-listed':
         await this.#incident(view, 'failover-suppressed', 'failover-suppressed', {
@@ -450,14 +450,14 @@ export class ServerWorker {
 
   async #failover(
     g: GroupState,
-    o: { probe: MasterProbe | undefined; kickedAt: number; confirmMs: number },
+    o: { probe: MasterProbe | undefined; kickedAt: number; confirmMs: number; view: GroupView },
   ): Promise<void> {
     const { zk, paths } = this.#o;
     const tLock = performance.now();
     const outcome = await this.#withLock(g.name, async (lock) => {
       const lockMs = performance.now() - tLock;
       // Under the lock: look again. Another worker may have done it, or the master came back.
-      const view = await readGroupView(zk, paths, g.name);
+      const view = (await this.#unchanged(o.view)) ? o.view : await readGroupView(zk, paths, g.name);
       const viewMs = performance.now() - tLock - lockMs;
       const v = detect(view, { now: Date.now(), ...(o.probe ? { probe: o.probe } : {}) });
       if (v.kind === 'master-dead') {
@@ -520,6 +520,31 @@ export class ServerWorker {
       case 'lost':
         return;
     }
+  }
+
+  /**
+   * Whether what a failover decision rests on is still as in `view`: no task, master/ and
+   * haproxy/ at the same versions, no white flag, the old master's heartbeat still gone, its
+   * agent unchanged. Five cheap reads instead of a whole snapshot on the critical path.
+   */
+  async #unchanged(view: GroupView): Promise<boolean> {
+    const { zk, paths } = this.#o;
+    const old = view.master?.record.node;
+    if (old === undefined || view.task !== null) return false;
+    const [task, master, route, white, online] = await Promise.all([
+      zk.exists(paths.task(view.group)),
+      zk.exists(paths.master(view.group)),
+      zk.exists(paths.haproxy(view.group)),
+      zk.exists(paths.white(view.group)),
+      zk.exists(paths.online(old)),
+    ]);
+    return (
+      task === null &&
+      white === null &&
+      online === null &&
+      master?.version === view.master?.version &&
+      (route?.version ?? null) === (view.route?.version ?? null)
+    );
   }
 
   // --- healthy master: alerts that resolved, read pool ---------------------------------------------

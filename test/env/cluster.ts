@@ -150,7 +150,13 @@ export interface Cluster {
     readonly node?: string;
     readonly timeoutMs?: number;
   }): Promise<MasterRecord>;
-  startWriter(opts?: { readonly intervalMs?: number }): Promise<Writer>;
+  /**
+   * Starts inserting rows as `app`, back to back (or every `intervalMs`): by default where
+   * haproxy/<group>.write points (as a router would route; paused while it is null), or through a
+   * fixed `via` host:port (e.g. a router's write port) — acknowledgements then name the server that
+   * actually took the row (its @@port on 127.0.0.1).
+   */
+  startWriter(opts?: { readonly intervalMs?: number; readonly via?: string }): Promise<Writer>;
   assertInvariants(opts?: InvariantOptions): Promise<void>;
   /** Rows of app.t on a node (ids). */
   rowIds(node: string): Promise<Set<number>>;
@@ -488,7 +494,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         );
       },
       async startWriter(o = {}) {
-        const w = await startWriter(zkc, paths, group, o.intervalMs ?? 0);
+        const w = await startWriter(zkc, paths, group, o.intervalMs ?? 0, o.via);
         writers.push(w);
         return w;
       },
@@ -520,13 +526,20 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
 
 let nextRowId = 1;
 
-async function startWriter(zk: Zk, paths: ZkPaths, group: string, intervalMs: number): Promise<Writer> {
+async function startWriter(
+  zk: Zk,
+  paths: ZkPaths,
+  group: string,
+  intervalMs: number,
+  via: string | undefined,
+): Promise<Writer> {
   const acks: Ack[] = [];
   let failures = 0;
-  const state: { target: string | null } = { target: null };
+  const state: { target: string | null } = { target: via ?? null };
   let stopped = false;
   const waiters: Array<{ n: number; resolve: () => void }> = [];
   const watch = zk.watchData(paths.haproxy(group), (nd) => {
+    if (via !== undefined) return;
     if (nd === null) {
       state.target = null;
       return;
@@ -541,6 +554,7 @@ async function startWriter(zk: Zk, paths: ZkPaths, group: string, intervalMs: nu
 
   let conn: MysqlConnection | null = null;
   let connNode: string | null = null;
+  let serverNode = '';
   const loop = (async () => {
     while (!stopped) {
       const node = state.target;
@@ -565,10 +579,15 @@ async function startWriter(zk: Zk, paths: ZkPaths, group: string, intervalMs: nu
             },
           );
           connNode = node;
+          if (via !== undefined) {
+            // Through a proxy: which server is behind this connection (it stays on one).
+            const [r] = await conn.query('SELECT @@port AS port');
+            serverNode = `127.0.0.1:${String(r?.port)}`;
+          } else serverNode = node;
         }
         const id = nextRowId++;
-        await conn.exec('INSERT INTO t (id, node, at) VALUES (?, ?, ?)', [id, node, Date.now()]);
-        acks.push({ id, node, at: Date.now(), hr: performance.now() });
+        await conn.exec('INSERT INTO t (id, node, at) VALUES (?, ?, ?)', [id, serverNode, Date.now()]);
+        acks.push({ id, node: serverNode, at: Date.now(), hr: performance.now() });
         for (const w of [...waiters]) {
           if (acks.length >= w.n) {
             waiters.splice(waiters.indexOf(w), 1);
