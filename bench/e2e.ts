@@ -159,7 +159,13 @@ async function main(): Promise<void> {
     const counters: Record<Kind, number> = { kill: 0, 'host-death': 0 };
     for (const kind of plan) {
       const run = ++counters[kind];
-      const c = await cycle(zk, kind, run, sessionTimeoutMs);
+      let c: Cycle;
+      try {
+        c = await cycle(zk, kind, run, sessionTimeoutMs);
+      } catch (err) {
+        // A cycle that could not even be set up is reported, not allowed to lose the others' figures.
+        c = { kind, run, from: '-', to: null, outageMs: null, killToMasterMs: null, killToWriteMs: null, failedWrites: 0, acked: 0, lostAcked: -1, badReads: -1, invariants: `set-up failed: ${errorMessage(err).split('\n')[0]}` };
+      }
       cycles.push(c);
       process.stdout.write(
         `${kind.padEnd(11)} ${String(run).padStart(2)}  ${fmt(c.outageMs).padStart(9)}  ${fmt(c.killToMasterMs).padStart(12)}  ${fmt(c.killToWriteMs).padStart(10)}  ${String(c.failedWrites).padStart(6)}  ${String(c.acked).padStart(5)}  ${String(c.lostAcked).padStart(4)}  ${String(c.badReads).padStart(9)}  ${c.from} → ${c.to ?? '-'}, ${c.invariants}\n`,
