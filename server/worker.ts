@@ -30,6 +30,19 @@ import { planReadPool, type ReplicaProbe } from './readpool';
  * and it is evaluated again right after), level-triggered (every evaluation reads a fresh
  * snapshot), and also runs every `server.reconcileIntervalMs`, so nothing depends on seeing a
  * particular event: a master already gone at start-up is handled like one that dies later.
+ *
+ * Alerts it writes (watch_down/, each at most once per master epoch):
+ *   <group>                        heartbeat-lost-mysql-alive (removed again when the heartbeat returns)
+ *   <group>__failover              a failover happened; deleting it (`mha alerts --clear`) acknowledges
+ *                                  it, which lifts the anti-flap block at once
+ *   <group>__antiflap-blocked      master dead within recoveryBlockSeconds of an unacknowledged failover;
+ *                                  failover happens when acknowledged or when the period ends
+ *   <group>__failover-suppressed   master dead while white/<group> is set (+ history event)
+ *   <group>__failover-failed       a failover step failed (which, why); retried every reconcile interval
+ *   <group>__no-candidate          no replica can be promoted (retried)
+ *   <group>__route-mismatch        haproxy/ does not serve master/ and no operation is open
+ * Locking: lock/<group> is taken per action (failover, read-pool change), never held while idle, so
+ * the CLI's switchover can take it; alerts and history events need no lock (compare-and-set).
  */
 export interface WorkerOptions {
   readonly zk: Zk;
@@ -252,7 +265,7 @@ export class ServerWorker {
     return flavorFor(view.meta?.flavor ?? 'mariadb');
   }
 
-  #failoverDeps(): FailoverDeps {
+  #failoverDeps(view: GroupView): FailoverDeps {
     const { zk, paths, cfg } = this.#o;
     return {
       zk,
@@ -260,7 +273,7 @@ export class ServerWorker {
       cfg,
       log: this.#log,
       conns: this.#conns,
-      flavor: flavorFor('mariadb'),
+      flavor: this.#flavor(view),
       workerId: this.id,
       ...(this.#o.pauseBeforeStep ? { pauseBeforeStep: this.#o.pauseBeforeStep } : {}),
     };
@@ -462,7 +475,7 @@ export class ServerWorker {
       const v = detect(view, { now: Date.now(), ...(o.probe ? { probe: o.probe } : {}) });
       if (v.kind === 'master-dead') {
         const { task, created } = await createFailoverTask(
-          this.#failoverDeps(),
+          this.#failoverDeps(view),
           view,
           v.how,
           o.kickedAt,
@@ -486,7 +499,7 @@ export class ServerWorker {
           'master dead: failing over',
         );
         return runFailover(
-          this.#failoverDeps(),
+          this.#failoverDeps(view),
           g.name,
           task,
           lock,
@@ -494,7 +507,7 @@ export class ServerWorker {
         );
       }
       if (v.kind === 'resume-failover') {
-        return runFailover(this.#failoverDeps(), g.name, view.task!, lock, { resumed: true });
+        return runFailover(this.#failoverDeps(view), g.name, view.task!, lock, { resumed: true });
       }
       this.#log.info({ group: g.name, verdict: v.kind }, 'nothing to fail over after taking the lock');
       return null;
