@@ -22,7 +22,12 @@ export interface Observations {
   readonly probe?: MasterProbe;
 }
 
-export type DeadHow = 'refused' | 'agent-reports-down' | 'unreachable';
+/**
+ * How the old master was found dead. 'self-fenced': it answers but is read-only with no
+ * heartbeat — its agent fenced it after losing ZooKeeper (design §4), so the group has no
+ * writable master until one is promoted.
+ */
+export type DeadHow = 'refused' | 'agent-reports-down' | 'unreachable' | 'self-fenced';
 
 export type Verdict =
   /** No usable group / master record: nothing to decide (problems are reported elsewhere). */
@@ -105,9 +110,14 @@ export function detect(view: GroupView, obs: Observations): Verdict {
   let how: DeadHow;
   if (m?.agent?.mysqldDown === true) how = 'agent-reports-down';
   else if (obs.probe === undefined) return { kind: 'needs-confirmation', oldMaster };
-  else if (obs.probe.kind === 'alive')
-    return { kind: 'heartbeat-lost-mysql-alive', oldMaster, probe: obs.probe };
-  else how = obs.probe.kind;
+  else if (obs.probe.kind === 'alive') {
+    // A writable master without heartbeat is serving: alert only. A read-only one is serving
+    // nobody (its agent fenced it, or it was fenced by hand): leaving it would keep the group
+    // unwritable for good, so it is failed over like a dead one.
+    if (obs.probe.readOnly !== true)
+      return { kind: 'heartbeat-lost-mysql-alive', oldMaster, probe: obs.probe };
+    how = 'self-fenced';
+  } else how = obs.probe.kind;
 
   const block = antiFlapBlock(view, obs.now);
   if (block !== null)

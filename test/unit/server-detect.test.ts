@@ -66,6 +66,19 @@ const cases: Case[] = [
     expect: 'heartbeat-lost-mysql-alive',
   },
   {
+    name: 'heartbeat gone, mysqld answers but read-only (self-fenced): failed over',
+    spec: { members: [masterGone, ...replicas] },
+    probe: { kind: 'alive', readOnly: true, detail: 'answered a query' },
+    expect: 'master-dead',
+    how: 'self-fenced',
+  },
+  {
+    name: 'heartbeat gone, mysqld answers with an error (read_only unknown): alert only',
+    spec: { members: [masterGone, ...replicas] },
+    probe: { kind: 'alive', readOnly: null, detail: 'answered with an error' },
+    expect: 'heartbeat-lost-mysql-alive',
+  },
+  {
     name: 'white-listed: nothing, not even a probe',
     spec: { members: [masterGone, ...replicas], white: true },
     expect: 'white-listed',
