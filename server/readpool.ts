@@ -91,7 +91,12 @@ function judge(
     if (p.kind === 'down') return { healthy: false, why: `down: ${p.error}` };
     state = p;
   }
-  if (state.ioRunning !== true || state.sqlRunning !== true)
+  // With the master's heartbeat gone every replica's IO thread loses its master; that says
+  // nothing about the replica (its data is as fresh as it can be), and dropping the whole pool
+  // would fail every read while the failover runs. Only a stopped SQL thread counts then.
+  const masterOnline = view.members.find((x) => x.node === master)?.online != null;
+  const ioOk = state.ioRunning === true || !masterOnline;
+  if (!ioOk || state.sqlRunning !== true)
     return {
       healthy: false,
       why: `replication stopped (IO ${state.ioRunning ? 'running' : 'stopped'}, SQL ${state.sqlRunning ? 'running' : 'stopped'})`,

@@ -41,6 +41,28 @@ const cases: Case[] = [
     reason: /replication stopped/,
   },
   {
+    name: "master's heartbeat gone: replicas whose IO thread lost it stay in the pool",
+    members: [
+      { node: M, online: null },
+      { node: A, online: { ioRunning: false } },
+      { node: B, online: { ioRunning: false } },
+    ],
+    read: [A, B],
+    expectRead: [A, B],
+  },
+  {
+    name: "master's heartbeat gone: a stopped SQL thread still leaves",
+    members: [
+      { node: M, online: null },
+      { node: A, online: { ioRunning: false, sqlRunning: false } },
+      { node: B },
+    ],
+    read: [A, B],
+    expectRead: [B],
+    remove: [A],
+    reason: /SQL stopped/,
+  },
+  {
     name: 'lag beyond maxReadLagSeconds: leaves',
     members: [master, { node: A, online: { lagSeconds: 31 } }, { node: B }],
     read: [A, B],
