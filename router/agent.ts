@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { RouterConfig, ZookeeperConfig } from '../core/config';
 import { ZkmhaError, errorMessage } from '../core/errors';
-import { haproxyRun, masterAlive, showProc, showServersState, workerRun, type ServerState } from '../core/haproxy/cli';
+import { cutSessionsInWorker, haproxyRun, masterAlive, showProc, showServersState, type ServerState } from '../core/haproxy/cli';
 import { readPidFile, reloadHaproxy, startHaproxy, writeValidatedConfig } from '../core/haproxy/process';
 import type { Logger } from '../core/log';
 import { alertSchema, encodeRecord, metaRouterSchema, type MetaRouterRecord } from '../core/records';
@@ -486,11 +486,8 @@ export class RouterAgent {
     try {
       const proc = await showProc(this.cfg.masterSocket);
       for (const w of proc.workers.slice(1)) {
-        for (const c of cuts) {
-          await workerRun(this.cfg.masterSocket, w.pid, [`shutdown sessions server ${c.backend}/${c.server}`]).catch((err: unknown) =>
-            this.log.debug({ worker: w.pid, err: errorMessage(err) }, 'router: old worker has no such server'),
-          );
-        }
+        const closed = await cutSessionsInWorker(this.cfg.masterSocket, w.pid, cuts);
+        if (closed > 0) this.log.info({ worker: w.pid, closed, servers: cuts }, 'router: cut old write sessions in a worker left over from a reload');
       }
     } catch (err) {
       this.log.warn({ err: errorMessage(err) }, 'router: could not reach older HAProxy workers');

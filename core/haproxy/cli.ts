@@ -186,13 +186,16 @@ export interface ProcInfo {
   readonly workers: readonly ProcEntry[];
 }
 
-/** Parses the master CLI's `show proc` (HAProxy 2.6 layout). */
+/**
+ * Parses the master CLI's `show proc` (HAProxy 2.6 layout): `# workers` lists the current worker,
+ * `# old workers` those left over from reloads that still finish their sessions.
+ */
 export function parseShowProc(text: string): ProcInfo {
   let section: 'master' | 'workers' | 'other' = 'master';
   let master: ProcInfo['master'] | null = null;
   const workers: ProcEntry[] = [];
   for (const line of text.split('\n')) {
-    if (line.startsWith('# workers')) section = 'workers';
+    if (line.startsWith('# workers') || line.startsWith('# old workers')) section = 'workers';
     else if (line.startsWith('# ')) section = 'other';
     if (line.startsWith('#') || line.trim() === '') continue;
     const m = /^(\d+)\s+(\S+)\s+(\d+)(?:\s+\[failed:\s*(\d+)\])?/.exec(line);
@@ -221,11 +224,38 @@ export async function masterAlive(masterSocket: string, timeoutMs = 1000): Promi
   }
 }
 
-/** Runs commands in one worker through the master CLI (`@!<pid>` prefix). */
-export async function workerRun(masterSocket: string, pid: number, cmds: readonly string[], timeoutMs?: number): Promise<void> {
-  if (cmds.length === 0) return;
-  // The master CLI forwards each prefixed command; the answers are concatenated like a batch.
-  const raw = await sendLine(masterSocket, cmds.map((c) => `@!${pid} ${assertCommand(c)}`).join('; '), timeoutMs);
-  const bad = splitBatchAnswer(cmds, raw).find(isCommandError);
-  if (bad) throw new ZkmhaError('HAPROXY_ERROR', `HAProxy worker ${pid} refused '${bad.command}': ${bad.output.split('\n')[0]}`);
+/** One command in one worker through the master CLI; the raw answer. */
+export function workerCommand(masterSocket: string, pid: number, cmd: string, timeoutMs?: number): Promise<string> {
+  return sendLine(masterSocket, `@!${pid} ${assertCommand(cmd)}`, timeoutMs);
+}
+
+export interface SessionInfo {
+  /** The session pointer `shutdown session` takes. */
+  readonly id: string;
+  readonly backend: string;
+  readonly server: string;
+}
+
+/** Parses `show sess` (one line per stream: `0x…: proto=… fe=… be=… srv=… …`). */
+export function parseShowSess(text: string): SessionInfo[] {
+  const out: SessionInfo[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^(0x[0-9a-f]+): .*? be=(\S+) srv=(\S+)/.exec(line);
+    if (m) out.push({ id: m[1]!, backend: m[2]!, server: m[3]! });
+  }
+  return out;
+}
+
+/**
+ * Closes every session of `servers` in an old worker (one left over from a reload). There
+ * `shutdown sessions server` is refused ("Proxy is disabled": its proxies are stopping), so the
+ * sessions are listed and shut down one by one. Returns how many were closed.
+ */
+export async function cutSessionsInWorker(masterSocket: string, pid: number, servers: readonly { backend: string; server: string }[], timeoutMs?: number): Promise<number> {
+  const want = new Set(servers.map((s) => `${s.backend}/${s.server}`));
+  const sessions = parseShowSess(await workerCommand(masterSocket, pid, 'show sess', timeoutMs)).filter((x) => want.has(`${x.backend}/${x.server}`));
+  if (sessions.length === 0) return 0;
+  const cmds = sessions.map((x) => `@!${pid} shutdown session ${x.id}`);
+  for (let i = 0; i < cmds.length; i += 100) await sendLine(masterSocket, cmds.slice(i, i + 100).join('; '), timeoutMs);
+  return sessions.length;
 }

@@ -160,11 +160,35 @@ describe('router: HAProxy follows haproxy/<group>', () => {
     assert.ok(loop.ok > 20, `reads done: ${loop.ok}`);
   });
 
+  it('a write connection left on an old worker by a reload is cut too when the write target moves', async () => {
+    const old = await appConnect(g1.writePort);
+    try {
+      assert.equal(await port(old), portOf(n[0]!));
+      const before = await reloads(hp);
+      const g4 = await w.addGroup('g4', { epoch: 1, write: n[1]!, read: [] });
+      await waitFor(async () => (await whoAnswers(g4.writePort)) === portOf(n[1]!), { timeoutMs: 10_000, what: 'g4 routed (reload)' });
+      assert.equal(await reloads(hp), before + 1);
+      const workers = await waitFor(async () => ((await showProc(hp.masterSocket)).workers.length >= 2 ? (await showProc(hp.masterSocket)).workers : null), {
+        timeoutMs: 5000,
+        what: 'the old worker still holds the open connection',
+      });
+      assert.ok(workers.length >= 2);
+      assert.equal(await port(old), portOf(n[0]!), 'the connection survived the reload on the old worker');
+      const cut = closedBy(old);
+      await w.setRoute('g1', { epoch: 4, write: n[2]!, read: [n[1]!, n[2]!] });
+      await cut;
+      await waitFor(async () => (await whoAnswers(g1.writePort)) === portOf(n[2]!), { timeoutMs: 5000, what: 'g1 write on n2' });
+      await w.removeGroup('g4');
+    } finally {
+      old.destroy();
+    }
+  });
+
   it('removing a group removes its listeners (reload); the other group keeps serving', async () => {
     const g2 = w.ports('g2');
     await w.removeGroup('g2');
     await waitFor(async () => (await whoAnswers(g2.writePort)) === 'ECONNREFUSED', { timeoutMs: 10_000, what: 'g2 listeners gone' });
-    assert.equal(await whoAnswers(g1.writePort), portOf(n[0]!));
+    assert.equal(await whoAnswers(g1.writePort), portOf(n[2]!));
     await waitFor(() => agent.status().applied.length === 1, { timeoutMs: 5000, what: 'reload confirmed' });
     assert.deepEqual(
       agent.status().applied.map((g) => g.name),
@@ -194,11 +218,11 @@ describe('router: HAProxy follows haproxy/<group>', () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
       await trackRouterHaproxy(hp3);
-      await waitFor(async () => (await whoAnswers(g1.writePort, '127.0.0.3')) === portOf(n[0]!), { timeoutMs: 10_000, what: 'r3 routes g1' });
+      await waitFor(async () => (await whoAnswers(g1.writePort, '127.0.0.3')) === portOf(n[2]!), { timeoutMs: 10_000, what: 'r3 routes g1' });
       await waitFor(async () => (await w.zkc.exists(w.paths.metaRouter('r3'))) !== null, { timeoutMs: 5000, what: 'meta_router/r3' });
       child.kill('SIGTERM');
       assert.equal(await exited, 0);
-      assert.equal(await whoAnswers(g1.writePort, '127.0.0.3'), portOf(n[0]!), 'HAProxy keeps serving after the router exits');
+      assert.equal(await whoAnswers(g1.writePort, '127.0.0.3'), portOf(n[2]!), 'HAProxy keeps serving after the router exits');
       await waitFor(async () => (await w.zkc.exists(w.paths.metaRouter('r3'))) === null, { timeoutMs: 5000, what: 'meta_router/r3 gone' });
       const lines = fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => l !== '');
       const msgs = lines.map((l) => (JSON.parse(l) as { msg: string }).msg);

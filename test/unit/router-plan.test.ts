@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN, parseServersState, parseShowProc, splitBatchAnswer, isCommandError, type ServerState } from '../../core/haproxy/cli';
+import { ADMIN, parseServersState, parseShowProc, parseShowSess, splitBatchAnswer, isCommandError, type ServerState } from '../../core/haproxy/cli';
 import { emptyGroup, type GroupState, type Slot } from '../../router/model';
 import { planRuntime } from '../../router/plan';
 
@@ -113,13 +113,14 @@ describe('HAProxy CLI parsing', () => {
     );
   });
 
-  it('show proc: master counters and workers, current worker first', () => {
+  it('show proc: master counters, current worker first, then old workers', () => {
     const text = [
       '#<PID>          <type>          <reloads>       <uptime>        <version>',
       '4887            master          2 [failed: 1]   0d00h00m26s     2.6.12-1+deb12u4',
       '# workers',
-      '6459            worker          1               0d00h00m01s     2.6.12-1+deb12u4',
       '7001            worker          0               0d00h00m00s     2.6.12-1+deb12u4',
+      '# old workers',
+      '6459            worker          1               0d00h00m01s     2.6.12-1+deb12u4',
       '# programs',
       '',
     ].join('\n');
@@ -138,5 +139,17 @@ describe('HAProxy CLI parsing', () => {
         ['', false],
       ],
     );
+  });
+
+  it('show sess: session ids with their backend and server (to cut them one by one in an old worker)', () => {
+    const text = [
+      '0x56014d2f6320: proto=tcpv4 src=127.0.0.1:47736 fe=a be=g1_write srv=w1 ts=00 epoch=0 age=1s calls=3 rate=0',
+      '0x7f39f0039fe0: proto=sockpair src=unix:2 fe=GLOBAL be=<NONE> srv=<none> ts=00 epoch=0 age=0s calls=2',
+      '',
+    ].join('\n');
+    assert.deepEqual(parseShowSess(text), [
+      { id: '0x56014d2f6320', backend: 'g1_write', server: 'w1' },
+      { id: '0x7f39f0039fe0', backend: '<NONE>', server: '<none>' },
+    ]);
   });
 });
