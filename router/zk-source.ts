@@ -39,6 +39,9 @@ export class RouteSource {
 
   stop(): void {
     this.stopped = true;
+    // A stopped source knows nothing: never an empty (= "no groups") snapshot.
+    this.listed.meta_group = false;
+    this.listed.haproxy = false;
     for (const w of this.dirWatches) w.cancel();
     for (const dir of ['meta_group', 'haproxy'] as const) {
       for (const e of this.entries[dir].values()) e.watch.cancel();

@@ -4,10 +4,11 @@ import type { Connection } from 'mysql2/promise';
 import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { showProc } from '../../core/haproxy/cli';
+import { showProc, showServersState } from '../../core/haproxy/cli';
+import { startHaproxy } from '../../core/haproxy/process';
 import { decodeRecord, metaRouterSchema } from '../../core/records';
 import type { RouterAgent } from '../../router/agent';
-import { haproxyDir, removeHaproxyDir, stopHaproxyAt, trackRouterHaproxy, type HaproxyPaths } from '../env/haproxy';
+import { haproxyDir, removeHaproxyDir, stopHaproxyAt, trackPid, trackRouterHaproxy, type HaproxyPaths } from '../env/haproxy';
 import { track } from '../env/reaper';
 import { appConnect, portOf, startReadLoop, startRouterWorld, whoAnswers, type RouterWorld } from '../env/router';
 import { waitFor } from '../env/wait';
@@ -194,6 +195,37 @@ describe('router: HAProxy follows haproxy/<group>', () => {
       agent.status().applied.map((g) => g.name),
       ['g1'],
     );
+  });
+
+  it('the configuration file holds the runtime state: HAProxy restarted from it alone comes back identical', async () => {
+    // A read-pool change at runtime (no reload), then the file must already say the same.
+    await w.setRoute('g1', { epoch: 4, write: n[2]!, read: [n[0]!, n[2]!] });
+    await waitFor(
+      () => {
+        const nodes = agent.status().applied[0]?.read.filter((s) => s !== null).map((s) => s!.node) ?? [];
+        return nodes.length === 2 && nodes.includes(n[0]!) && nodes.includes(n[2]!);
+      },
+      { timeoutMs: 5000, what: 'read pool n0, n2 applied' },
+    );
+    const state = async () => (await showServersState(hp.adminSocket)).filter((s) => s.backend.startsWith('g1_'));
+    const slots = async () => (await state()).map((s) => (s.maint ? `${s.backend}/${s.server} maint` : `${s.backend}/${s.server} ${s.addr}:${s.port}`));
+    const before = await slots();
+    // The router writes the file in the background (validated); wait until every slot is there.
+    const lines = (await state()).map((s) => `    server ${s.server} ${s.maint ? '127.0.0.1:1 check disabled' : `${s.addr}:${s.port} check`}`);
+    await waitFor(
+      () => {
+        const text = fs.readFileSync(hp.haproxyConfig, 'utf8').split('# group g1:')[1] ?? '';
+        return lines.every((l) => text.includes(`${l}\n`) || text.includes(`${l} #`));
+      },
+      { timeoutMs: 5000, what: 'file holds the runtime state' },
+    );
+    await agent.stop();
+    await stopHaproxyAt(hp);
+    const proc = await startHaproxy({ bin: 'haproxy', configFile: hp.haproxyConfig, masterSocket: hp.masterSocket, pidFile: hp.pidFile });
+    trackPid(proc.master.pid);
+    assert.deepEqual(await waitFor(() => slots(), { timeoutMs: 5000, what: 'admin socket' }), before);
+    assert.equal(await whoAnswers(g1.writePort), portOf(n[2]!));
+    ({ agent } = await w.startRouter('r1', hp));
   });
 
   it('`mha router --config F` runs as a daemon: JSON logs, routes, stops on SIGTERM leaving HAProxy serving', async () => {
