@@ -292,6 +292,7 @@ export class RouterAgent {
 
     // 5. Runtime changes for the listeners HAProxy has.
     const plan = planRuntime(desired, actual ?? []);
+    let runtimeOk = true;
     if (plan.commands.length > 0) {
       try {
         await haproxyRun(this.cfg.adminSocket, plan.commands);
@@ -299,6 +300,7 @@ export class RouterAgent {
         this.log.info({ commands: plan.commands, ms }, 'router: runtime update applied');
       } catch (err) {
         problems.push({ group: null, kind: 'haproxy', message: `runtime update failed: ${errorMessage(err)}` });
+        runtimeOk = false;
         this.dirty = true; // read back and try again
       }
     }
@@ -329,8 +331,10 @@ export class RouterAgent {
           if (tp !== null && !problems.some((p) => p.kind === 'template')) problems.push({ group: null, kind: 'template', message: tp });
         }
       }
-    } else {
+    } else if (runtimeOk) {
       this.scheduleWrite(text);
+    } else if (this.applied !== null) {
+      applied = this.applied; // not in effect: report what was, retry from the read-back
     }
 
     if (this.applied === null || !sameGroups(this.applied, applied)) {
