@@ -148,13 +148,18 @@ export const mariadb: Flavor = {
     );
   },
 
-  async promote(conn, { semiSync }) {
+  async promote(conn, { semiSync, keepReplicaConfig }) {
     await conn.exec(`STOP SLAVE`);
-    await conn.exec(`RESET SLAVE ALL`);
+    if (keepReplicaConfig !== true) await conn.exec(`RESET SLAVE ALL`);
     await setGlobal(conn, 'rpl_semi_sync_slave_enabled', false);
     if (semiSync) await conn.exec(`SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC`);
     await setGlobal(conn, 'rpl_semi_sync_master_enabled', semiSync);
     await setGlobal(conn, 'read_only', false);
+  },
+
+  async forgetReplication(conn) {
+    await conn.exec(`STOP SLAVE`);
+    await conn.exec(`RESET SLAVE ALL`);
   },
 
   async replicateFrom(conn, opts: ReplicateFromOptions) {
