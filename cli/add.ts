@@ -21,7 +21,8 @@ import type { MultiOp } from '../core/zk/client';
 import { decodeRecord } from '../core/records';
 import type { CliContext } from './context';
 import { initLayout } from './init';
-import { errantForReplica, flavorOf, masterOf, readStates, withNodes } from './mysql';
+import { errantForReplica, masterOf, readStates, withNodes } from './mysql';
+import { flavorFor } from '../core/mysql/index';
 import { refuse, step } from './output';
 import { waitReplicating } from './replication';
 
@@ -145,7 +146,7 @@ async function checkReplicationAccount(ctx: CliContext, master: string): Promise
 
 export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResult> {
   const { zk, paths, cfg } = ctx;
-  const flavor: Flavor = flavorOf(input.flavor);
+  const flavor: Flavor = flavorFor(input.flavor);
   await step('check zookeeper', () => checkZooKeeper(ctx, input));
 
   return withNodes(cfg, input.nodes, async (conns) => {

@@ -3,7 +3,8 @@ import { parseNode } from '../core/names';
 import type { MultiOp } from '../core/zk/client';
 import type { CliContext } from './context';
 import { existingGroup, readMeta } from './lookup';
-import { errantForReplica, flavorOf, readStates, withNodes } from './mysql';
+import { errantForReplica, readStates, withNodes } from './mysql';
+import { flavorFor } from '../core/mysql/index';
 import { refuse, step } from './output';
 import { waitReplicating } from './replication';
 
@@ -36,7 +37,7 @@ export async function addHost(ctx: CliContext, input: AddHostInput): Promise<Add
   if (meta.members.includes(input.node)) throw refuse(S, `${input.node} is already a member of '${input.group}'`);
   if ((await zk.exists(paths.metaHost(input.node))) !== null) throw refuse(S, `${input.node} already belongs to a group (${paths.metaHost(input.node)})`);
   if (view.task !== null) throw refuse(S, `an operation on '${input.group}' is open (${paths.task(input.group)}, kind ${view.task.record.kind})`);
-  const flavor = flavorOf(meta.flavor);
+  const flavor = flavorFor(meta.flavor);
 
   await withNodes(cfg, [master, input.node], async (conns) => {
     const states = await readStates(flavor, conns);

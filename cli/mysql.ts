@@ -1,18 +1,12 @@
 import type { Config } from '../core/config';
-import { ZkmhaError } from '../core/errors';
 import { errantTips } from '../core/candidate';
 import { compareGtidPos, formatGtid, gtidGaps, parseGtidPos, type GtidPosLike } from '../core/gtid';
 import { connectMysql, type MysqlConnection } from '../core/mysql/connection';
 import type { Flavor, ServerState } from '../core/mysql/flavor';
-import { mariadb } from '../core/mysql/mariadb';
 import { parseNode } from '../core/names';
 import { step } from './output';
 
-/** MySQL access for the admin commands: admin connections per node, the group's flavor. */
-export function flavorOf(name: 'mariadb' | 'mysql'): Flavor {
-  if (name === 'mariadb') return mariadb;
-  throw new ZkmhaError('CONFLICT', `flavor '${name}' is not implemented yet (only mariadb)`);
-}
+/** MySQL access for the admin commands: admin connections per node, states, errant GTIDs. */
 
 export function openAdmin(cfg: Config, node: string, opts: { queryTimeoutMs?: number } = {}): Promise<MysqlConnection> {
   const { host, port } = parseNode(node);

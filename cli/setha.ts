@@ -3,7 +3,8 @@ import { parseNode } from '../core/names';
 import type { MultiOp } from '../core/zk/client';
 import type { CliContext } from './context';
 import { existingGroup, groupOfNode } from './lookup';
-import { errantTransactions, flavorOf, readStates, withNodes } from './mysql';
+import { errantTransactions, readStates, withNodes } from './mysql';
+import { flavorFor } from '../core/mysql/index';
 import { refuse, step } from './output';
 import { waitReplicating } from './replication';
 
@@ -32,7 +33,7 @@ export async function setHa(ctx: CliContext, node: string): Promise<SetHaResult>
   if (!meta.members.includes(node)) throw refuse(S, `${node} is not a member of '${group}'`);
   if (master === node) throw refuse(S, `${node} is the master of '${group}'`);
   if (view.task !== null) throw refuse(S, `an operation on '${group}' is open (${paths.task(group)}, kind ${view.task.record.kind})`);
-  const flavor = flavorOf(meta.flavor);
+  const flavor = flavorFor(meta.flavor);
 
   await withNodes(cfg, [master, node], async (conns) => {
     const states = await readStates(flavor, conns);

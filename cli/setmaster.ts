@@ -5,7 +5,8 @@ import { acquireLock } from '../core/zk/lock';
 import type { CliContext } from './context';
 import { cliWorker } from './add';
 import { existingGroup } from './lookup';
-import { flavorOf, masterOf, readStates, withNodes } from './mysql';
+import { masterOf, readStates, withNodes } from './mysql';
+import { flavorFor } from '../core/mysql/index';
 import { refuse, step } from './output';
 
 /**
@@ -57,7 +58,7 @@ export async function setMaster(ctx: CliContext, group: string, node: string, re
     const view = await existingGroup(ctx, group);
     if (view.task !== null) throw refuse('check zookeeper', `an operation on '${group}' is open (${ctx.paths.task(group)}, kind ${view.task.record.kind}, step ${view.task.record.step})`);
     const meta = view.meta!;
-    const flavor = flavorOf(meta.flavor);
+    const flavor = flavorFor(meta.flavor);
     const states = await withNodes(ctx.cfg, meta.members, (conns) => readStates(flavor, conns));
     const problems = checkTopology(node, meta.members, states);
     if (problems.length > 0) throw refuse('check topology', problems.join('; '));

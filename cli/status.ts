@@ -5,7 +5,7 @@ import { decodeRecord, metaRouterSchema, serverSchema, type MetaRouterRecord, ty
 import { readLockHolder, type LockHolder } from '../core/zk/lock';
 import { listGroups, readGroupView, type GroupView } from '../core/view';
 import type { CliContext } from './context';
-import { flavorOf } from './mysql';
+import { flavorFor } from '../core/mysql/index';
 import { ago, isoTime, renderTable } from './output';
 
 /**
@@ -250,17 +250,9 @@ export async function readStatus(ctx: CliContext, opts: { group?: string; mysql:
         }
         const members = view.members.map((m) => m.node);
         const positions = new Map<string, NodePosition>(view.members.map((m) => [m.node, positionFromOnline(m.online)]));
-        if (opts.mysql && view.meta !== null) {
-          let flavorOk = true;
-          try {
-            flavorOf(view.meta.flavor);
-          } catch {
-            flavorOk = false;
-          }
-          if (flavorOk) {
-            const direct = await readGtidPositions(conns, flavorOf(view.meta.flavor), members, ctx.cfg.mysql.connectTimeoutMs + 1000);
-            for (const [n, p] of direct.positions) positions.set(n, p);
-          }
+        if (opts.mysql && view.meta !== null && view.meta.flavor === 'mariadb') {
+          const direct = await readGtidPositions(conns, flavorFor(view.meta.flavor), members, ctx.cfg.mysql.connectTimeoutMs + 1000);
+          for (const [n, p] of direct.positions) positions.set(n, p);
         }
         return buildGroupStatus(view, positions, routers, lock);
       }),

@@ -1,13 +1,12 @@
 import { chooseCandidate, type NodePosition } from '../core/candidate';
 import { ZkmhaError, errorMessage } from '../core/errors';
-import type { Flavor } from '../core/mysql/flavor';
+import type { Flavor, ServerState } from '../core/mysql/flavor';
+import { withTimeout } from '../core/timeout';
 import { parseNode } from '../core/names';
 import {
   NodeConnections,
   alertOps,
   commitMasterChange,
-  fenceOldMaster,
-  promoteCandidate,
   readGtidPositions,
   repointReplicas,
   writeFencingRoute,
@@ -19,7 +18,7 @@ import { acquireLock } from '../core/zk/lock';
 import { cliWorker } from './add';
 import type { CliContext } from './context';
 import { existingGroup } from './lookup';
-import { flavorOf } from './mysql';
+import { flavorFor } from '../core/mysql/index';
 import { refuse, step } from './output';
 import { waitReplicating } from './replication';
 
@@ -107,7 +106,7 @@ export async function switchover(ctx: CliContext, input: SwitchoverInput): Promi
   const group = input.group;
   const pre = await existingGroup(ctx, group, { master: true, route: true });
   if (input.to !== undefined && !pre.meta!.members.includes(input.to)) throw refuse('check zookeeper', `${input.to} is not a member of '${group}'`);
-  const flavor: Flavor = flavorOf(pre.meta!.flavor);
+  const flavor: Flavor = flavorFor(pre.meta!.flavor);
   const owner = cliWorker();
   const lock = await step(`lock ${group}`, () => acquireLock(zk, paths, group, { timeoutMs: 5000, owner }));
   const conns = NodeConnections.fromConfig(cfg.mysql);
@@ -175,18 +174,46 @@ async function switchoverLocked(ctx: CliContext, input: SwitchoverInput, ops: Op
     taskVersion = (await zk.set(taskPath, encodeRecord(taskSchema, task, taskPath), taskVersion)).version;
   };
 
-  // 1. Cut writes at every router, then on the old master itself.
+  // 1. Cut writes at every router and on the old master itself, both at once.
   const pauseStart = performance.now();
-  const fenced = await timer.run('fence route', () => writeFencingRoute(zk, paths, group, { epoch, read: routeRec.record.read, version: routeRec.version }));
-  const routeVersion = fenced.version;
+  const keepUsers = [cfg.mysql.user, cfg.mysql.replicationUser];
+  const [routeCut, masterCut] = await Promise.allSettled([
+    timer.run('fence route', () => writeFencingRoute(zk, paths, group, { epoch, read: routeRec.record.read, version: routeRec.version })),
+    timer.run('fence master', () => fenceMaster(ops, oldMaster, keepUsers, 2000)),
+  ]);
+  if (routeCut.status === 'rejected') {
+    // Nothing was cut for the routers (the route changed under us): undo the MySQL side and stop.
+    const undo = await conns.run(oldMaster, (c) => flavor.setReadOnly(c, false)).then(
+      () => `${oldMaster} is writable again`,
+      (err: unknown) => `ALSO FAILED to make ${oldMaster} writable again: ${errorMessage(err)}`,
+    );
+    await zk.delete(taskPath, taskVersion).catch(() => undefined);
+    throw new ZkmhaError('OPERATION_FAILED', `fence route: ${errorMessage(routeCut.reason)}; ${undo}`, { step: 'fence' });
+  }
+  const routeVersion = routeCut.value.version;
+  let repointStarted = false;
   const rollback = async (why: string, candidateTouched: boolean): Promise<never> => {
-    const outcome = await rollBack(ctx, ops, { group, oldMaster, candidate, epoch, masterVersion: masterRec.version, routeVersion, read: routeRec.record.read, semiSync: meta.settings.semiSync, candidateTouched, taskVersion, why, timer, startedAt });
+    const outcome = await rollBack(ctx, ops, {
+      group,
+      oldMaster,
+      candidate,
+      others: replicas.filter((n) => n !== candidate),
+      epoch,
+      masterVersion: masterRec.version,
+      routeVersion,
+      read: routeRec.record.read,
+      semiSync: meta.settings.semiSync,
+      candidateTouched,
+      repointed: repointStarted,
+      taskVersion,
+      why,
+      timer,
+      startedAt,
+    });
     throw new ZkmhaError('OPERATION_FAILED', `${why}; ${outcome}`, { step: task.step });
   };
-
-  const fence = await timer.run('fence master', () => fenceOldMaster(ops, oldMaster, { timeoutMs: 2000, keepUsers: [cfg.mysql.user, cfg.mysql.replicationUser] }));
-  if (fence.kind === 'unreachable') return rollback(`fence: ${oldMaster} did not answer (${fence.error})`, false);
-  const target = fence.state.gtidBinlogPos;
+  if (masterCut.status === 'rejected') return rollback(`fence master: ${errorMessage(masterCut.reason)}`, false);
+  const target = masterCut.value.gtidBinlogPos;
 
   // 2. The candidate executes everything the old master wrote, within what is left of the budget.
   const left = Math.max(1, Math.round(input.maxPauseMs - (performance.now() - pauseStart)));
@@ -198,16 +225,20 @@ async function switchoverLocked(ctx: CliContext, input: SwitchoverInput, ops: Op
   }
   if (!applied) return rollback(`catch up: ${candidate} did not execute ${oldMaster}'s ${target} within ${left} ms (--max-pause-ms ${input.maxPauseMs})`, false);
 
-  // 3. Promote, and commit the new master and route in one multi.
+  // 3. Promote; meanwhile the others and the old master already attach to the candidate (it holds
+  //    everything, and semi-sync replicas must be connected before its first commit). Then the
+  //    new master and route in one multi.
+  const others = replicas.filter((n) => n !== candidate);
+  repointStarted = true;
+  const repointing = repointAll(ctx, ops, { oldMaster, candidate, others, semiSync: meta.settings.semiSync });
   try {
-    await timer.run('promote', () => promoteCandidate(ops, candidate, { semiSync: meta.settings.semiSync }));
+    await timer.run('promote', () => conns.run(candidate, (c) => flavor.promote(c, { semiSync: meta.settings.semiSync, keepReplicaConfig: true })));
   } catch (err) {
+    await repointing.catch(() => undefined);
     return rollback(`promote ${candidate}: ${errorMessage(err)}`, true);
   }
   // Nodes out of the read pool stay out; the old master joins once it replicates.
   const read = routeRec.record.read.filter((n) => n !== candidate && n !== oldMaster);
-  const others = replicas.filter((n) => n !== candidate);
-  const repointing = repointAll(ctx, ops, { oldMaster, candidate, others, semiSync: meta.settings.semiSync });
   const commitStart = Date.now();
   try {
     await timer.run('commit', () =>
@@ -230,7 +261,9 @@ async function switchoverLocked(ctx: CliContext, input: SwitchoverInput, ops: Op
   }
   const pauseMs = Math.round((performance.now() - pauseStart) * 10) / 10;
 
-  // 4. The old master and the others replicate from the new master; the old master joins the read pool.
+  // 4. Off the write pause: forget the candidate's old replication configuration; the old master
+  //    and the others replicate from the new master; the old master joins the read pool.
+  await timer.run('forget replication', () => conns.run(candidate, (c) => flavor.forgetReplication(c))).catch(() => undefined);
   const repointed = await timer.run('re-point', () => repointing);
   if (repointed[oldMaster]?.ok === true) {
     await step('return old master to the read pool', async () => {
@@ -241,6 +274,23 @@ async function switchoverLocked(ctx: CliContext, input: SwitchoverInput, ops: Op
     }).catch(() => undefined);
   }
   return { group, from: oldMaster, to: candidate, epoch, pauseMs, reason: pick.reason, steps: timer.steps, repointed };
+}
+
+/**
+ * read_only=ON, client connections killed (all but `keepUsers`), then the final position — the
+ * flavor's fencing steps on the cached connection (no new handshake inside the write pause).
+ */
+async function fenceMaster(ops: OpsContext, node: string, keepUsers: readonly string[], timeoutMs: number): Promise<ServerState> {
+  return withTimeout(
+    ops.conns.run(node, async (c) => {
+      await ops.flavor.setReadOnly(c, true);
+      await ops.flavor.killClientConnections(c, { keepUsers });
+      return ops.flavor.readState(c);
+    }),
+    timeoutMs,
+    `fence ${node}`,
+    'MYSQL_TIMEOUT',
+  );
 }
 
 async function repointAll(
@@ -277,6 +327,9 @@ interface RollbackArgs {
   readonly read: readonly string[];
   readonly semiSync: boolean;
   readonly candidateTouched: boolean;
+  /** The others and the old master were being re-pointed to the candidate. */
+  readonly repointed: boolean;
+  readonly others: readonly string[];
   readonly taskVersion: number;
   readonly why: string;
   readonly timer: Timer;
@@ -292,6 +345,7 @@ interface RollbackArgs {
  */
 async function rollBack(ctx: CliContext, ops: OpsContext, a: RollbackArgs): Promise<string> {
   const { zk, paths, cfg } = ctx;
+  let notBack: string[] = [];
   try {
     if (a.candidateTouched) {
       const { host, port } = parseNode(a.oldMaster);
@@ -301,7 +355,15 @@ async function rollBack(ctx: CliContext, ops: OpsContext, a: RollbackArgs): Prom
         ),
       );
     }
-    await a.timer.run('rollback old master', () => ops.conns.run(a.oldMaster, (c) => ops.flavor.setReadOnly(c, false)));
+    if (a.repointed) {
+      // The old master had started replicating from the candidate: make it the master again, and
+      // the others its replicas (nothing was written meanwhile: every node was read-only).
+      await a.timer.run('rollback old master', () => ops.conns.run(a.oldMaster, (c) => ops.flavor.promote(c, { semiSync: a.semiSync })));
+      const back = await repointReplicas(ops, a.others, a.oldMaster, { replication: { user: cfg.mysql.replicationUser, password: cfg.mysql.replicationPassword }, semiSync: a.semiSync, timeoutMs: 5000 });
+      notBack = [...back].filter(([, r]) => !r.ok).map(([n]) => n);
+    } else {
+      await a.timer.run('rollback old master', () => ops.conns.run(a.oldMaster, (c) => ops.flavor.setReadOnly(c, false)));
+    }
     await a.timer.run('rollback route', () =>
       commitMasterChange(zk, paths, {
         group: a.group,
@@ -314,7 +376,7 @@ async function rollBack(ctx: CliContext, ops: OpsContext, a: RollbackArgs): Prom
         taskVersion: a.taskVersion,
       }),
     );
-    return `rolled back: ${a.oldMaster} is writable again and routed (epoch ${a.epoch})`;
+    return `rolled back: ${a.oldMaster} is writable again and routed (epoch ${a.epoch})${notBack.length > 0 ? `; not re-pointed back: ${notBack.join(', ')} (fix with mha setha)` : ''}`;
   } catch (err) {
     const msg = errorMessage(err);
     await zk
