@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MysqlConnection } from '../core/mysql/connection';
-import { runMha } from '../test/env/cli';
+import { MHA_BIN, runMha } from '../test/env/cli';
 import { startCluster, type Cluster } from '../test/env/cluster';
 import { haproxyDir, removeHaproxyDir, stopHaproxyAt, trackRouterHaproxy, type HaproxyPaths } from '../test/env/haproxy';
 import { secretOf, TEST_CREDENTIALS } from '../test/env/mariadb';
@@ -123,7 +123,7 @@ async function main(): Promise<void> {
       { mode: 0o600 },
     );
     const routerLog = fs.openSync(path.join(c.dir, 'router.log'), 'a');
-    const router = spawn(process.execPath, [path.join(__dirname, 'router-proc.js'), routerCfg], { stdio: ['ignore', routerLog, routerLog] });
+    const router = spawn(process.execPath, [MHA_BIN, 'router', '--config', routerCfg], { stdio: ['ignore', routerLog, routerLog] });
     track(router);
     fs.closeSync(routerLog);
     void trackRouterHaproxy(hp).catch(() => undefined);
