@@ -30,7 +30,7 @@ describe('mha add', () => {
   let readPort: number;
 
   before(async () => {
-    [zkc, db] = await Promise.all([startZooKeeper(), startMariaDB({ count: 4, replication: false })]);
+    [zkc, db] = await Promise.all([startZooKeeper(), startMariaDB({ count: 5, replication: false })]);
     n = [...db.instances];
     zk = await Zk.connect({ hosts: zkc.connectString, sessionTimeoutMs: 4000, logger: testLogger('cli-add') });
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zkmha-cli-add-'));
@@ -149,6 +149,21 @@ describe('mha add', () => {
     for (const i of [1, 2]) {
       await waitFor(async () => (await n[i]!.query('SELECT id FROM app.added').catch(() => [])).length === 1, { timeoutMs: 10000, what: `row on ${n[i]!.node}` });
     }
+  });
+
+  it('leaves task/<group> (kind add) naming the step when acting fails midway', async () => {
+    // The replication account can log in to the master-to-be but may not replicate from it.
+    await n[3]!.query(`REVOKE REPLICATION SLAVE ON *.* FROM '${TEST_CREDENTIALS.repl.user}'@'%'`);
+    const [w3, r3] = (await freePorts(2)) as [number, number];
+    const r = await add('g3', '--nodes', nodes(3, 4), '--master', n[3]!.node, '--write-port', String(w3), '--read-port', String(r3));
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`${n[4]!.node.replace(/\./g, '\\.')} does not replicate from .*left ${root}/task/g3 at step 'await replication'`));
+    const nd = await zk.get(paths.task('g3'));
+    const task = JSON.parse(nd.data!.toString('utf8')) as { kind: string; step: string; detail: { failed?: string } };
+    assert.deepEqual([task.kind, task.step], ['add', 'await replication']);
+    assert.match(task.detail.failed ?? '', /does not replicate/);
+    assert.equal(await zk.exists(paths.metaGroup('g3')), null, 'no half-registered group');
+    assert.equal(await zk.exists(paths.master('g3')), null);
   });
 
   it('refuses a group or a node that already exists', async () => {
