@@ -1,4 +1,3 @@
-import * as os from 'node:os';
 import { ZkmhaError, errorMessage } from '../core/errors';
 import { mostAdvanced } from '../core/gtid';
 import { connectMysql, type MysqlConnection } from '../core/mysql/connection';
@@ -21,6 +20,7 @@ import type { MultiOp } from '../core/zk/client';
 import { decodeRecord } from '../core/records';
 import type { CliContext } from './context';
 import { initLayout } from './init';
+import { cliWorker } from './worker';
 import { errantForReplica, masterOf, readStates, withNodes } from './mysql';
 import { flavorFor } from '../core/mysql/index';
 import { refuse, step } from './output';
@@ -96,9 +96,6 @@ export interface AddResult {
   readonly why: string;
 }
 
-export function cliWorker(): string {
-  return `cli:${os.hostname()}:${process.pid}`.slice(0, 128);
-}
 
 async function checkZooKeeper(ctx: CliContext, input: AddInput): Promise<void> {
   const { zk, paths } = ctx;

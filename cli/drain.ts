@@ -2,14 +2,14 @@ import { encodeRecord, haproxySchema, slaveDownSchema, type OnlineRecord } from 
 import type { MemberView } from '../core/view';
 import type { MultiOp } from '../core/zk/client';
 import type { CliContext } from './context';
-import { existingGroup, groupOfNode } from './lookup';
+import { existingGroup, groupOfNode, withGroupLock } from './lookup';
 import { refuse, step } from './output';
 
 /**
  * `mha drain <node>` / `mha undrain <node>`: a replica out of / back into the read pool; replication
  * is not touched. A drain is `slave_down/<group>/<node>` with `drained: true` — an operator's
  * entry the server's read-pool upkeep leaves alone — plus the node removed from
- * `haproxy/<group>.read` (compare-and-set, epoch unchanged), in one multi.
+ * `haproxy/<group>.read` (compare-and-set, epoch unchanged), in one multi, under lock/<group>.
  */
 export interface DrainResult {
   readonly group: string;
@@ -34,8 +34,12 @@ export function healthyReplica(online: OnlineRecord | null, master: string | nul
 }
 
 export async function drain(ctx: CliContext, node: string): Promise<DrainResult> {
-  const { zk, paths } = ctx;
   const { group } = await groupOfNode(ctx, node);
+  return withGroupLock(ctx, group, () => drainLocked(ctx, group, node));
+}
+
+async function drainLocked(ctx: CliContext, group: string, node: string): Promise<DrainResult> {
+  const { zk, paths } = ctx;
   const view = await existingGroup(ctx, group, { route: true });
   const S = 'check zookeeper';
   if (!view.meta!.members.includes(node)) throw refuse(S, `${node} is not a member of '${group}'`);
@@ -56,8 +60,12 @@ export async function drain(ctx: CliContext, node: string): Promise<DrainResult>
 }
 
 export async function undrain(ctx: CliContext, node: string): Promise<DrainResult> {
-  const { zk, paths } = ctx;
   const { group } = await groupOfNode(ctx, node);
+  return withGroupLock(ctx, group, () => undrainLocked(ctx, group, node));
+}
+
+async function undrainLocked(ctx: CliContext, group: string, node: string): Promise<DrainResult> {
+  const { zk, paths } = ctx;
   const view = await existingGroup(ctx, group, { route: true });
   const m: MemberView | undefined = view.members.find((x) => x.node === node);
   if (m === undefined) throw refuse('check zookeeper', `${node} is not a member of '${group}'`);

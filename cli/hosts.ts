@@ -2,7 +2,7 @@ import { encodeRecord, haproxySchema, metaGroupSchema, metaHostSchema, type Meta
 import { parseNode } from '../core/names';
 import type { MultiOp } from '../core/zk/client';
 import type { CliContext } from './context';
-import { existingGroup, readMeta } from './lookup';
+import { existingGroup, readMeta, withGroupLock } from './lookup';
 import { errantForReplica, readStates, withNodes } from './mysql';
 import { flavorFor } from '../core/mysql/index';
 import { refuse, step } from './output';
@@ -29,6 +29,11 @@ export interface AddHostResult {
 }
 
 export async function addHost(ctx: CliContext, input: AddHostInput): Promise<AddHostResult> {
+  await existingGroup(ctx, input.group);
+  return withGroupLock(ctx, input.group, () => addHostLocked(ctx, input));
+}
+
+async function addHostLocked(ctx: CliContext, input: AddHostInput): Promise<AddHostResult> {
   const { zk, paths, cfg } = ctx;
   const view = await existingGroup(ctx, input.group, { master: true, route: true });
   const { record: meta, version: metaVersion } = await readMeta(ctx, input.group);
@@ -72,6 +77,11 @@ export async function addHost(ctx: CliContext, input: AddHostInput): Promise<Add
 
 
 export async function removeHost(ctx: CliContext, group: string, node: string): Promise<void> {
+  await existingGroup(ctx, group);
+  return withGroupLock(ctx, group, () => removeHostLocked(ctx, group, node));
+}
+
+async function removeHostLocked(ctx: CliContext, group: string, node: string): Promise<void> {
   const { zk, paths } = ctx;
   const view = await existingGroup(ctx, group);
   const { record: meta, version: metaVersion } = await readMeta(ctx, group);

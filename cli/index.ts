@@ -117,7 +117,10 @@ export function registerAdminCommands(program: Command): void {
       const group = groupArg(g);
       const node = nodeArg(n);
       const r = await withContext(opts.config, (ctx) => setMaster(ctx, group, node, opts.reroute === true));
-      printOut(`${group}: master is ${r.node} at epoch ${r.epoch}${r.rerouted ? ', route updated' : `; route NOT updated (use --reroute)`}\n`);
+      printOut(
+        `${group}: master is ${r.node} at epoch ${r.epoch}${r.rerouted ? ', route updated' : `; route NOT updated (use --reroute)`}` +
+          `${r.clearedTask !== null ? `; cleared the unfinished ${r.clearedTask} task` : ''}\n`,
+      );
     });
 
   program

@@ -2,7 +2,9 @@ import { ZkmhaError } from '../core/errors';
 import { decodeRecord, metaGroupSchema, metaHostSchema, type MetaGroup, type MetaHost } from '../core/records';
 import type { Versioned } from '../core/view';
 import { readGroupView, type GroupView } from '../core/view';
+import { acquireLock } from '../core/zk/lock';
 import type { CliContext } from './context';
+import { cliWorker } from './worker';
 import { refuse, step } from './output';
 
 /** Reads shared by several commands; each refuses (exit 1) with the step named. */
@@ -38,4 +40,17 @@ export async function readMeta(ctx: CliContext, group: string): Promise<Versione
     if (nd === null) throw new ZkmhaError('CONFLICT', `group '${group}' does not exist`);
     return { record: decodeRecord(metaGroupSchema, nd.data, p), version: nd.stat.version };
   });
+}
+
+/**
+ * Runs `fn` holding lock/<group> — the lock the server workers take for failovers and read-pool
+ * changes — so a command never interleaves with a failover or a switchover.
+ */
+export async function withGroupLock<T>(ctx: CliContext, group: string, fn: (held: () => boolean) => Promise<T>): Promise<T> {
+  const lock = await step(`lock ${group}`, () => acquireLock(ctx.zk, ctx.paths, group, { timeoutMs: 5000, owner: cliWorker() }));
+  try {
+    return await fn(() => lock.isHeld());
+  } finally {
+    await lock.release().catch(() => undefined);
+  }
 }

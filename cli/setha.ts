@@ -2,7 +2,7 @@ import { encodeRecord, haproxySchema } from '../core/records';
 import { parseNode } from '../core/names';
 import type { MultiOp } from '../core/zk/client';
 import type { CliContext } from './context';
-import { existingGroup, groupOfNode } from './lookup';
+import { existingGroup, groupOfNode, withGroupLock } from './lookup';
 import { errantTransactions, readStates, withNodes } from './mysql';
 import { flavorFor } from '../core/mysql/index';
 import { refuse, step } from './output';
@@ -24,8 +24,12 @@ export interface SetHaResult {
 }
 
 export async function setHa(ctx: CliContext, node: string): Promise<SetHaResult> {
-  const { zk, paths, cfg } = ctx;
   const { group } = await groupOfNode(ctx, node);
+  return withGroupLock(ctx, group, () => setHaLocked(ctx, group, node));
+}
+
+async function setHaLocked(ctx: CliContext, group: string, node: string): Promise<SetHaResult> {
+  const { zk, paths, cfg } = ctx;
   const view = await existingGroup(ctx, group, { master: true, route: true });
   const meta = view.meta!;
   const master = view.master!.record.node;
@@ -52,7 +56,7 @@ export async function setHa(ctx: CliContext, node: string): Promise<SetHaResult>
     await step('await replication', () => waitReplicating(flavor, conns.get(node)!, node, master, 10000));
   });
 
-  // Re-read: the route may have changed while MySQL was being set up.
+  // Re-read (compare-and-set on what is current).
   const after = await existingGroup(ctx, group, { master: true, route: true });
   if (after.master!.record.node !== master) throw refuse('commit', `the master changed to ${after.master!.record.node} meanwhile; run setha again`);
   const m = after.members.find((x) => x.node === node);

@@ -1,10 +1,9 @@
 import type { ServerState } from '../core/mysql/flavor';
 import { commitMasterChange, historyOps } from '../core/ops';
 import { encodeRecord, masterSchema } from '../core/records';
-import { acquireLock } from '../core/zk/lock';
+import type { MultiOp } from '../core/zk/client';
 import type { CliContext } from './context';
-import { cliWorker } from './add';
-import { existingGroup } from './lookup';
+import { existingGroup, withGroupLock } from './lookup';
 import { masterOf, readStates, withNodes } from './mysql';
 import { flavorFor } from '../core/mysql/index';
 import { refuse, step } from './output';
@@ -14,7 +13,8 @@ import { refuse, step } from './output';
  * master. Checked on MySQL first (the node writable and not replicating, every other member a
  * read-only replica of it with both threads running), then `master/` epoch+1 — and with
  * --reroute `haproxy/` (same epoch, write = node, read = the replicas) — in one multi under the
- * group's lock.
+ * group's lock. It also settles a switchover or add whose CLI died (its task record is deleted
+ * in the same multi); a failover task is left to the server workers.
  */
 
 /** Pure: what keeps `node` from being adopted as master; empty when the topology is right. */
@@ -48,27 +48,43 @@ export interface SetMasterResult {
   readonly epoch: number;
   readonly rerouted: boolean;
   readonly previous: string | null;
+  /** Kind of a stale CLI task (switchover / add) this command settled, if any. */
+  readonly clearedTask: string | null;
 }
 
 export async function setMaster(ctx: CliContext, group: string, node: string, reroute: boolean): Promise<SetMasterResult> {
   const first = await existingGroup(ctx, group);
   if (!first.meta!.members.includes(node)) throw refuse('check zookeeper', `${node} is not a member of '${group}'`);
-  const lock = await step(`lock ${group}`, () => acquireLock(ctx.zk, ctx.paths, group, { timeoutMs: 5000, owner: cliWorker() }));
-  try {
+  return withGroupLock(ctx, group, async (held) => {
     const view = await existingGroup(ctx, group);
-    if (view.task !== null) throw refuse('check zookeeper', `an operation on '${group}' is open (${ctx.paths.task(group)}, kind ${view.task.record.kind}, step ${view.task.record.step})`);
+    // A failover in task/ belongs to the server workers (they resume it). A switchover or add left
+    // there is one whose CLI died: we hold the lock, so nobody runs it; this command settles it.
+    const staleTask = view.task;
+    if (staleTask !== null && staleTask.record.kind === 'failover') {
+      throw refuse('check zookeeper', `a failover of '${group}' is open (${ctx.paths.task(group)}, step ${staleTask.record.step}); the server workers resume it`);
+    }
     const meta = view.meta!;
     const flavor = flavorFor(meta.flavor);
     const states = await withNodes(ctx.cfg, meta.members, (conns) => readStates(flavor, conns));
     const problems = checkTopology(node, meta.members, states);
     if (problems.length > 0) throw refuse('check topology', problems.join('; '));
-    if (!lock.isHeld()) throw refuse(`lock ${group}`, 'lost the lock');
+    if (!held()) throw refuse(`lock ${group}`, 'lost the lock');
 
-    const epoch = (view.master?.record.epoch ?? 0) + 1;
+    // Above every epoch in use, so no router ignores the new route as older than one it applied.
+    const epoch = Math.max(view.master?.record.epoch ?? 0, view.route?.record.epoch ?? 0) + 1;
     const now = Date.now();
     const replicas = meta.members.filter((m) => m !== node);
     const drained = new Set([...view.slaveDown.keys()]);
-    const history = { kind: 'setmaster', from: view.master?.record.node ?? null, to: node, startedAt: now, endedAt: Date.now(), steps: [], detail: { rerouted: reroute } };
+    const history = {
+      kind: 'setmaster',
+      from: view.master?.record.node ?? null,
+      to: node,
+      startedAt: now,
+      endedAt: Date.now(),
+      steps: [],
+      detail: { rerouted: reroute, ...(staleTask !== null ? { clearedTask: { kind: staleTask.record.kind, step: staleTask.record.step, worker: staleTask.record.worker } } : {}) },
+    };
+    const taskOps: MultiOp[] = staleTask !== null ? [{ op: 'delete', path: ctx.paths.task(group), version: staleTask.version }] : [];
     if (reroute) {
       await step('commit', () =>
         commitMasterChange(ctx.zk, ctx.paths, {
@@ -80,6 +96,7 @@ export async function setMaster(ctx: CliContext, group: string, node: string, re
           route: { read: replicas.filter((r) => !drained.has(r)), version: view.route?.version ?? null },
           history,
           now,
+          ...(staleTask !== null ? { taskVersion: staleTask.version } : {}),
         }),
       );
     } else {
@@ -91,11 +108,10 @@ export async function setMaster(ctx: CliContext, group: string, node: string, re
         ctx.zk.multi([
           view.master === null ? { op: 'create', path: p, data } : { op: 'set', path: p, data, version: view.master.version },
           ...historyOps(ctx.paths, group, { ...history, epoch }),
+          ...taskOps,
         ]),
       );
     }
-    return { group, node, epoch, rerouted: reroute, previous: view.master?.record.node ?? null };
-  } finally {
-    await lock.release().catch(() => undefined);
-  }
+    return { group, node, epoch, rerouted: reroute, previous: view.master?.record.node ?? null, clearedTask: staleTask?.record.kind ?? null };
+  });
 }

@@ -15,7 +15,7 @@ import {
 import { decodeRecord, encodeRecord, haproxySchema, taskSchema, type TaskRecord } from '../core/records';
 import type { GroupView } from '../core/view';
 import { acquireLock } from '../core/zk/lock';
-import { cliWorker } from './add';
+import { cliWorker } from './worker';
 import type { CliContext } from './context';
 import { existingGroup } from './lookup';
 import { flavorFor } from '../core/mysql/index';
@@ -111,9 +111,17 @@ export async function switchover(ctx: CliContext, input: SwitchoverInput): Promi
   const lock = await step(`lock ${group}`, () => acquireLock(zk, paths, group, { timeoutMs: 5000, owner }));
   const conns = NodeConnections.fromConfig(cfg.mysql);
   const ops: OpsContext = { flavor, conns };
+  // Interrupted half-way, writes would stay cut: every step is bounded, so finish or roll back.
+  const onSignal = (sig: NodeJS.Signals): void => {
+    process.stderr.write(`mha switchover: ${sig} ignored: the switchover finishes or rolls back (bounded by --max-pause-ms)\n`);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     return await switchoverLocked(ctx, input, ops, () => lock.isHeld());
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await lock.release().catch(() => undefined);
     await conns.closeAll();
   }

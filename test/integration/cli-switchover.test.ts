@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Secret } from '../../core/config';
 import { mariadb } from '../../core/mysql/mariadb';
+import { encodeRecord, taskSchema } from '../../core/records';
 import type { MysqlConnection } from '../../core/mysql/connection';
 import { startCluster, type Cluster } from '../env/cluster';
 import { replicationOf, runMha, zkSnapshot } from '../env/cli';
@@ -146,8 +147,16 @@ describe('mha switchover and setmaster', () => {
     assert.deepEqual([(await c.master()).node, (await c.master()).epoch], [target, epoch + 1]);
     assert.deepEqual(await c.route(), routeBefore, 'route untouched without --reroute');
 
+    // A switchover whose CLI died left its task (writes cut, lock released): --reroute settles it.
+    const taskPath = c.paths.task(c.group);
+    await c.zkClient.create(
+      taskPath,
+      encodeRecord(taskSchema, { v: 1, id: 'switchover-1', kind: 'switchover', step: 'fence', oldMaster: old, candidate: third, startedAt: Date.now(), worker: 'cli:gone:1', detail: {} }, taskPath),
+    );
     const r2 = await mha('setmaster', c.group, target, '--reroute');
     assert.equal(r2.code, 0, r2.stderr);
+    assert.match(r2.stdout, /cleared the unfinished switchover task/);
+    assert.equal(await c.zkClient.exists(taskPath), null);
     const route = await c.route();
     assert.deepEqual([route.epoch, route.write, [...route.read].sort()], [epoch + 2, target, [old, third].sort()]);
     await c.assertInvariants({ master: target });
