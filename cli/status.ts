@@ -202,10 +202,12 @@ export function renderStatus(r: StatusReport, now: number): string {
   const parts = r.groups.map((g) => renderGroupStatus(g, now));
   if (r.groups.length === 0) parts.push('no groups\n');
   const servers = r.servers.map((s) => `${s.id} (${s.host} pid ${s.pid}, up since ${ago(s.at, now)})`);
-  parts.push(`servers: ${servers.length > 0 ? servers.join('; ') : 'NONE (no automatic failover)'}\n`);
   const routers = r.routers.map((x) => `${x.id} (${x.host})`);
-  parts.push(`routers: ${routers.length > 0 ? routers.join('; ') : 'none'}\n`);
-  for (const p of r.problems) parts.push(`! invalid ${p.path}: ${p.message}\n`);
+  parts.push(
+    `servers: ${servers.length > 0 ? servers.join('; ') : 'NONE (no automatic failover)'}\n` +
+      `routers: ${routers.length > 0 ? routers.join('; ') : 'none'}\n` +
+      r.problems.map((p) => `! invalid ${p.path}: ${p.message}\n`).join(''),
+  );
   return parts.join('\n');
 }
 
