@@ -17,6 +17,22 @@ export default tseslint.config(
   {
     // Role folders never import each other; only bin/ composes them.
     files: ['core/**/*.ts'],
-    rules: { 'no-restricted-imports': ['error', { patterns: ['../server/*', '../client/*', '../router/*', '../cli/*', '../../server/*', '../../client/*', '../../router/*', '../../cli/*'] }] },
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            '../server/*',
+            '../client/*',
+            '../router/*',
+            '../cli/*',
+            '../../server/*',
+            '../../client/*',
+            '../../router/*',
+            '../../cli/*',
+          ],
+        },
+      ],
+    },
   },
 );

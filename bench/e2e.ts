@@ -4,7 +4,14 @@ import { PACKAGE_ROOT } from '../core/config';
 import { errorMessage } from '../core/errors';
 import { decodeRecord, masterSchema } from '../core/records';
 import { startE2E } from '../test/env/e2e';
-import { lostAcks, median, percentile, readsFromOldMaster, readsOfLostRows, writeOutage } from '../test/env/traffic';
+import {
+  lostAcks,
+  median,
+  percentile,
+  readsFromOldMaster,
+  readsOfLostRows,
+  writeOutage,
+} from '../test/env/traffic';
 import { waitFor } from '../test/env/wait';
 import { startZooKeeper, type ZkCluster } from '../test/env/zookeeper';
 
@@ -64,7 +71,8 @@ async function cycle(zk: ZkCluster, kind: Kind, run: number, sessionTimeoutMs: n
     const old = (await c.master()).node;
     let masterHr: number | null = null;
     const watch = c.zkClient.watchData(c.paths.master(c.group), (nd) => {
-      if (nd !== null && masterHr === null && decodeRecord(masterSchema, nd.data, 'master').node !== old) masterHr = performance.now();
+      if (nd !== null && masterHr === null && decodeRecord(masterSchema, nd.data, 'master').node !== old)
+        masterHr = performance.now();
     });
 
     const killHr = performance.now();
@@ -76,7 +84,11 @@ async function cycle(zk: ZkCluster, kind: Kind, run: number, sessionTimeoutMs: n
     try {
       to = (await c.waitForNewMaster({ notNode: old, timeoutMs: sessionTimeoutMs + 20_000 })).node;
       const newNode = to;
-      await waitFor(() => writer.acks.some((a) => a.node === newNode), { timeoutMs: 15_000, intervalMs: 5, what: 'first write on the new master' });
+      await waitFor(() => writer.acks.some((a) => a.node === newNode), {
+        timeoutMs: 15_000,
+        intervalMs: 5,
+        what: 'first write on the new master',
+      });
       await writer.waitForAcks(50);
       await reader.waitForReads(5);
     } catch (err) {
@@ -98,7 +110,11 @@ async function cycle(zk: ZkCluster, kind: Kind, run: number, sessionTimeoutMs: n
       }
       const have = await c.rowIds(to);
       lostAcked = lostAcks(writer.acks, have).length;
-      badReads = typeof o === 'string' ? -1 : readsFromOldMaster(reader.reads, old, o.firstNew.hr, false).length + readsOfLostRows(reader.reads, have).length;
+      badReads =
+        typeof o === 'string'
+          ? -1
+          : readsFromOldMaster(reader.reads, old, o.firstNew.hr, false).length +
+            readsOfLostRows(reader.reads, have).length;
     }
     if (typeof o === 'string' && invariants === 'ok') invariants = o;
     return {
@@ -152,8 +168,12 @@ async function main(): Promise<void> {
   const zk = await startZooKeeper({ maxSessionTimeout: 20_000 });
   const cycles: Cycle[] = [];
   const t0 = Date.now();
-  process.stdout.write(`bench:e2e — ${runs} kill-master + ${hostRuns} host-death cycles through HAProxy (session timeout ${sessionTimeoutMs} ms)\n`);
-  process.stdout.write(`${'case'.padEnd(11)} ${'#'.padStart(2)}  ${'outage ms'.padStart(9)}  ${'kill→master/'.padStart(12)}  ${'kill→write'.padStart(10)}  ${'failed'.padStart(6)}  ${'acked'.padStart(5)}  ${'lost'.padStart(4)}  ${'bad reads'.padStart(9)}  from → to, invariants\n`);
+  process.stdout.write(
+    `bench:e2e — ${runs} kill-master + ${hostRuns} host-death cycles through HAProxy (session timeout ${sessionTimeoutMs} ms)\n`,
+  );
+  process.stdout.write(
+    `${'case'.padEnd(11)} ${'#'.padStart(2)}  ${'outage ms'.padStart(9)}  ${'kill→master/'.padStart(12)}  ${'kill→write'.padStart(10)}  ${'failed'.padStart(6)}  ${'acked'.padStart(5)}  ${'lost'.padStart(4)}  ${'bad reads'.padStart(9)}  from → to, invariants\n`,
+  );
   try {
     const plan: Kind[] = [...Array<Kind>(runs).fill('kill'), ...Array<Kind>(hostRuns).fill('host-death')];
     const counters: Record<Kind, number> = { kill: 0, 'host-death': 0 };
@@ -164,7 +184,20 @@ async function main(): Promise<void> {
         c = await cycle(zk, kind, run, sessionTimeoutMs);
       } catch (err) {
         // A cycle that could not even be set up is reported, not allowed to lose the others' figures.
-        c = { kind, run, from: '-', to: null, outageMs: null, killToMasterMs: null, killToWriteMs: null, failedWrites: 0, acked: 0, lostAcked: -1, badReads: -1, invariants: `set-up failed: ${errorMessage(err).split('\n')[0]}` };
+        c = {
+          kind,
+          run,
+          from: '-',
+          to: null,
+          outageMs: null,
+          killToMasterMs: null,
+          killToWriteMs: null,
+          failedWrites: 0,
+          acked: 0,
+          lostAcked: -1,
+          badReads: -1,
+          invariants: `set-up failed: ${errorMessage(err).split('\n')[0]}`,
+        };
       }
       cycles.push(c);
       process.stdout.write(
@@ -175,17 +208,30 @@ async function main(): Promise<void> {
     await zk.close();
   }
   const sums = (['kill', 'host-death'] as const).map((k) => summary(k, cycles)).filter((s) => s.cycles > 0);
-  process.stdout.write('\nwrite outage through HAProxy (last ack by the old master → first ack by the new one)\n');
-  process.stdout.write(`${'case'.padEnd(11)} ${'cycles'.padStart(6)}  ${'median'.padStart(6)}  ${'p95'.padStart(6)}  ${'max'.padStart(6)}  lost acked  bad reads  failed cycles  (median kill→master/, kill→write)\n`);
+  process.stdout.write(
+    '\nwrite outage through HAProxy (last ack by the old master → first ack by the new one)\n',
+  );
+  process.stdout.write(
+    `${'case'.padEnd(11)} ${'cycles'.padStart(6)}  ${'median'.padStart(6)}  ${'p95'.padStart(6)}  ${'max'.padStart(6)}  lost acked  bad reads  failed cycles  (median kill→master/, kill→write)\n`,
+  );
   for (const s of sums) {
     process.stdout.write(
       `${s.kind.padEnd(11)} ${String(s.cycles).padStart(6)}  ${fmt(s.outageMs.median).padStart(6)}  ${fmt(s.outageMs.p95).padStart(6)}  ${fmt(s.outageMs.max).padStart(6)}  ${String(s.lostAcked).padStart(10)}  ${String(s.badReads).padStart(9)}  ${String(s.failedCycles).padStart(13)}  (${fmt(s.killToMasterMs.median)}, ${fmt(s.killToWriteMs.median)})\n`,
     );
   }
-  process.stdout.write(`(targets: kill < 500 ms median; host death < session timeout + 1 s = ${sessionTimeoutMs + 1000} ms; 0 lost; ${((Date.now() - t0) / 1000).toFixed(0)} s in all)\n`);
+  process.stdout.write(
+    `(targets: kill < 500 ms median; host death < session timeout + 1 s = ${sessionTimeoutMs + 1000} ms; 0 lost; ${((Date.now() - t0) / 1000).toFixed(0)} s in all)\n`,
+  );
   const out = path.join(PACKAGE_ROOT, '.bench', 'e2e.json');
   fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, JSON.stringify({ at: new Date().toISOString(), sessionTimeoutMs, checkIntervalMs: 500, cycles, summary: sums }, null, 2) + '\n');
+  fs.writeFileSync(
+    out,
+    JSON.stringify(
+      { at: new Date().toISOString(), sessionTimeoutMs, checkIntervalMs: 500, cycles, summary: sums },
+      null,
+      2,
+    ) + '\n',
+  );
   process.stdout.write(`JSON: ${path.relative(process.cwd(), out) || out}\n`);
   if (sums.some((s) => s.lostAcked > 0 || s.badReads > 0 || s.failedCycles > 0)) process.exitCode = 1;
 }

@@ -3,7 +3,14 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { haproxyDir, removeHaproxyDir, startGreeter, stopHaproxyAt, trackRouterHaproxy, type GreeterServer } from '../test/env/haproxy';
+import {
+  haproxyDir,
+  removeHaproxyDir,
+  startGreeter,
+  stopHaproxyAt,
+  trackRouterHaproxy,
+  type GreeterServer,
+} from '../test/env/haproxy';
 import { track } from '../test/env/reaper';
 import { startReadLoop, startRouterWorld, type ReadLoop, type RouterWorld } from '../test/env/router';
 import { waitFor } from '../test/env/wait';
@@ -30,7 +37,8 @@ function median(xs: readonly number[]): number {
   const m = Math.floor(s.length / 2);
   return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
-const pct = (xs: readonly number[], p: number): number => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
+const pct = (xs: readonly number[], p: number): number =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
 const fmt = (ms: number): string => ms.toFixed(1).padStart(7);
 
 /** One TCP connection: the greeting, or null when refused/closed without data. */
@@ -87,12 +95,19 @@ async function main(): Promise<void> {
     );
     const logFile = path.join(hp.dir, 'router.log');
     const fd = fs.openSync(logFile, 'a');
-    child = spawn(process.execPath, [path.resolve(__dirname, '..', 'bin', 'mha.js'), 'router', '--config', cfg], { stdio: ['ignore', fd, fd] });
+    child = spawn(
+      process.execPath,
+      [path.resolve(__dirname, '..', 'bin', 'mha.js'), 'router', '--config', cfg],
+      { stdio: ['ignore', fd, fd] },
+    );
     fs.closeSync(fd);
     track(child);
     await trackRouterHaproxy(hp);
     await until(wg.writePort, 'hello a\n');
-    await waitFor(async () => (await w.zkc.exists(w.paths.metaRouter('bench'))) !== null, { timeoutMs: 10_000, what: 'router ready' });
+    await waitFor(async () => (await w.zkc.exists(w.paths.metaRouter('bench'))) !== null, {
+      timeoutMs: 10_000,
+      what: 'router ready',
+    });
 
     loop = startReadLoop(wg.readPort);
     await waitFor(() => loop!.ok >= 20, { timeoutMs: 10_000, what: 'read loop running' });
@@ -120,21 +135,38 @@ async function main(): Promise<void> {
       const t1 = await until(g.writePort, 'hello a\n');
       reload.push(t1 - t0);
       await w.removeGroup(name);
-      await waitFor(async () => (await greet(g.writePort)) === null, { timeoutMs: 10_000, what: `${name} removed` });
+      await waitFor(async () => (await greet(g.writePort)) === null, {
+        timeoutMs: 10_000,
+        what: `${name} removed`,
+      });
     }
     await loop.stop();
 
     const result = {
-      runtime: { runs: runtime.length, medianMs: median(runtime), p90Ms: pct(runtime, 90), maxMs: Math.max(...runtime), samples: runtime },
+      runtime: {
+        runs: runtime.length,
+        medianMs: median(runtime),
+        p90Ms: pct(runtime, 90),
+        maxMs: Math.max(...runtime),
+        samples: runtime,
+      },
       reload: { runs: reload.length, medianMs: median(reload), maxMs: Math.max(...reload), samples: reload },
       reads: { ok: loop.ok, failed: loop.failed, errors: loop.errors },
     };
     console.log('zkmha router benchmark (ZooKeeper change → HAProxy routes new connections), ms');
     console.log(`                      runs  median     p90     max`);
-    console.log(`runtime path (write) ${String(runtime.length).padStart(5)} ${fmt(result.runtime.medianMs)} ${fmt(result.runtime.p90Ms)} ${fmt(result.runtime.maxMs)}`);
-    console.log(`reload path (group)  ${String(reload.length).padStart(5)} ${fmt(result.reload.medianMs)} ${fmt(pct(reload, 90))} ${fmt(result.reload.maxMs)}`);
-    console.log(`reads during the changes: ${loop.ok} ok, ${loop.failed} failed${loop.failed > 0 ? ` (${loop.errors.join(', ')})` : ''}`);
-    console.log(`target: runtime median < 50 ms (${result.runtime.medianMs < 50 ? 'met' : 'NOT met'}), zero failed reads (${loop.failed === 0 ? 'met' : 'NOT met'})`);
+    console.log(
+      `runtime path (write) ${String(runtime.length).padStart(5)} ${fmt(result.runtime.medianMs)} ${fmt(result.runtime.p90Ms)} ${fmt(result.runtime.maxMs)}`,
+    );
+    console.log(
+      `reload path (group)  ${String(reload.length).padStart(5)} ${fmt(result.reload.medianMs)} ${fmt(pct(reload, 90))} ${fmt(result.reload.maxMs)}`,
+    );
+    console.log(
+      `reads during the changes: ${loop.ok} ok, ${loop.failed} failed${loop.failed > 0 ? ` (${loop.errors.join(', ')})` : ''}`,
+    );
+    console.log(
+      `target: runtime median < 50 ms (${result.runtime.medianMs < 50 ? 'met' : 'NOT met'}), zero failed reads (${loop.failed === 0 ? 'met' : 'NOT met'})`,
+    );
     const out = path.resolve(__dirname, '..', '..', '.bench');
     fs.mkdirSync(out, { recursive: true });
     fs.writeFileSync(path.join(out, 'router.json'), `${JSON.stringify(result, null, 1)}\n`);

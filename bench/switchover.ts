@@ -4,7 +4,13 @@ import * as path from 'node:path';
 import { MysqlConnection } from '../core/mysql/connection';
 import { MHA_BIN, runMha } from '../test/env/cli';
 import { startCluster, type Cluster } from '../test/env/cluster';
-import { haproxyDir, removeHaproxyDir, stopHaproxyAt, trackRouterHaproxy, type HaproxyPaths } from '../test/env/haproxy';
+import {
+  haproxyDir,
+  removeHaproxyDir,
+  stopHaproxyAt,
+  trackRouterHaproxy,
+  type HaproxyPaths,
+} from '../test/env/haproxy';
 import { secretOf, TEST_CREDENTIALS } from '../test/env/mariadb';
 import { track } from '../test/env/reaper';
 import { waitFor } from '../test/env/wait';
@@ -50,7 +56,11 @@ function median(xs: readonly number[]): number {
 }
 
 /** Inserts back to back through HAProxy's write port; every connection learns its backend's port. */
-function startHaWriter(writePort: number): { acks: Ack[]; failures: () => number; stop: () => Promise<void> } {
+function startHaWriter(writePort: number): {
+  acks: Ack[];
+  failures: () => number;
+  stop: () => Promise<void>;
+} {
   const acks: Ack[] = [];
   let failures = 0;
   let stopped = false;
@@ -64,7 +74,13 @@ function startHaWriter(writePort: number): { acks: Ack[]; failures: () => number
           conn?.destroy();
           conn = await MysqlConnection.open(
             { host: '127.0.0.1', port: writePort },
-            { user: TEST_CREDENTIALS.app.user, password: secretOf('app'), connectTimeoutMs: 300, queryTimeoutMs: 3000, database: 'app' },
+            {
+              user: TEST_CREDENTIALS.app.user,
+              password: secretOf('app'),
+              connectTimeoutMs: 300,
+              queryTimeoutMs: 3000,
+              database: 'app',
+            },
           );
           const [r] = await conn.query('SELECT @@port AS p');
           port = Number(r?.p);
@@ -123,7 +139,9 @@ async function main(): Promise<void> {
       { mode: 0o600 },
     );
     const routerLog = fs.openSync(path.join(c.dir, 'router.log'), 'a');
-    const router = spawn(process.execPath, [MHA_BIN, 'router', '--config', routerCfg], { stdio: ['ignore', routerLog, routerLog] });
+    const router = spawn(process.execPath, [MHA_BIN, 'router', '--config', routerCfg], {
+      stdio: ['ignore', routerLog, routerLog],
+    });
     track(router);
     fs.closeSync(routerLog);
     void trackRouterHaproxy(hp).catch(() => undefined);
@@ -132,7 +150,10 @@ async function main(): Promise<void> {
     const writePort = meta.writePort;
     await waitFor(
       async () => {
-        const conn = await MysqlConnection.open({ host: '127.0.0.1', port: writePort }, { user: TEST_CREDENTIALS.app.user, password: secretOf('app'), connectTimeoutMs: 300 });
+        const conn = await MysqlConnection.open(
+          { host: '127.0.0.1', port: writePort },
+          { user: TEST_CREDENTIALS.app.user, password: secretOf('app'), connectTimeoutMs: 300 },
+        );
         try {
           const [r] = await conn.query('SELECT @@port AS p');
           return Number(r?.p) === portOf((await c.master()).node);
@@ -140,14 +161,22 @@ async function main(): Promise<void> {
           conn.destroy();
         }
       },
-      { timeoutMs: 20000, intervalMs: 100, what: `HAProxy routing writes on port ${writePort} to the master (router log: ${c.dir}/router.log)` },
+      {
+        timeoutMs: 20000,
+        intervalMs: 100,
+        what: `HAProxy routing writes on port ${writePort} to the master (router log: ${c.dir}/router.log)`,
+      },
     );
 
     writer = startHaWriter(writePort);
     const w = writer;
     const waitAcks = (n: number) => {
       const goal = w.acks.length + n;
-      return waitFor(() => w.acks.length >= goal, { timeoutMs: 20000, intervalMs: 5, what: `${n} acknowledged inserts` });
+      return waitFor(() => w.acks.length >= goal, {
+        timeoutMs: 20000,
+        intervalMs: 5,
+        what: `${n} acknowledged inserts`,
+      });
     };
     await waitAcks(300);
 
@@ -158,7 +187,9 @@ async function main(): Promise<void> {
       const startIdx = w.acks.length;
       const r = await runMha(['switchover', c.group, '--config', cli]);
       if (r.code !== 0) throw new Error(`run ${i}: mha switchover exited ${r.code}: ${r.stderr}`);
-      const m = new RegExp(`switched over ${esc(from)} -> (\\S+) \\(epoch \\d+\\); write pause ([\\d.]+) ms`).exec(r.stdout);
+      const m = new RegExp(
+        `switched over ${esc(from)} -> (\\S+) \\(epoch \\d+\\); write pause ([\\d.]+) ms`,
+      ).exec(r.stdout);
       if (m === null) throw new Error(`run ${i}: unexpected output ${r.stdout}`);
       const to = m[1]!;
       const steps = /steps: (.*)/.exec(r.stdout)?.[1] ?? '';
@@ -177,12 +208,30 @@ async function main(): Promise<void> {
       const lostAcks = acked.filter((a) => !have.has(a.id));
       const lost = lostAcks.length;
       for (const l of lostAcks.slice(0, 5)) {
-        const on = await Promise.all(c.nodes.map(async (n) => `${n}:${(await c.instance(n).query('SELECT id FROM app.t WHERE id = ?', [l.id])).length}`));
-        process.stdout.write(`  LOST id ${l.id} acked by port ${l.port} at ${(l.hr - first.hr).toFixed(1)} ms relative to the first ack on the new master (last on old: ${(last.hr - first.hr).toFixed(1)}); present: ${on.join(' ')}\n`);
+        const on = await Promise.all(
+          c.nodes.map(
+            async (n) =>
+              `${n}:${(await c.instance(n).query('SELECT id FROM app.t WHERE id = ?', [l.id])).length}`,
+          ),
+        );
+        process.stdout.write(
+          `  LOST id ${l.id} acked by port ${l.port} at ${(l.hr - first.hr).toFixed(1)} ms relative to the first ack on the new master (last on old: ${(last.hr - first.hr).toFixed(1)}); present: ${on.join(' ')}\n`,
+        );
       }
-      const run: Run = { run: i, from, to, pauseMs: Math.round((first.hr - last.hr) * 10) / 10, zkmhaPauseMs: Number(m[2]), failed: w.failures() - failedBefore, lost, steps };
+      const run: Run = {
+        run: i,
+        from,
+        to,
+        pauseMs: Math.round((first.hr - last.hr) * 10) / 10,
+        zkmhaPauseMs: Number(m[2]),
+        failed: w.failures() - failedBefore,
+        lost,
+        steps,
+      };
       results.push(run);
-      process.stdout.write(`run ${i}: ${from} -> ${to}: write pause ${run.pauseMs} ms through HAProxy (zkmha ${run.zkmhaPauseMs} ms; ${steps}); failed inserts ${run.failed}; lost ${lost}\n`);
+      process.stdout.write(
+        `run ${i}: ${from} -> ${to}: write pause ${run.pauseMs} ms through HAProxy (zkmha ${run.zkmhaPauseMs} ms; ${steps}); failed inserts ${run.failed}; lost ${lost}\n`,
+      );
     }
   } finally {
     await writer?.stop();

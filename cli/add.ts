@@ -43,11 +43,19 @@ export interface AddInput {
 }
 
 export type AddPlan =
-  | { readonly kind: 'ok'; readonly master: string; readonly replicas: readonly string[]; readonly why: string }
+  | {
+      readonly kind: 'ok';
+      readonly master: string;
+      readonly replicas: readonly string[];
+      readonly why: string;
+    }
   | { readonly kind: 'refuse'; readonly reason: string };
 
 /** Pure: chooses the master and checks that every other node can replicate from it. */
-export function planAdd(input: Pick<AddInput, 'nodes' | 'master'>, states: ReadonlyMap<string, ServerState>): AddPlan {
+export function planAdd(
+  input: Pick<AddInput, 'nodes' | 'master'>,
+  states: ReadonlyMap<string, ServerState>,
+): AddPlan {
   const nodes = input.nodes;
   const st = (n: string): ServerState => {
     const s = states.get(n);
@@ -57,12 +65,14 @@ export function planAdd(input: Pick<AddInput, 'nodes' | 'master'>, states: Reado
   const byId = new Map<number, string>();
   for (const n of nodes) {
     const other = byId.get(st(n).serverId);
-    if (other !== undefined) return { kind: 'refuse', reason: `nodes ${other} and ${n} have the same server_id ${st(n).serverId}` };
+    if (other !== undefined)
+      return { kind: 'refuse', reason: `nodes ${other} and ${n} have the same server_id ${st(n).serverId}` };
     byId.set(st(n).serverId, n);
   }
   for (const n of nodes) {
     const from = masterOf(st(n));
-    if (from !== null && !nodes.includes(from)) return { kind: 'refuse', reason: `node ${n} replicates from ${from}, which is not in --nodes` };
+    if (from !== null && !nodes.includes(from))
+      return { kind: 'refuse', reason: `node ${n} replicates from ${from}, which is not in --nodes` };
   }
 
   let master: string;
@@ -74,7 +84,10 @@ export function planAdd(input: Pick<AddInput, 'nodes' | 'master'>, states: Reado
     const best = mostAdvanced(nodes, (n) => st(n).gtidCurrentPos);
     if (best.kind === 'leaders') {
       master = best.leaders[0]!;
-      why = best.leaders.length === nodes.length ? 'all nodes at the same GTID position: the first' : 'the most advanced GTID position';
+      why =
+        best.leaders.length === nodes.length
+          ? 'all nodes at the same GTID position: the first'
+          : 'the most advanced GTID position';
     } else {
       // No node holds everything: name what the first maximal one lacks.
       master = best.kind === 'diverged' ? best.maximal[0]! : nodes[0]!;
@@ -84,7 +97,11 @@ export function planAdd(input: Pick<AddInput, 'nodes' | 'master'>, states: Reado
   for (const n of nodes) {
     if (n === master) continue;
     const errant = errantForReplica(st(n), st(master));
-    if (errant !== null) return { kind: 'refuse', reason: `errant GTIDs: node ${n} has transactions the master ${master} lacks: ${errant}` };
+    if (errant !== null)
+      return {
+        kind: 'refuse',
+        reason: `errant GTIDs: node ${n} has transactions the master ${master} lacks: ${errant}`,
+      };
   }
   return { kind: 'ok', master, replicas: nodes.filter((n) => n !== master), why };
 }
@@ -96,7 +113,6 @@ export interface AddResult {
   readonly why: string;
 }
 
-
 async function checkZooKeeper(ctx: CliContext, input: AddInput): Promise<void> {
   const { zk, paths } = ctx;
   const S = 'check zookeeper';
@@ -107,9 +123,16 @@ async function checkZooKeeper(ctx: CliContext, input: AddInput): Promise<void> {
     zk.exists(paths.haproxy(input.group)),
   ]);
   if (groupRec !== null) throw refuse(S, `group '${input.group}' already exists`);
-  if (task !== null) throw refuse(S, `${paths.task(input.group)} exists (an operation on '${input.group}' is open)`);
-  if (master !== null || route !== null) throw refuse(S, `leftover ${master !== null ? paths.master(input.group) : paths.haproxy(input.group)} exists without a group record; remove it first`);
-  const hosts = await Promise.all(input.nodes.map(async (n) => [n, await zk.exists(paths.metaHost(n))] as const));
+  if (task !== null)
+    throw refuse(S, `${paths.task(input.group)} exists (an operation on '${input.group}' is open)`);
+  if (master !== null || route !== null)
+    throw refuse(
+      S,
+      `leftover ${master !== null ? paths.master(input.group) : paths.haproxy(input.group)} exists without a group record; remove it first`,
+    );
+  const hosts = await Promise.all(
+    input.nodes.map(async (n) => [n, await zk.exists(paths.metaHost(n))] as const),
+  );
   const taken = hosts.filter(([, s]) => s !== null).map(([n]) => n);
   if (taken.length > 0) throw refuse(S, `node ${taken.join(', ')} already belongs to a group`);
   // Two groups on one port would make HAProxy refuse the whole configuration.
@@ -123,7 +146,8 @@ async function checkZooKeeper(ctx: CliContext, input: AddInput): Promise<void> {
       continue;
     }
     for (const p of [input.writePort, input.readPort]) {
-      if (p === other.writePort || p === other.readPort) throw refuse(S, `port ${p} is already used by group '${g}'`);
+      if (p === other.writePort || p === other.readPort)
+        throw refuse(S, `port ${p} is already used by group '${g}'`);
     }
   }
 }
@@ -133,9 +157,19 @@ async function checkReplicationAccount(ctx: CliContext, master: string): Promise
   const { host, port } = parseNode(master);
   let c: MysqlConnection | undefined;
   try {
-    c = await connectMysql({ host, port }, { user: ctx.cfg.mysql.replicationUser, password: ctx.cfg.mysql.replicationPassword, connectTimeoutMs: ctx.cfg.mysql.connectTimeoutMs });
+    c = await connectMysql(
+      { host, port },
+      {
+        user: ctx.cfg.mysql.replicationUser,
+        password: ctx.cfg.mysql.replicationPassword,
+        connectTimeoutMs: ctx.cfg.mysql.connectTimeoutMs,
+      },
+    );
   } catch (err) {
-    throw refuse('check replication account', `user '${ctx.cfg.mysql.replicationUser}' cannot log in to ${master}: ${errorMessage(err)}`);
+    throw refuse(
+      'check replication account',
+      `user '${ctx.cfg.mysql.replicationUser}' cannot log in to ${master}: ${errorMessage(err)}`,
+    );
   } finally {
     await c?.close();
   }
@@ -171,15 +205,24 @@ export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResul
     };
     await step('prepare zookeeper', () => initLayout(ctx));
     try {
-      await zk.create(paths.task(input.group), encodeRecord(taskSchema, task, paths.task(input.group)), 'persistent');
+      await zk.create(
+        paths.task(input.group),
+        encodeRecord(taskSchema, task, paths.task(input.group)),
+        'persistent',
+      );
     } catch (err) {
-      if (err instanceof ZkmhaError && err.code === 'ZK_NODE_EXISTS') throw refuse('check zookeeper', `another operation on '${input.group}' started meanwhile`);
+      if (err instanceof ZkmhaError && err.code === 'ZK_NODE_EXISTS')
+        throw refuse('check zookeeper', `another operation on '${input.group}' started meanwhile`);
       throw err;
     }
     let taskVersion = 0;
     const setStep = async (name: string, detail: Record<string, unknown> = {}): Promise<void> => {
       task = { ...task, step: name, detail: { ...task.detail, ...detail } };
-      const st = await zk.set(paths.task(input.group), encodeRecord(taskSchema, task, paths.task(input.group)), taskVersion);
+      const st = await zk.set(
+        paths.task(input.group),
+        encodeRecord(taskSchema, task, paths.task(input.group)),
+        taskVersion,
+      );
       taskVersion = st.version;
     };
     const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
@@ -196,7 +239,11 @@ export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResul
     };
 
     try {
-      await timed('promote master', () => step(`make ${plan.master} the master`, () => flavor.promote(conns.get(plan.master)!, { semiSync: settings.semiSync })));
+      await timed('promote master', () =>
+        step(`make ${plan.master} the master`, () =>
+          flavor.promote(conns.get(plan.master)!, { semiSync: settings.semiSync }),
+        ),
+      );
       await timed('start replication', () =>
         Promise.all(
           plan.replicas.map((r) => {
@@ -215,7 +262,9 @@ export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResul
           }),
         ),
       );
-      await timed('await replication', () => Promise.all(plan.replicas.map((r) => waitReplicating(flavor, conns.get(r)!, r, plan.master, 10000))));
+      await timed('await replication', () =>
+        Promise.all(plan.replicas.map((r) => waitReplicating(flavor, conns.get(r)!, r, plan.master, 10000))),
+      );
       await timed('commit', () => commitAdd(ctx, input, plan, settings, steps, startedAt, taskVersion));
     } catch (err) {
       const msg = errorMessage(err);
@@ -224,7 +273,11 @@ export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResul
       } catch {
         // ZooKeeper is unreachable: the task record still names the step reached.
       }
-      throw new ZkmhaError(err instanceof ZkmhaError ? err.code : 'OPERATION_FAILED', `${msg} (left ${paths.task(input.group)} at step '${task.step}')`, { step: task.step });
+      throw new ZkmhaError(
+        err instanceof ZkmhaError ? err.code : 'OPERATION_FAILED',
+        `${msg} (left ${paths.task(input.group)} at step '${task.step}')`,
+        { step: task.step },
+      );
     }
     return { group: input.group, master: plan.master, replicas: plan.replicas, why: plan.why };
   });
@@ -244,17 +297,68 @@ async function commitAdd(
   const now = Date.now();
   const g = input.group;
   const ops: MultiOp[] = [
-    { op: 'create', path: paths.metaGroup(g), data: encodeRecord(metaGroupSchema, { v: 1, name: g, flavor: input.flavor, writePort: input.writePort, readPort: input.readPort, members: [...input.nodes], settings }, paths.metaGroup(g)) },
+    {
+      op: 'create',
+      path: paths.metaGroup(g),
+      data: encodeRecord(
+        metaGroupSchema,
+        {
+          v: 1,
+          name: g,
+          flavor: input.flavor,
+          writePort: input.writePort,
+          readPort: input.readPort,
+          members: [...input.nodes],
+          settings,
+        },
+        paths.metaGroup(g),
+      ),
+    },
     ...input.nodes.map((n): MultiOp => {
       const { host, port } = parseNode(n);
-      return { op: 'create', path: paths.metaHost(n), data: encodeRecord(metaHostSchema, { v: 1, group: g, host, port, priority: 1 }, paths.metaHost(n)) };
+      return {
+        op: 'create',
+        path: paths.metaHost(n),
+        data: encodeRecord(metaHostSchema, { v: 1, group: g, host, port, priority: 1 }, paths.metaHost(n)),
+      };
     }),
-    { op: 'create', path: paths.master(g), data: encodeRecord(masterSchema, { v: 1, node: plan.master, epoch: 1, since: now, reason: `mha add (${plan.why || 'chosen'})` }, paths.master(g)) },
-    { op: 'create', path: paths.haproxy(g), data: encodeRecord(haproxySchema, { v: 1, epoch: 1, write: plan.master, read: [...plan.replicas] }, paths.haproxy(g)) },
+    {
+      op: 'create',
+      path: paths.master(g),
+      data: encodeRecord(
+        masterSchema,
+        { v: 1, node: plan.master, epoch: 1, since: now, reason: `mha add (${plan.why || 'chosen'})` },
+        paths.master(g),
+      ),
+    },
+    {
+      op: 'create',
+      path: paths.haproxy(g),
+      data: encodeRecord(
+        haproxySchema,
+        { v: 1, epoch: 1, write: plan.master, read: [...plan.replicas] },
+        paths.haproxy(g),
+      ),
+    },
   ];
   if ((await zk.exists(paths.historyDir(g))) === null) ops.push({ op: 'create', path: paths.historyDir(g) });
-  const event: HistoryRecord = { v: 1, kind: 'add', from: null, to: plan.master, epoch: 1, startedAt, endedAt: now, steps: [...steps], detail: { replicas: plan.replicas } };
-  ops.push({ op: 'create', path: paths.historyPrefix(g), data: encodeRecord(historySchema, event, paths.historyPrefix(g)), mode: 'persistent_sequential' });
+  const event: HistoryRecord = {
+    v: 1,
+    kind: 'add',
+    from: null,
+    to: plan.master,
+    epoch: 1,
+    startedAt,
+    endedAt: now,
+    steps: [...steps],
+    detail: { replicas: plan.replicas },
+  };
+  ops.push({
+    op: 'create',
+    path: paths.historyPrefix(g),
+    data: encodeRecord(historySchema, event, paths.historyPrefix(g)),
+    mode: 'persistent_sequential',
+  });
   ops.push({ op: 'delete', path: paths.task(g), version: taskVersion });
   await zk.multi(ops);
 }

@@ -20,17 +20,25 @@ export interface Alert {
   readonly detail: Readonly<Record<string, unknown>>;
 }
 
-export type AlertEntry = ({ readonly ok: true } & Alert) | { readonly ok: false; readonly name: string; readonly error: string };
+export type AlertEntry =
+  ({ readonly ok: true } & Alert) | { readonly ok: false; readonly name: string; readonly error: string };
 
-async function readAlert(ctx: CliContext, name: string): Promise<{ entry: AlertEntry; mzxid: string } | null> {
+async function readAlert(
+  ctx: CliContext,
+  name: string,
+): Promise<{ entry: AlertEntry; mzxid: string } | null> {
   const parsed = parseWatchDownName(name);
   const p = `${ctx.paths.dir('watch_down')}/${name}`;
-  if (parsed === null) return { entry: { ok: false, name, error: 'child name is not <group> or <group>__<kind>' }, mzxid: '' };
+  if (parsed === null)
+    return { entry: { ok: false, name, error: 'child name is not <group> or <group>__<kind>' }, mzxid: '' };
   const nd = await ctx.zk.getOrNull(p);
   if (nd === null) return null;
   try {
     const rec = decodeRecord(alertSchema, nd.data, p);
-    return { entry: { ok: true, name, group: parsed.group, kind: rec.kind, at: rec.at, detail: rec.detail }, mzxid: nd.stat.mzxid };
+    return {
+      entry: { ok: true, name, group: parsed.group, kind: rec.kind, at: rec.at, detail: rec.detail },
+      mzxid: nd.stat.mzxid,
+    };
   } catch (err) {
     return { entry: { ok: false, name, error: errorMessage(err) }, mzxid: nd.stat.mzxid };
   }
@@ -46,7 +54,9 @@ async function alertNames(ctx: CliContext): Promise<string[]> {
 }
 
 export async function listAlerts(ctx: CliContext, group?: string): Promise<AlertEntry[]> {
-  const names = (await alertNames(ctx)).filter((n) => group === undefined || parseWatchDownName(n)?.group === group);
+  const names = (await alertNames(ctx)).filter(
+    (n) => group === undefined || parseWatchDownName(n)?.group === group,
+  );
   const read = await Promise.all(names.map((n) => readAlert(ctx, n)));
   return read.filter((r): r is NonNullable<typeof r> => r !== null).map((r) => r.entry);
 }
@@ -55,7 +65,9 @@ export function renderAlerts(entries: readonly AlertEntry[]): string {
   if (entries.length === 0) return 'no alerts\n';
   return renderTable(
     ['group', 'kind', 'at', 'detail'],
-    entries.map((e) => (e.ok ? [e.group, e.kind, isoTime(e.at), JSON.stringify(e.detail)] : [e.name, 'INVALID', '-', e.error])),
+    entries.map((e) =>
+      e.ok ? [e.group, e.kind, isoTime(e.at), JSON.stringify(e.detail)] : [e.name, 'INVALID', '-', e.error],
+    ),
   );
 }
 
@@ -81,7 +93,10 @@ export function alertJson(a: Alert): Record<string, unknown> {
 /** Runs argv with the alert in its environment; resolves with the exit code (never rejects). */
 export function runAlertCommand(argv: readonly string[], a: Alert): Promise<number> {
   return new Promise((resolve) => {
-    const child = spawn(argv[0]!, argv.slice(1), { env: { ...process.env, ...alertEnv(a) }, stdio: ['ignore', 'inherit', 'inherit'] });
+    const child = spawn(argv[0]!, argv.slice(1), {
+      env: { ...process.env, ...alertEnv(a) },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
     child.once('error', (err) => {
       process.stderr.write(`mha alerts: --exec ${argv[0]}: ${errorMessage(err)}\n`);
       resolve(127);
@@ -99,7 +114,11 @@ export interface Follower {
  * Calls `onAlert` once for every alert created or rewritten after the call (alerts present at
  * the start count as seen). Calls are serialised: the next waits for the previous promise.
  */
-export async function followAlerts(ctx: CliContext, onAlert: (a: Alert) => Promise<void>, onInvalid: (name: string, error: string) => void): Promise<Follower> {
+export async function followAlerts(
+  ctx: CliContext,
+  onAlert: (a: Alert) => Promise<void>,
+  onInvalid: (name: string, error: string) => void,
+): Promise<Follower> {
   const dir = ctx.paths.dir('watch_down');
   await ctx.zk.mkdirp(dir);
   const seen = new Set<string>();

@@ -50,13 +50,15 @@ export function dcArg(s: string | undefined): string | undefined {
 export function textArg(s: string | undefined, what: string, max = 1024): string | undefined {
   if (s === undefined) return undefined;
   // eslint-disable-next-line no-control-regex
-  if (s.length > max || /[\u0000-\u001f\u007f]/.test(s)) throw usage(`${what} must be printable text of at most ${max} characters`);
+  if (s.length > max || /[\u0000-\u001f\u007f]/.test(s))
+    throw usage(`${what} must be printable text of at most ${max} characters`);
   return s;
 }
 
 export function positiveIntArg(s: string | undefined, what: string, dflt: number, max = 3_600_000): number {
   if (s === undefined) return dflt;
-  if (!/^\d{1,9}$/.test(s) || Number(s) < 1 || Number(s) > max) throw usage(`${what} must be an integer between 1 and ${max} (got '${s}')`);
+  if (!/^\d{1,9}$/.test(s) || Number(s) < 1 || Number(s) > max)
+    throw usage(`${what} must be an integer between 1 and ${max} (got '${s}')`);
   return Number(s);
 }
 

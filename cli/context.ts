@@ -12,10 +12,15 @@ export interface CliContext {
 }
 
 /** Loads config, connects to ZooKeeper, runs `fn`, and always closes the session. */
-export async function withContext<T>(configFile: string | undefined, fn: (ctx: CliContext) => Promise<T>): Promise<T> {
+export async function withContext<T>(
+  configFile: string | undefined,
+  fn: (ctx: CliContext) => Promise<T>,
+): Promise<T> {
   const cfg = loadConfig(configFile);
   // Commands print their results on stdout; logs go to stderr, quiet unless asked for.
-  const log = createLogger({ level: process.env.MHA_LOG_LEVEL ?? 'warn', pretty: false }).child({ role: 'cli' });
+  const log = createLogger({ level: process.env.MHA_LOG_LEVEL ?? 'warn', pretty: false }).child({
+    role: 'cli',
+  });
   const zk = await Zk.connect({
     hosts: cfg.zookeeper.hosts,
     sessionTimeoutMs: cfg.zookeeper.sessionTimeoutMs,

@@ -43,17 +43,36 @@ async function drainLocked(ctx: CliContext, group: string, node: string): Promis
   const view = await existingGroup(ctx, group, { route: true });
   const S = 'check zookeeper';
   if (!view.meta!.members.includes(node)) throw refuse(S, `${node} is not a member of '${group}'`);
-  if (view.master?.record.node === node || view.route!.record.write === node) throw refuse(S, `${node} is the master of '${group}'; only replicas can be drained`);
+  if (view.master?.record.node === node || view.route!.record.write === node)
+    throw refuse(S, `${node} is the master of '${group}'; only replicas can be drained`);
   const m = view.members.find((x) => x.node === node)!;
-  if (m.slaveDown?.record.drained === true && !view.route!.record.read.includes(node)) return { group, node, changed: false };
+  if (m.slaveDown?.record.drained === true && !view.route!.record.read.includes(node))
+    return { group, node, changed: false };
 
   await zk.mkdirp(paths.slaveDownDir(group));
   const p = paths.slaveDown(group, node);
-  const data = encodeRecord(slaveDownSchema, { v: 1, since: Date.now(), reason: 'drained by operator', drained: true }, p);
-  const ops: MultiOp[] = [m.slaveDown === null ? { op: 'create', path: p, data } : { op: 'set', path: p, data, version: m.slaveDown.version }];
+  const data = encodeRecord(
+    slaveDownSchema,
+    { v: 1, since: Date.now(), reason: 'drained by operator', drained: true },
+    p,
+  );
+  const ops: MultiOp[] = [
+    m.slaveDown === null
+      ? { op: 'create', path: p, data }
+      : { op: 'set', path: p, data, version: m.slaveDown.version },
+  ];
   const route = view.route!;
   if (route.record.read.includes(node)) {
-    ops.push({ op: 'set', path: paths.haproxy(group), data: encodeRecord(haproxySchema, { ...route.record, read: route.record.read.filter((r) => r !== node) }, paths.haproxy(group)), version: route.version });
+    ops.push({
+      op: 'set',
+      path: paths.haproxy(group),
+      data: encodeRecord(
+        haproxySchema,
+        { ...route.record, read: route.record.read.filter((r) => r !== node) },
+        paths.haproxy(group),
+      ),
+      version: route.version,
+    });
   }
   await step('drain', () => zk.multi(ops));
   return { group, node, changed: true };
@@ -69,7 +88,14 @@ async function undrainLocked(ctx: CliContext, group: string, node: string): Prom
   const view = await existingGroup(ctx, group, { route: true });
   const m: MemberView | undefined = view.members.find((x) => x.node === node);
   if (m === undefined) throw refuse('check zookeeper', `${node} is not a member of '${group}'`);
-  if (m.slaveDown === null || m.slaveDown.record.drained !== true) return { group, node, changed: false, inReadPool: view.route!.record.read.includes(node), note: 'was not drained' };
+  if (m.slaveDown === null || m.slaveDown.record.drained !== true)
+    return {
+      group,
+      node,
+      changed: false,
+      inReadPool: view.route!.record.read.includes(node),
+      note: 'was not drained',
+    };
 
   const route = view.route!;
   const healthy = healthyReplica(m.online, view.master?.record.node ?? null) && m.rejoin === null;
@@ -78,14 +104,38 @@ async function undrainLocked(ctx: CliContext, group: string, node: string): Prom
   if (healthy) {
     ops.push({ op: 'delete', path: p, version: m.slaveDown.version });
     if (!route.record.read.includes(node)) {
-      ops.push({ op: 'set', path: paths.haproxy(group), data: encodeRecord(haproxySchema, { ...route.record, read: [...route.record.read, node] }, paths.haproxy(group)), version: route.version });
+      ops.push({
+        op: 'set',
+        path: paths.haproxy(group),
+        data: encodeRecord(
+          haproxySchema,
+          { ...route.record, read: [...route.record.read, node] },
+          paths.haproxy(group),
+        ),
+        version: route.version,
+      });
     }
   } else {
     // Not healthy now: hand it to the server's read-pool upkeep, which returns it once healthy.
-    ops.push({ op: 'set', path: p, data: encodeRecord(slaveDownSchema, { v: 1, since: Date.now(), reason: 'undrained while not healthy' }, p), version: m.slaveDown.version });
+    ops.push({
+      op: 'set',
+      path: p,
+      data: encodeRecord(
+        slaveDownSchema,
+        { v: 1, since: Date.now(), reason: 'undrained while not healthy' },
+        p,
+      ),
+      version: m.slaveDown.version,
+    });
   }
   await step('undrain', () => zk.multi(ops));
   return healthy
     ? { group, node, changed: true, inReadPool: true }
-    : { group, node, changed: true, inReadPool: false, note: 'not a healthy replica right now (online/ record); the server returns it to the read pool once it is' };
+    : {
+        group,
+        node,
+        changed: true,
+        inReadPool: false,
+        note: 'not a healthy replica right now (online/ record); the server returns it to the read pool once it is',
+      };
 }

@@ -39,15 +39,25 @@ async function addHostLocked(ctx: CliContext, input: AddHostInput): Promise<AddH
   const { record: meta, version: metaVersion } = await readMeta(ctx, input.group);
   const master = view.master!.record.node;
   const S = 'check zookeeper';
-  if (meta.members.includes(input.node)) throw refuse(S, `${input.node} is already a member of '${input.group}'`);
-  if ((await zk.exists(paths.metaHost(input.node))) !== null) throw refuse(S, `${input.node} already belongs to a group (${paths.metaHost(input.node)})`);
-  if (view.task !== null) throw refuse(S, `an operation on '${input.group}' is open (${paths.task(input.group)}, kind ${view.task.record.kind})`);
+  if (meta.members.includes(input.node))
+    throw refuse(S, `${input.node} is already a member of '${input.group}'`);
+  if ((await zk.exists(paths.metaHost(input.node))) !== null)
+    throw refuse(S, `${input.node} already belongs to a group (${paths.metaHost(input.node)})`);
+  if (view.task !== null)
+    throw refuse(
+      S,
+      `an operation on '${input.group}' is open (${paths.task(input.group)}, kind ${view.task.record.kind})`,
+    );
   const flavor = flavorFor(meta.flavor);
 
   await withNodes(cfg, [master, input.node], async (conns) => {
     const states = await readStates(flavor, conns);
     const errant = errantForReplica(states.get(input.node)!, states.get(master)!);
-    if (errant !== null) throw refuse('check nodes', `errant GTIDs: node ${input.node} has transactions the master ${master} lacks: ${errant}`);
+    if (errant !== null)
+      throw refuse(
+        'check nodes',
+        `errant GTIDs: node ${input.node} has transactions the master ${master} lacks: ${errant}`,
+      );
     const { host, port } = parseNode(master);
     await step(`replicate ${input.node} from ${master}`, () =>
       flavor.replicateFrom(conns.get(input.node)!, {
@@ -59,22 +69,50 @@ async function addHostLocked(ctx: CliContext, input: AddHostInput): Promise<AddH
         gtidMode: 'current_pos',
       }),
     );
-    await step('await replication', () => waitReplicating(flavor, conns.get(input.node)!, input.node, master, 10000));
+    await step('await replication', () =>
+      waitReplicating(flavor, conns.get(input.node)!, input.node, master, 10000),
+    );
   });
 
   const { host, port } = parseNode(input.node);
-  const hostRec: MetaHost = { v: 1, group: input.group, host, port, priority: input.priority, ...(input.dc !== undefined ? { dc: input.dc } : {}) };
+  const hostRec: MetaHost = {
+    v: 1,
+    group: input.group,
+    host,
+    port,
+    priority: input.priority,
+    ...(input.dc !== undefined ? { dc: input.dc } : {}),
+  };
   const route = view.route!;
-  const read = route.record.read.includes(input.node) ? route.record.read : [...route.record.read, input.node];
+  const read = route.record.read.includes(input.node)
+    ? route.record.read
+    : [...route.record.read, input.node];
   const ops: MultiOp[] = [
-    { op: 'create', path: paths.metaHost(input.node), data: encodeRecord(metaHostSchema, hostRec, paths.metaHost(input.node)) },
-    { op: 'set', path: paths.metaGroup(input.group), data: encodeRecord(metaGroupSchema, { ...meta, members: [...meta.members, input.node] }, paths.metaGroup(input.group)), version: metaVersion },
-    { op: 'set', path: paths.haproxy(input.group), data: encodeRecord(haproxySchema, { ...route.record, read }, paths.haproxy(input.group)), version: route.version },
+    {
+      op: 'create',
+      path: paths.metaHost(input.node),
+      data: encodeRecord(metaHostSchema, hostRec, paths.metaHost(input.node)),
+    },
+    {
+      op: 'set',
+      path: paths.metaGroup(input.group),
+      data: encodeRecord(
+        metaGroupSchema,
+        { ...meta, members: [...meta.members, input.node] },
+        paths.metaGroup(input.group),
+      ),
+      version: metaVersion,
+    },
+    {
+      op: 'set',
+      path: paths.haproxy(input.group),
+      data: encodeRecord(haproxySchema, { ...route.record, read }, paths.haproxy(input.group)),
+      version: route.version,
+    },
   ];
   await step('register host', () => zk.multi(ops));
   return { group: input.group, node: input.node, master, inReadPool: true };
 }
-
 
 export async function removeHost(ctx: CliContext, group: string, node: string): Promise<void> {
   await existingGroup(ctx, group);
@@ -87,19 +125,43 @@ async function removeHostLocked(ctx: CliContext, group: string, node: string): P
   const { record: meta, version: metaVersion } = await readMeta(ctx, group);
   const S = 'check zookeeper';
   if (!meta.members.includes(node)) throw refuse(S, `${node} is not a member of '${group}'`);
-  if (view.master?.record.node === node) throw refuse(S, `${node} is the master of '${group}'; switch over first`);
+  if (view.master?.record.node === node)
+    throw refuse(S, `${node} is the master of '${group}'; switch over first`);
   if (view.route?.record.write === node) throw refuse(S, `${node} is the write target of '${group}'`);
-  if (view.task !== null) throw refuse(S, `an operation on '${group}' is open (${paths.task(group)}, kind ${view.task.record.kind})`);
+  if (view.task !== null)
+    throw refuse(
+      S,
+      `an operation on '${group}' is open (${paths.task(group)}, kind ${view.task.record.kind})`,
+    );
   const ops: MultiOp[] = [
-    { op: 'set', path: paths.metaGroup(group), data: encodeRecord(metaGroupSchema, { ...meta, members: meta.members.filter((m) => m !== node) }, paths.metaGroup(group)), version: metaVersion },
+    {
+      op: 'set',
+      path: paths.metaGroup(group),
+      data: encodeRecord(
+        metaGroupSchema,
+        { ...meta, members: meta.members.filter((m) => m !== node) },
+        paths.metaGroup(group),
+      ),
+      version: metaVersion,
+    },
   ];
   const hostStat = await zk.exists(paths.metaHost(node));
   if (hostStat !== null) ops.push({ op: 'delete', path: paths.metaHost(node), version: hostStat.version });
   if (view.route !== null && view.route.record.read.includes(node)) {
-    ops.push({ op: 'set', path: paths.haproxy(group), data: encodeRecord(haproxySchema, { ...view.route.record, read: view.route.record.read.filter((r) => r !== node) }, paths.haproxy(group)), version: view.route.version });
+    ops.push({
+      op: 'set',
+      path: paths.haproxy(group),
+      data: encodeRecord(
+        haproxySchema,
+        { ...view.route.record, read: view.route.record.read.filter((r) => r !== node) },
+        paths.haproxy(group),
+      ),
+      version: view.route.version,
+    });
   }
   const m = view.members.find((x) => x.node === node);
-  if (m?.slaveDown) ops.push({ op: 'delete', path: paths.slaveDown(group, node), version: m.slaveDown.version });
+  if (m?.slaveDown)
+    ops.push({ op: 'delete', path: paths.slaveDown(group, node), version: m.slaveDown.version });
   if (m?.rejoin) ops.push({ op: 'delete', path: paths.rejoin(node), version: m.rejoin.version });
   await step('unregister host', () => zk.multi(ops));
 }

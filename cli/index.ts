@@ -1,7 +1,19 @@
 import type { Command } from 'commander';
 import { runAdd } from './add';
 import { alertJson, clearAlerts, followAlerts, listAlerts, renderAlerts, runAlertCommand } from './alerts';
-import { dcArg, execArg, flavorArg, groupArg, nodeArg, nodeListArg, portArg, positiveIntArg, priorityArg, textArg, usage } from './args';
+import {
+  dcArg,
+  execArg,
+  flavorArg,
+  groupArg,
+  nodeArg,
+  nodeListArg,
+  portArg,
+  positiveIntArg,
+  priorityArg,
+  textArg,
+  usage,
+} from './args';
 import { withContext } from './context';
 import { drain, undrain } from './drain';
 import { readHistory, renderHistory } from './history';
@@ -24,7 +36,10 @@ interface Common {
   json?: boolean;
 }
 
-const CONFIG = ['--config <file>', 'configuration file (default $MHA_CONFIG, then /etc/zkmha/mha.yaml)'] as const;
+const CONFIG = [
+  '--config <file>',
+  'configuration file (default $MHA_CONFIG, then /etc/zkmha/mha.yaml)',
+] as const;
 const JSON_OPT = ['--json', 'machine-readable output'] as const;
 
 export function registerAdminCommands(program: Command): void {
@@ -39,7 +54,9 @@ export function registerAdminCommands(program: Command): void {
 
   program
     .command('add <group>')
-    .description('register a group on its nodes: choose the master, set up GTID replication, write master/ and haproxy/')
+    .description(
+      'register a group on its nodes: choose the master, set up GTID replication, write master/ and haproxy/',
+    )
     .option('--nodes <list>', 'host:port,host:port,…')
     .option('--write-port <n>', 'HAProxy write listener port')
     .option('--read-port <n>', 'HAProxy read listener port')
@@ -47,18 +64,43 @@ export function registerAdminCommands(program: Command): void {
     .option('--flavor <name>', 'mariadb (default)')
     .option('--semi-sync', 'semi-synchronous replication (AFTER_SYNC)')
     .option(...CONFIG)
-    .action(async (g: string, opts: Common & { nodes?: string; writePort?: string; readPort?: string; master?: string; flavor?: string; semiSync?: boolean }) => {
-      const group = groupArg(g);
-      const nodes = nodeListArg(opts.nodes);
-      const writePort = portArg(opts.writePort, '--write-port');
-      const readPort = portArg(opts.readPort, '--read-port');
-      if (writePort === readPort) throw usage('--write-port and --read-port must differ');
-      const master = opts.master !== undefined ? nodeArg(opts.master, '--master') : undefined;
-      if (master !== undefined && !nodes.includes(master)) throw usage(`--master ${master} is not in --nodes`);
-      const flavor = flavorArg(opts.flavor);
-      const r = await withContext(opts.config, (ctx) => runAdd(ctx, { group, nodes, writePort, readPort, flavor, semiSync: opts.semiSync === true, ...(master !== undefined ? { master } : {}) }));
-      printOut(`group ${r.group} added: master ${r.master} (${r.why}), epoch 1; replicas ${r.replicas.length > 0 ? r.replicas.join(', ') : 'none'}\n`);
-    });
+    .action(
+      async (
+        g: string,
+        opts: Common & {
+          nodes?: string;
+          writePort?: string;
+          readPort?: string;
+          master?: string;
+          flavor?: string;
+          semiSync?: boolean;
+        },
+      ) => {
+        const group = groupArg(g);
+        const nodes = nodeListArg(opts.nodes);
+        const writePort = portArg(opts.writePort, '--write-port');
+        const readPort = portArg(opts.readPort, '--read-port');
+        if (writePort === readPort) throw usage('--write-port and --read-port must differ');
+        const master = opts.master !== undefined ? nodeArg(opts.master, '--master') : undefined;
+        if (master !== undefined && !nodes.includes(master))
+          throw usage(`--master ${master} is not in --nodes`);
+        const flavor = flavorArg(opts.flavor);
+        const r = await withContext(opts.config, (ctx) =>
+          runAdd(ctx, {
+            group,
+            nodes,
+            writePort,
+            readPort,
+            flavor,
+            semiSync: opts.semiSync === true,
+            ...(master !== undefined ? { master } : {}),
+          }),
+        );
+        printOut(
+          `group ${r.group} added: master ${r.master} (${r.why}), epoch 1; replicas ${r.replicas.length > 0 ? r.replicas.join(', ') : 'none'}\n`,
+        );
+      },
+    );
 
   program
     .command('addhost <group> <node>')
@@ -71,7 +113,9 @@ export function registerAdminCommands(program: Command): void {
       const node = nodeArg(n);
       const priority = priorityArg(opts.priority);
       const dc = dcArg(opts.dc);
-      const r = await withContext(opts.config, (ctx) => addHost(ctx, { group, node, priority, ...(dc !== undefined ? { dc } : {}) }));
+      const r = await withContext(opts.config, (ctx) =>
+        addHost(ctx, { group, node, priority, ...(dc !== undefined ? { dc } : {}) }),
+      );
       printOut(`${r.node} added to ${r.group}, replicating from ${r.master}, in the read pool\n`);
     });
 
@@ -95,7 +139,9 @@ export function registerAdminCommands(program: Command): void {
       const group = groupArg(g);
       const reason = textArg(opts.reason, '--reason');
       const r = await withContext(opts.config, (ctx) => setWhite(ctx, group, reason));
-      printOut(`${group}: maintenance on (${r.reason}); no automatic failover until 'mha unwhite ${group}'\n`);
+      printOut(
+        `${group}: maintenance on (${r.reason}); no automatic failover until 'mha unwhite ${group}'\n`,
+      );
     });
 
   program
@@ -128,23 +174,37 @@ export function registerAdminCommands(program: Command): void {
     .description('planned master change with no lost transaction')
     .option('--to <node>', 'the replica to promote (default: the one a failover would choose)')
     .option('--max-pause-ms <n>', 'budget for the candidate to catch up once writes are cut (default 2000)')
-    .option('--catch-up-timeout-ms <n>', 'how long the candidate may take to catch up before writes are cut (default 10000; 0: do not wait)')
+    .option(
+      '--catch-up-timeout-ms <n>',
+      'how long the candidate may take to catch up before writes are cut (default 10000; 0: do not wait)',
+    )
     .option(...JSON_OPT)
     .option(...CONFIG)
-    .action(async (g: string, opts: Common & { to?: string; maxPauseMs?: string; catchUpTimeoutMs?: string }) => {
-      const group = groupArg(g);
-      const to = opts.to !== undefined ? nodeArg(opts.to, '--to') : undefined;
-      const maxPauseMs = positiveIntArg(opts.maxPauseMs, '--max-pause-ms', 2000, 600_000);
-      const catchUpTimeoutMs = opts.catchUpTimeoutMs === '0' ? 0 : positiveIntArg(opts.catchUpTimeoutMs, '--catch-up-timeout-ms', 10000, 3_600_000);
-      const r = await withContext(opts.config, (ctx) => switchover(ctx, { group, maxPauseMs, catchUpTimeoutMs, ...(to !== undefined ? { to } : {}) }));
-      if (opts.json === true) return printOut(toJson(r));
-      const bad = Object.entries(r.repointed).filter(([, v]) => !v.ok);
-      printOut(
-        `${group}: switched over ${r.from} -> ${r.to} (epoch ${r.epoch}); write pause ${r.pauseMs} ms\n` +
-          `  steps: ${r.steps.map((s) => `${s.name} ${s.ms}ms`).join(', ')}\n` +
-          bad.map(([n, v]) => `  ! ${n} not re-pointed: ${v.ok ? '' : v.error} (fix with 'mha setha ${n}')\n`).join(''),
-      );
-    });
+    .action(
+      async (g: string, opts: Common & { to?: string; maxPauseMs?: string; catchUpTimeoutMs?: string }) => {
+        const group = groupArg(g);
+        const to = opts.to !== undefined ? nodeArg(opts.to, '--to') : undefined;
+        const maxPauseMs = positiveIntArg(opts.maxPauseMs, '--max-pause-ms', 2000, 600_000);
+        const catchUpTimeoutMs =
+          opts.catchUpTimeoutMs === '0'
+            ? 0
+            : positiveIntArg(opts.catchUpTimeoutMs, '--catch-up-timeout-ms', 10000, 3_600_000);
+        const r = await withContext(opts.config, (ctx) =>
+          switchover(ctx, { group, maxPauseMs, catchUpTimeoutMs, ...(to !== undefined ? { to } : {}) }),
+        );
+        if (opts.json === true) return printOut(toJson(r));
+        const bad = Object.entries(r.repointed).filter(([, v]) => !v.ok);
+        printOut(
+          `${group}: switched over ${r.from} -> ${r.to} (epoch ${r.epoch}); write pause ${r.pauseMs} ms\n` +
+            `  steps: ${r.steps.map((s) => `${s.name} ${s.ms}ms`).join(', ')}\n` +
+            bad
+              .map(
+                ([n, v]) => `  ! ${n} not re-pointed: ${v.ok ? '' : v.error} (fix with 'mha setha ${n}')\n`,
+              )
+              .join(''),
+        );
+      },
+    );
 
   program
     .command('setha <node>')
@@ -163,7 +223,9 @@ export function registerAdminCommands(program: Command): void {
     .action(async (n: string, opts: Common) => {
       const node = nodeArg(n);
       const r = await withContext(opts.config, (ctx) => drain(ctx, node));
-      printOut(r.changed ? `${node} drained from the read pool of ${r.group}\n` : `${node} was already drained\n`);
+      printOut(
+        r.changed ? `${node} drained from the read pool of ${r.group}\n` : `${node} was already drained\n`,
+      );
     });
 
   program
@@ -173,7 +235,9 @@ export function registerAdminCommands(program: Command): void {
     .action(async (n: string, opts: Common) => {
       const node = nodeArg(n);
       const r = await withContext(opts.config, (ctx) => undrain(ctx, node));
-      printOut(`${node}: ${r.inReadPool === true ? 'in the read pool' : 'not in the read pool'}${r.note !== undefined ? ` (${r.note})` : ''}\n`);
+      printOut(
+        `${node}: ${r.inReadPool === true ? 'in the read pool' : 'not in the read pool'}${r.note !== undefined ? ` (${r.note})` : ''}\n`,
+      );
     });
 
   program
@@ -184,7 +248,9 @@ export function registerAdminCommands(program: Command): void {
     .option(...CONFIG)
     .action(async (g: string | undefined, opts: Common & { mysql: boolean }) => {
       const group = g !== undefined ? groupArg(g) : undefined;
-      const r = await withContext(opts.config, (ctx) => readStatus(ctx, { mysql: opts.mysql, ...(group !== undefined ? { group } : {}) }));
+      const r = await withContext(opts.config, (ctx) =>
+        readStatus(ctx, { mysql: opts.mysql, ...(group !== undefined ? { group } : {}) }),
+      );
       printOut(opts.json === true ? toJson(r) : renderStatus(r, Date.now()));
     });
 
@@ -192,19 +258,29 @@ export function registerAdminCommands(program: Command): void {
     .command('alerts')
     .description('list watch_down/ alerts; --follow reports new ones; --clear acknowledges a group')
     .option('--follow', 'print one JSON line per new alert (or run --exec) until interrupted')
-    .option('--exec <cmd>', 'with --follow: run CMD (split on whitespace, no shell) with MHA_ALERT_GROUP, MHA_ALERT_KIND, MHA_ALERT_JSON')
+    .option(
+      '--exec <cmd>',
+      'with --follow: run CMD (split on whitespace, no shell) with MHA_ALERT_GROUP, MHA_ALERT_KIND, MHA_ALERT_JSON',
+    )
     .option('--clear <group>', "delete the group's alerts (acknowledge)")
     .option(...JSON_OPT)
     .option(...CONFIG)
     .action(async (opts: Common & { follow?: boolean; exec?: string; clear?: string }) => {
       const argv = execArg(opts.exec);
       if (argv !== undefined && opts.follow !== true) throw usage('--exec needs --follow');
-      if (opts.clear !== undefined && (opts.follow === true || argv !== undefined)) throw usage('--clear cannot be combined with --follow or --exec');
+      if (opts.clear !== undefined && (opts.follow === true || argv !== undefined))
+        throw usage('--clear cannot be combined with --follow or --exec');
       const clear = opts.clear !== undefined ? groupArg(opts.clear) : undefined;
       await withContext(opts.config, async (ctx) => {
         if (clear !== undefined) {
           const deleted = await clearAlerts(ctx, clear);
-          return printOut(opts.json === true ? toJson({ cleared: deleted }) : deleted.length > 0 ? `cleared ${deleted.join(', ')}\n` : `no alerts for ${clear}\n`);
+          return printOut(
+            opts.json === true
+              ? toJson({ cleared: deleted })
+              : deleted.length > 0
+                ? `cleared ${deleted.join(', ')}\n`
+                : `no alerts for ${clear}\n`,
+          );
         }
         if (opts.follow !== true) {
           const entries = await listAlerts(ctx);

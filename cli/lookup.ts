@@ -1,5 +1,11 @@
 import { ZkmhaError } from '../core/errors';
-import { decodeRecord, metaGroupSchema, metaHostSchema, type MetaGroup, type MetaHost } from '../core/records';
+import {
+  decodeRecord,
+  metaGroupSchema,
+  metaHostSchema,
+  type MetaGroup,
+  type MetaHost,
+} from '../core/records';
 import type { Versioned } from '../core/view';
 import { readGroupView, type GroupView } from '../core/view';
 import { acquireLock } from '../core/zk/lock';
@@ -18,13 +24,29 @@ export async function groupOfNode(ctx: CliContext, node: string): Promise<MetaHo
 }
 
 /** The group's view; refuses a group that does not exist or whose records are broken. */
-export async function existingGroup(ctx: CliContext, group: string, needs: { master?: boolean; route?: boolean } = {}): Promise<GroupView> {
+export async function existingGroup(
+  ctx: CliContext,
+  group: string,
+  needs: { master?: boolean; route?: boolean } = {},
+): Promise<GroupView> {
   const view = await step(`read group ${group}`, () => readGroupView(ctx.zk, ctx.paths, group));
   const S = `read group ${group}`;
   if (view.invalid.meta) throw refuse(S, `${ctx.paths.metaGroup(group)} is invalid: ${problemsOf(view)}`);
   if (view.meta === null) throw refuse(S, `group '${group}' does not exist`);
-  if (needs.master === true && view.master === null) throw refuse(S, view.invalid.master ? `${ctx.paths.master(group)} is invalid: ${problemsOf(view)}` : `group '${group}' has no master record`);
-  if (needs.route === true && view.route === null) throw refuse(S, view.invalid.route ? `${ctx.paths.haproxy(group)} is invalid: ${problemsOf(view)}` : `group '${group}' has no route record`);
+  if (needs.master === true && view.master === null)
+    throw refuse(
+      S,
+      view.invalid.master
+        ? `${ctx.paths.master(group)} is invalid: ${problemsOf(view)}`
+        : `group '${group}' has no master record`,
+    );
+  if (needs.route === true && view.route === null)
+    throw refuse(
+      S,
+      view.invalid.route
+        ? `${ctx.paths.haproxy(group)} is invalid: ${problemsOf(view)}`
+        : `group '${group}' has no route record`,
+    );
   return view;
 }
 
@@ -46,8 +68,14 @@ export async function readMeta(ctx: CliContext, group: string): Promise<Versione
  * Runs `fn` holding lock/<group> — the lock the server workers take for failovers and read-pool
  * changes — so a command never interleaves with a failover or a switchover.
  */
-export async function withGroupLock<T>(ctx: CliContext, group: string, fn: (held: () => boolean) => Promise<T>): Promise<T> {
-  const lock = await step(`lock ${group}`, () => acquireLock(ctx.zk, ctx.paths, group, { timeoutMs: 5000, owner: cliWorker() }));
+export async function withGroupLock<T>(
+  ctx: CliContext,
+  group: string,
+  fn: (held: () => boolean) => Promise<T>,
+): Promise<T> {
+  const lock = await step(`lock ${group}`, () =>
+    acquireLock(ctx.zk, ctx.paths, group, { timeoutMs: 5000, owner: cliWorker() }),
+  );
   try {
     return await fn(() => lock.isHeld());
   } finally {

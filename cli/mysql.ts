@@ -8,7 +8,11 @@ import { step } from './output';
 
 /** MySQL access for the admin commands: admin connections per node, states, errant GTIDs. */
 
-export function openAdmin(cfg: Config, node: string, opts: { queryTimeoutMs?: number } = {}): Promise<MysqlConnection> {
+export function openAdmin(
+  cfg: Config,
+  node: string,
+  opts: { queryTimeoutMs?: number } = {},
+): Promise<MysqlConnection> {
   const { host, port } = parseNode(node);
   return connectMysql(
     { host, port },
@@ -25,7 +29,11 @@ export function openAdmin(cfg: Config, node: string, opts: { queryTimeoutMs?: nu
  * Opens an admin connection to every node in parallel (step "connect <node>" on failure, after
  * closing whatever did open), runs `fn`, and closes them all.
  */
-export async function withNodes<T>(cfg: Config, nodes: readonly string[], fn: (conns: ReadonlyMap<string, MysqlConnection>) => Promise<T>): Promise<T> {
+export async function withNodes<T>(
+  cfg: Config,
+  nodes: readonly string[],
+  fn: (conns: ReadonlyMap<string, MysqlConnection>) => Promise<T>,
+): Promise<T> {
   const settled = await Promise.allSettled(nodes.map((n) => step(`connect ${n}`, () => openAdmin(cfg, n))));
   const conns = new Map<string, MysqlConnection>();
   settled.forEach((s, i) => {
@@ -40,8 +48,15 @@ export async function withNodes<T>(cfg: Config, nodes: readonly string[], fn: (c
   }
 }
 
-export async function readStates(flavor: Flavor, conns: ReadonlyMap<string, MysqlConnection>): Promise<Map<string, ServerState>> {
-  const entries = await Promise.all([...conns].map(async ([n, c]) => [n, await step(`read state of ${n}`, () => flavor.readState(c))] as const));
+export async function readStates(
+  flavor: Flavor,
+  conns: ReadonlyMap<string, MysqlConnection>,
+): Promise<Map<string, ServerState>> {
+  const entries = await Promise.all(
+    [...conns].map(
+      async ([n, c]) => [n, await step(`read state of ${n}`, () => flavor.readState(c))] as const,
+    ),
+  );
   return new Map(entries);
 }
 

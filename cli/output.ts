@@ -43,7 +43,10 @@ export async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
   } catch (err) {
     if (err instanceof ZkmhaError && err.details?.step !== undefined) throw err;
     const code = err instanceof ZkmhaError ? err.code : 'OPERATION_FAILED';
-    throw new ZkmhaError(code, `${name}: ${errorMessage(err)}`, { ...(err instanceof ZkmhaError ? err.details : {}), step: name });
+    throw new ZkmhaError(code, `${name}: ${errorMessage(err)}`, {
+      ...(err instanceof ZkmhaError ? err.details : {}),
+      step: name,
+    });
   }
 }
 

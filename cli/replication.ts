@@ -8,7 +8,13 @@ import { masterOf } from './mysql';
  * Waits until `node` replicates from `master` with both threads running; fails with the
  * replica's own error text when it does not within `timeoutMs`.
  */
-export async function waitReplicating(flavor: Flavor, conn: MysqlConnection, node: string, master: string, timeoutMs: number): Promise<ServerState> {
+export async function waitReplicating(
+  flavor: Flavor,
+  conn: MysqlConnection,
+  node: string,
+  master: string,
+  timeoutMs: number,
+): Promise<ServerState> {
   const deadline = Date.now() + timeoutMs;
   let last: ServerState | undefined;
   for (;;) {
@@ -24,8 +30,14 @@ export async function waitReplicating(flavor: Flavor, conn: MysqlConnection, nod
   const why =
     r === null
       ? 'replication is not configured'
-      : [r.ioRunning ? '' : `IO thread not running${r.lastIoError ? ` (${r.lastIoError})` : ''}`, r.sqlRunning ? '' : `SQL thread not running${r.lastSqlError ? ` (${r.lastSqlError})` : ''}`]
+      : [
+          r.ioRunning ? '' : `IO thread not running${r.lastIoError ? ` (${r.lastIoError})` : ''}`,
+          r.sqlRunning ? '' : `SQL thread not running${r.lastSqlError ? ` (${r.lastSqlError})` : ''}`,
+        ]
           .filter((s) => s !== '')
           .join('; ') || `replicates from ${masterOf(last) ?? '?'}`;
-  throw new ZkmhaError('OPERATION_FAILED', `${node} does not replicate from ${master} after ${timeoutMs} ms: ${why}`);
+  throw new ZkmhaError(
+    'OPERATION_FAILED',
+    `${node} does not replicate from ${master} after ${timeoutMs} ms: ${why}`,
+  );
 }

@@ -36,7 +36,11 @@ async function setHaLocked(ctx: CliContext, group: string, node: string): Promis
   const S = 'check zookeeper';
   if (!meta.members.includes(node)) throw refuse(S, `${node} is not a member of '${group}'`);
   if (master === node) throw refuse(S, `${node} is the master of '${group}'`);
-  if (view.task !== null) throw refuse(S, `an operation on '${group}' is open (${paths.task(group)}, kind ${view.task.record.kind})`);
+  if (view.task !== null)
+    throw refuse(
+      S,
+      `an operation on '${group}' is open (${paths.task(group)}, kind ${view.task.record.kind})`,
+    );
   const flavor = flavorFor(meta.flavor);
 
   await withNodes(cfg, [master, node], async (conns) => {
@@ -44,28 +48,52 @@ async function setHaLocked(ctx: CliContext, group: string, node: string): Promis
     // With a rejoin record, the new master's position at promotion is the reference: whatever the
     // node holds beyond it was never carried over. Without one, positions against the master now.
     const rejoin = view.members.find((x) => x.node === node)?.rejoin?.record;
-    const reference = rejoin !== undefined && rejoin.newMaster === master ? rejoin.gtidAtPromotion : states.get(master)!.gtidCurrentPos;
+    const reference =
+      rejoin !== undefined && rejoin.newMaster === master
+        ? rejoin.gtidAtPromotion
+        : states.get(master)!.gtidCurrentPos;
     const errant = errantTransactions(states.get(node)!.gtidCurrentPos, reference);
     if (errant !== null) {
-      throw refuse('check transactions', `${node} holds transactions the master ${master} lacks: ${errant}; they must be undone (or applied to the master) before it can rejoin`);
+      throw refuse(
+        'check transactions',
+        `${node} holds transactions the master ${master} lacks: ${errant}; they must be undone (or applied to the master) before it can rejoin`,
+      );
     }
     const { host, port } = parseNode(master);
     await step(`replicate ${node} from ${master}`, () =>
-      flavor.replicateFrom(conns.get(node)!, { host, port, user: cfg.mysql.replicationUser, password: cfg.mysql.replicationPassword, semiSync: meta.settings.semiSync, gtidMode: 'current_pos' }),
+      flavor.replicateFrom(conns.get(node)!, {
+        host,
+        port,
+        user: cfg.mysql.replicationUser,
+        password: cfg.mysql.replicationPassword,
+        semiSync: meta.settings.semiSync,
+        gtidMode: 'current_pos',
+      }),
     );
     await step('await replication', () => waitReplicating(flavor, conns.get(node)!, node, master, 10000));
   });
 
   // Re-read (compare-and-set on what is current).
   const after = await existingGroup(ctx, group, { master: true, route: true });
-  if (after.master!.record.node !== master) throw refuse('commit', `the master changed to ${after.master!.record.node} meanwhile; run setha again`);
+  if (after.master!.record.node !== master)
+    throw refuse('commit', `the master changed to ${after.master!.record.node} meanwhile; run setha again`);
   const m = after.members.find((x) => x.node === node);
   const ops: MultiOp[] = [];
   if (m?.rejoin) ops.push({ op: 'delete', path: paths.rejoin(node), version: m.rejoin.version });
-  if (m?.slaveDown) ops.push({ op: 'delete', path: paths.slaveDown(group, node), version: m.slaveDown.version });
+  if (m?.slaveDown)
+    ops.push({ op: 'delete', path: paths.slaveDown(group, node), version: m.slaveDown.version });
   const route = after.route!;
   if (!route.record.read.includes(node)) {
-    ops.push({ op: 'set', path: paths.haproxy(group), data: encodeRecord(haproxySchema, { ...route.record, read: [...route.record.read, node] }, paths.haproxy(group)), version: route.version });
+    ops.push({
+      op: 'set',
+      path: paths.haproxy(group),
+      data: encodeRecord(
+        haproxySchema,
+        { ...route.record, read: [...route.record.read, node] },
+        paths.haproxy(group),
+      ),
+      version: route.version,
+    });
   }
   if (ops.length > 0) await step('commit', () => zk.multi(ops));
   return { group, node, master, clearedRejoin: m?.rejoin != null, clearedSlaveDown: m?.slaveDown != null };

@@ -18,12 +18,17 @@ import { refuse, step } from './output';
  */
 
 /** Pure: what keeps `node` from being adopted as master; empty when the topology is right. */
-export function checkTopology(node: string, members: readonly string[], states: ReadonlyMap<string, ServerState>): string[] {
+export function checkTopology(
+  node: string,
+  members: readonly string[],
+  states: ReadonlyMap<string, ServerState>,
+): string[] {
   const problems: string[] = [];
   const m = states.get(node);
   if (m === undefined) return [`${node}: no state`];
   if (m.readOnly) problems.push(`${node} is read-only`);
-  if (m.replica !== null && (m.replica.ioRunning || m.replica.sqlRunning)) problems.push(`${node} still replicates from ${masterOf(m)}`);
+  if (m.replica !== null && (m.replica.ioRunning || m.replica.sqlRunning))
+    problems.push(`${node} still replicates from ${masterOf(m)}`);
   for (const n of members) {
     if (n === node) continue;
     const s = states.get(n);
@@ -36,7 +41,9 @@ export function checkTopology(node: string, members: readonly string[], states: 
     else if (masterOf(s) !== node) problems.push(`${n} replicates from ${masterOf(s)}, not ${node}`);
     else if (!s.replica.ioRunning || !s.replica.sqlRunning) {
       const errs = [s.replica.lastIoError, s.replica.lastSqlError].filter((e) => e !== '').join('; ');
-      problems.push(`${n}: replication threads not running (io ${s.replica.ioRunning ? 'yes' : 'no'}, sql ${s.replica.sqlRunning ? 'yes' : 'no'}${errs ? `: ${errs}` : ''})`);
+      problems.push(
+        `${n}: replication threads not running (io ${s.replica.ioRunning ? 'yes' : 'no'}, sql ${s.replica.sqlRunning ? 'yes' : 'no'}${errs ? `: ${errs}` : ''})`,
+      );
     }
   }
   return problems;
@@ -52,16 +59,25 @@ export interface SetMasterResult {
   readonly clearedTask: string | null;
 }
 
-export async function setMaster(ctx: CliContext, group: string, node: string, reroute: boolean): Promise<SetMasterResult> {
+export async function setMaster(
+  ctx: CliContext,
+  group: string,
+  node: string,
+  reroute: boolean,
+): Promise<SetMasterResult> {
   const first = await existingGroup(ctx, group);
-  if (!first.meta!.members.includes(node)) throw refuse('check zookeeper', `${node} is not a member of '${group}'`);
+  if (!first.meta!.members.includes(node))
+    throw refuse('check zookeeper', `${node} is not a member of '${group}'`);
   return withGroupLock(ctx, group, async (held) => {
     const view = await existingGroup(ctx, group);
     // A failover in task/ belongs to the server workers (they resume it). A switchover or add left
     // there is one whose CLI died: we hold the lock, so nobody runs it; this command settles it.
     const staleTask = view.task;
     if (staleTask !== null && staleTask.record.kind === 'failover') {
-      throw refuse('check zookeeper', `a failover of '${group}' is open (${ctx.paths.task(group)}, step ${staleTask.record.step}); the server workers resume it`);
+      throw refuse(
+        'check zookeeper',
+        `a failover of '${group}' is open (${ctx.paths.task(group)}, step ${staleTask.record.step}); the server workers resume it`,
+      );
     }
     const meta = view.meta!;
     const flavor = flavorFor(meta.flavor);
@@ -82,9 +98,21 @@ export async function setMaster(ctx: CliContext, group: string, node: string, re
       startedAt: now,
       endedAt: Date.now(),
       steps: [],
-      detail: { rerouted: reroute, ...(staleTask !== null ? { clearedTask: { kind: staleTask.record.kind, step: staleTask.record.step, worker: staleTask.record.worker } } : {}) },
+      detail: {
+        rerouted: reroute,
+        ...(staleTask !== null
+          ? {
+              clearedTask: {
+                kind: staleTask.record.kind,
+                step: staleTask.record.step,
+                worker: staleTask.record.worker,
+              },
+            }
+          : {}),
+      },
     };
-    const taskOps: MultiOp[] = staleTask !== null ? [{ op: 'delete', path: ctx.paths.task(group), version: staleTask.version }] : [];
+    const taskOps: MultiOp[] =
+      staleTask !== null ? [{ op: 'delete', path: ctx.paths.task(group), version: staleTask.version }] : [];
     if (reroute) {
       await step('commit', () =>
         commitMasterChange(ctx.zk, ctx.paths, {
@@ -106,12 +134,21 @@ export async function setMaster(ctx: CliContext, group: string, node: string, re
       await ctx.zk.mkdirp(ctx.paths.historyDir(group));
       await step('commit', () =>
         ctx.zk.multi([
-          view.master === null ? { op: 'create', path: p, data } : { op: 'set', path: p, data, version: view.master.version },
+          view.master === null
+            ? { op: 'create', path: p, data }
+            : { op: 'set', path: p, data, version: view.master.version },
           ...historyOps(ctx.paths, group, { ...history, epoch }),
           ...taskOps,
         ]),
       );
     }
-    return { group, node, epoch, rerouted: reroute, previous: view.master?.record.node ?? null, clearedTask: staleTask?.record.kind ?? null };
+    return {
+      group,
+      node,
+      epoch,
+      rerouted: reroute,
+      previous: view.master?.record.node ?? null,
+      clearedTask: staleTask?.record.kind ?? null,
+    };
   });
 }

@@ -1,7 +1,14 @@
 import { chooseCandidate, type NodePosition } from '../core/candidate';
 import { ZkmhaError, errorMessage, isZkmhaError } from '../core/errors';
 import { NodeConnections, readGtidPositions } from '../core/ops';
-import { decodeRecord, metaRouterSchema, serverSchema, type MetaRouterRecord, type OnlineRecord, type ServerRecord } from '../core/records';
+import {
+  decodeRecord,
+  metaRouterSchema,
+  serverSchema,
+  type MetaRouterRecord,
+  type OnlineRecord,
+  type ServerRecord,
+} from '../core/records';
 import { readLockHolder, type LockHolder } from '../core/zk/lock';
 import { listGroups, readGroupView, type GroupView } from '../core/view';
 import type { CliContext } from './context';
@@ -49,15 +56,35 @@ export interface GroupStatus {
   readonly flavor: string | null;
   readonly writePort: number | null;
   readonly readPort: number | null;
-  readonly master: { readonly node: string; readonly epoch: number; readonly since: number; readonly reason: string } | null;
-  readonly route: { readonly epoch: number; readonly write: string | null; readonly read: readonly string[] } | null;
+  readonly master: {
+    readonly node: string;
+    readonly epoch: number;
+    readonly since: number;
+    readonly reason: string;
+  } | null;
+  readonly route: {
+    readonly epoch: number;
+    readonly write: string | null;
+    readonly read: readonly string[];
+  } | null;
   readonly white: { readonly reason: string; readonly by: string; readonly at: number } | null;
-  readonly task: { readonly kind: string; readonly step: string; readonly worker: string; readonly startedAt: number } | null;
+  readonly task: {
+    readonly kind: string;
+    readonly step: string;
+    readonly worker: string;
+    readonly startedAt: number;
+  } | null;
   readonly lock: { readonly owner: string; readonly at: number; readonly waiters: number } | null;
   readonly nodes: readonly NodeStatus[];
   readonly routers: readonly RouterStatus[];
-  readonly alerts: readonly { readonly name: string; readonly kind: string; readonly at: number; readonly detail: Readonly<Record<string, unknown>> }[];
-  readonly candidate: { readonly node: string; readonly reason: string } | { readonly node: null; readonly reason: string };
+  readonly alerts: readonly {
+    readonly name: string;
+    readonly kind: string;
+    readonly at: number;
+    readonly detail: Readonly<Record<string, unknown>>;
+  }[];
+  readonly candidate:
+    { readonly node: string; readonly reason: string } | { readonly node: null; readonly reason: string };
   /** Things an operator should look at (routers behind, epochs apart, invalid records, …). */
   readonly warnings: readonly string[];
 }
@@ -80,7 +107,13 @@ export function positionFromOnline(o: OnlineRecord | null): NodePosition {
     gtidSlavePos: o.gtidSlave ?? '',
     replica:
       o.role === 'replica' || o.masterNode !== undefined
-        ? { masterNode: o.masterNode ?? null, ioRunning: o.ioRunning === true, sqlRunning: o.sqlRunning === true, gtidIoPos: o.gtidIo ?? '', lastSqlError: '' }
+        ? {
+            masterNode: o.masterNode ?? null,
+            ioRunning: o.ioRunning === true,
+            sqlRunning: o.sqlRunning === true,
+            gtidIoPos: o.gtidIo ?? '',
+            lastSqlError: '',
+          }
         : null,
   };
 }
@@ -127,34 +160,58 @@ export function buildGroupStatus(
     const applied = r.applied[view.group];
     const appliedEpoch = applied === undefined ? null : applied;
     const behind = route !== null && (appliedEpoch === null || appliedEpoch < route.epoch);
-    if (behind) warnings.push(`router ${r.id} applied epoch ${appliedEpoch ?? 'none'}, route is at ${route.epoch}`);
+    if (behind)
+      warnings.push(`router ${r.id} applied epoch ${appliedEpoch ?? 'none'}, route is at ${route.epoch}`);
     if (r.lastError !== undefined) warnings.push(`router ${r.id}: ${r.lastError}`);
     return { id: r.id, host: r.host, appliedEpoch, behind, lastError: r.lastError ?? null, at: r.at };
   });
 
-  if (master !== null && route !== null && master.epoch !== route.epoch) warnings.push(`master/ is at epoch ${master.epoch}, haproxy/ at ${route.epoch}`);
-  if (master !== null && route !== null && route.write !== null && route.write !== master.node) warnings.push(`route writes to ${route.write}, master record names ${master.node}`);
+  if (master !== null && route !== null && master.epoch !== route.epoch)
+    warnings.push(`master/ is at epoch ${master.epoch}, haproxy/ at ${route.epoch}`);
+  if (master !== null && route !== null && route.write !== null && route.write !== master.node)
+    warnings.push(`route writes to ${route.write}, master record names ${master.node}`);
   if (route !== null && route.write === null) warnings.push('writes are cut (route write: null)');
   const writable = nodes.filter((n) => n.readOnly === false);
-  if (writable.length > 1) warnings.push(`more than one writable node: ${writable.map((n) => n.node).join(', ')}`);
-  if (master !== null && !view.members.some((m) => m.node === master.node)) warnings.push(`master ${master.node} is not a member`);
+  if (writable.length > 1)
+    warnings.push(`more than one writable node: ${writable.map((n) => n.node).join(', ')}`);
+  if (master !== null && !view.members.some((m) => m.node === master.node))
+    warnings.push(`master ${master.node} is not a member`);
 
   const choice = chooseCandidate(view, positions);
-  const candidate = choice.kind === 'chosen' ? { node: choice.node, reason: choice.reason } : { node: null, reason: `${choice.reason}: ${choice.detail}` };
+  const candidate =
+    choice.kind === 'chosen'
+      ? { node: choice.node, reason: choice.reason }
+      : { node: null, reason: `${choice.reason}: ${choice.detail}` };
 
   return {
     group: view.group,
     flavor: view.meta?.flavor ?? null,
     writePort: view.meta?.writePort ?? null,
     readPort: view.meta?.readPort ?? null,
-    master: master === null ? null : { node: master.node, epoch: master.epoch, since: master.since, reason: master.reason },
+    master:
+      master === null
+        ? null
+        : { node: master.node, epoch: master.epoch, since: master.since, reason: master.reason },
     route: route === null ? null : { epoch: route.epoch, write: route.write, read: route.read },
     white: view.white,
-    task: view.task === null ? null : { kind: view.task.record.kind, step: view.task.record.step, worker: view.task.record.worker, startedAt: view.task.record.startedAt },
+    task:
+      view.task === null
+        ? null
+        : {
+            kind: view.task.record.kind,
+            step: view.task.record.step,
+            worker: view.task.record.worker,
+            startedAt: view.task.record.startedAt,
+          },
     lock: lock === null ? null : { owner: lock.owner, at: lock.at, waiters: lock.waiters },
     nodes,
     routers: routerStatus,
-    alerts: view.alerts.map((a) => ({ name: a.name, kind: a.record.kind, at: a.record.at, detail: a.record.detail })),
+    alerts: view.alerts.map((a) => ({
+      name: a.name,
+      kind: a.record.kind,
+      at: a.record.at,
+      detail: a.record.detail,
+    })),
     candidate,
     warnings,
   };
@@ -164,12 +221,31 @@ const yn = (b: boolean | null): string => (b === null ? '-' : b ? 'ON' : 'OFF');
 
 export function renderGroupStatus(g: GroupStatus, now: number): string {
   const out: string[] = [];
-  out.push(`group ${g.group} (${g.flavor ?? '?'}; write port ${g.writePort ?? '?'}, read port ${g.readPort ?? '?'})`);
-  out.push(g.master === null ? '  master: none' : `  master: ${g.master.node}  epoch ${g.master.epoch}  since ${isoTime(g.master.since)}  (${g.master.reason})`);
-  out.push(g.route === null ? '  route:  none' : `  route:  epoch ${g.route.epoch}  write ${g.route.write ?? 'NONE (cut)'}  read [${g.route.read.join(', ')}]`);
-  if (g.white !== null) out.push(`  WHITE (maintenance, no automatic failover): ${g.white.reason} — by ${g.white.by} ${ago(g.white.at, now)}`);
-  if (g.task !== null) out.push(`  task: ${g.task.kind} at step '${g.task.step}' by ${g.task.worker}, started ${ago(g.task.startedAt, now)}`);
-  if (g.lock !== null) out.push(`  lock: held by ${g.lock.owner} since ${ago(g.lock.at, now)}${g.lock.waiters > 0 ? `, ${g.lock.waiters} waiting` : ''}`);
+  out.push(
+    `group ${g.group} (${g.flavor ?? '?'}; write port ${g.writePort ?? '?'}, read port ${g.readPort ?? '?'})`,
+  );
+  out.push(
+    g.master === null
+      ? '  master: none'
+      : `  master: ${g.master.node}  epoch ${g.master.epoch}  since ${isoTime(g.master.since)}  (${g.master.reason})`,
+  );
+  out.push(
+    g.route === null
+      ? '  route:  none'
+      : `  route:  epoch ${g.route.epoch}  write ${g.route.write ?? 'NONE (cut)'}  read [${g.route.read.join(', ')}]`,
+  );
+  if (g.white !== null)
+    out.push(
+      `  WHITE (maintenance, no automatic failover): ${g.white.reason} — by ${g.white.by} ${ago(g.white.at, now)}`,
+    );
+  if (g.task !== null)
+    out.push(
+      `  task: ${g.task.kind} at step '${g.task.step}' by ${g.task.worker}, started ${ago(g.task.startedAt, now)}`,
+    );
+  if (g.lock !== null)
+    out.push(
+      `  lock: held by ${g.lock.owner} since ${ago(g.lock.at, now)}${g.lock.waiters > 0 ? `, ${g.lock.waiters} waiting` : ''}`,
+    );
   out.push('');
   const rows = g.nodes.map((n) => [
     n.node,
@@ -184,15 +260,25 @@ export function renderGroupStatus(g: GroupStatus, now: number): string {
     n.inReadPool ? 'yes' : 'no',
   ]);
   out.push(
-    renderTable(['node', 'role', 'state', 'read_only', 'gtid', 'lag', 'replicates from', 'prio', 'dc', 'read pool'], rows)
+    renderTable(
+      ['node', 'role', 'state', 'read_only', 'gtid', 'lag', 'replicates from', 'prio', 'dc', 'read pool'],
+      rows,
+    )
       .trimEnd()
       .split('\n')
       .map((l) => `  ${l}`)
       .join('\n'),
   );
   out.push('');
-  out.push(g.candidate.node !== null ? `  would promote: ${g.candidate.node} — ${g.candidate.reason}` : `  would promote: nobody — ${g.candidate.reason}`);
-  for (const r of g.routers) out.push(`  router ${r.id} (${r.host}): epoch ${r.appliedEpoch ?? 'none'}${r.behind ? '  BEHIND' : ''}${r.lastError !== null ? `  error: ${r.lastError}` : ''}`);
+  out.push(
+    g.candidate.node !== null
+      ? `  would promote: ${g.candidate.node} — ${g.candidate.reason}`
+      : `  would promote: nobody — ${g.candidate.reason}`,
+  );
+  for (const r of g.routers)
+    out.push(
+      `  router ${r.id} (${r.host}): epoch ${r.appliedEpoch ?? 'none'}${r.behind ? '  BEHIND' : ''}${r.lastError !== null ? `  error: ${r.lastError}` : ''}`,
+    );
   for (const a of g.alerts) out.push(`  ALERT ${a.kind} ${ago(a.at, now)}: ${JSON.stringify(a.detail)}`);
   for (const w of g.warnings) out.push(`  ! ${w}`);
   return out.join('\n') + '\n';
@@ -211,7 +297,12 @@ export function renderStatus(r: StatusReport, now: number): string {
   return parts.join('\n');
 }
 
-async function readEphemerals<T>(ctx: CliContext, dir: string, decode: (name: string, data: Buffer | null, path: string) => T, problems: { path: string; message: string }[]): Promise<({ id: string } & T)[]> {
+async function readEphemerals<T>(
+  ctx: CliContext,
+  dir: string,
+  decode: (name: string, data: Buffer | null, path: string) => T,
+  problems: { path: string; message: string }[],
+): Promise<({ id: string } & T)[]> {
   let names: string[];
   try {
     names = await ctx.zk.children(dir);
@@ -235,25 +326,43 @@ async function readEphemerals<T>(ctx: CliContext, dir: string, decode: (name: st
   return out.filter((x): x is Awaited<{ id: string } & T> => x !== null);
 }
 
-export async function readStatus(ctx: CliContext, opts: { group?: string; mysql: boolean }): Promise<StatusReport> {
+export async function readStatus(
+  ctx: CliContext,
+  opts: { group?: string; mysql: boolean },
+): Promise<StatusReport> {
   const problems: { path: string; message: string }[] = [];
   const groups = opts.group !== undefined ? [opts.group] : await listGroups(ctx.zk, ctx.paths, problems);
   const [routers, servers] = await Promise.all([
-    readEphemerals(ctx, ctx.paths.dir('meta_router'), (_n, d, p) => decodeRecord(metaRouterSchema, d, p), problems),
+    readEphemerals(
+      ctx,
+      ctx.paths.dir('meta_router'),
+      (_n, d, p) => decodeRecord(metaRouterSchema, d, p),
+      problems,
+    ),
     readEphemerals(ctx, ctx.paths.dir('servers'), (_n, d, p) => decodeRecord(serverSchema, d, p), problems),
   ]);
   const conns = NodeConnections.fromConfig(ctx.cfg.mysql);
   try {
     const statuses = await Promise.all(
       groups.map(async (g) => {
-        const [view, lock] = await Promise.all([readGroupView(ctx.zk, ctx.paths, g), readLockHolder(ctx.zk, ctx.paths, g).catch(() => null)]);
+        const [view, lock] = await Promise.all([
+          readGroupView(ctx.zk, ctx.paths, g),
+          readLockHolder(ctx.zk, ctx.paths, g).catch(() => null),
+        ]);
         if (opts.group !== undefined && view.meta === null && !view.invalid.meta) {
           throw new ZkmhaError('CONFLICT', `read group ${g}: group '${g}' does not exist`);
         }
         const members = view.members.map((m) => m.node);
-        const positions = new Map<string, NodePosition>(view.members.map((m) => [m.node, positionFromOnline(m.online)]));
+        const positions = new Map<string, NodePosition>(
+          view.members.map((m) => [m.node, positionFromOnline(m.online)]),
+        );
         if (opts.mysql && view.meta !== null && view.meta.flavor === 'mariadb') {
-          const direct = await readGtidPositions(conns, flavorFor(view.meta.flavor), members, ctx.cfg.mysql.connectTimeoutMs + 1000);
+          const direct = await readGtidPositions(
+            conns,
+            flavorFor(view.meta.flavor),
+            members,
+            ctx.cfg.mysql.connectTimeoutMs + 1000,
+          );
           for (const [n, p] of direct.positions) positions.set(n, p);
         }
         return buildGroupStatus(view, positions, routers, lock);

@@ -67,21 +67,35 @@ export interface SwitchoverResult {
   readonly repointed: Readonly<Record<string, { ok: true } | { ok: false; error: string }>>;
 }
 
-export type CandidatePick = { readonly kind: 'ok'; readonly node: string; readonly reason: string } | { readonly kind: 'refuse'; readonly reason: string };
+export type CandidatePick =
+  | { readonly kind: 'ok'; readonly node: string; readonly reason: string }
+  | { readonly kind: 'refuse'; readonly reason: string };
 
 /** Pure: the replica to switch over to (the given one, checked, or the failover choice). */
-export function pickSwitchoverCandidate(view: GroupView, positions: ReadonlyMap<string, NodePosition>, to: string | undefined): CandidatePick {
+export function pickSwitchoverCandidate(
+  view: GroupView,
+  positions: ReadonlyMap<string, NodePosition>,
+  to: string | undefined,
+): CandidatePick {
   const master = view.master?.record.node ?? null;
   const choice = chooseCandidate(view, positions, { oldMaster: master });
   if (to === undefined) {
-    return choice.kind === 'chosen' ? { kind: 'ok', node: choice.node, reason: choice.reason } : { kind: 'refuse', reason: `no candidate: ${choice.detail}` };
+    return choice.kind === 'chosen'
+      ? { kind: 'ok', node: choice.node, reason: choice.reason }
+      : { kind: 'refuse', reason: `no candidate: ${choice.detail}` };
   }
   if (to === master) return { kind: 'refuse', reason: `${to} is already the master` };
-  if (!view.members.some((m) => m.node === to)) return { kind: 'refuse', reason: `${to} is not a member of '${view.group}'` };
+  if (!view.members.some((m) => m.node === to))
+    return { kind: 'refuse', reason: `${to} is not a member of '${view.group}'` };
   const a = choice.assessments.find((x) => x.node === to);
-  if (a === undefined || !a.eligible) return { kind: 'refuse', reason: `${to} cannot be promoted: ${a?.why ?? 'not assessed'}` };
+  if (a === undefined || !a.eligible)
+    return { kind: 'refuse', reason: `${to} cannot be promoted: ${a?.why ?? 'not assessed'}` };
   const p = positions.get(to);
-  if (p !== undefined && p.reachable && (p.replica === null || !p.replica.ioRunning)) return { kind: 'refuse', reason: `${to} is not receiving from ${master ?? 'the master'} (IO thread stopped)` };
+  if (p !== undefined && p.reachable && (p.replica === null || !p.replica.ioRunning))
+    return {
+      kind: 'refuse',
+      reason: `${to} is not receiving from ${master ?? 'the master'} (IO thread stopped)`,
+    };
   return { kind: 'ok', node: to, reason: 'given with --to' };
 }
 
@@ -105,7 +119,8 @@ export async function switchover(ctx: CliContext, input: SwitchoverInput): Promi
   const { zk, paths, cfg } = ctx;
   const group = input.group;
   const pre = await existingGroup(ctx, group, { master: true, route: true });
-  if (input.to !== undefined && !pre.meta!.members.includes(input.to)) throw refuse('check zookeeper', `${input.to} is not a member of '${group}'`);
+  if (input.to !== undefined && !pre.meta!.members.includes(input.to))
+    throw refuse('check zookeeper', `${input.to} is not a member of '${group}'`);
   const flavor: Flavor = flavorFor(pre.meta!.flavor);
   const owner = cliWorker();
   const lock = await step(`lock ${group}`, () => acquireLock(zk, paths, group, { timeoutMs: 5000, owner }));
@@ -113,7 +128,9 @@ export async function switchover(ctx: CliContext, input: SwitchoverInput): Promi
   const ops: OpsContext = { flavor, conns };
   // Interrupted half-way, writes would stay cut: every step is bounded, so finish or roll back.
   const onSignal = (sig: NodeJS.Signals): void => {
-    process.stderr.write(`mha switchover: ${sig} ignored: the switchover finishes or rolls back (bounded by --max-pause-ms)\n`);
+    process.stderr.write(
+      `mha switchover: ${sig} ignored: the switchover finishes or rolls back (bounded by --max-pause-ms)\n`,
+    );
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -127,7 +144,12 @@ export async function switchover(ctx: CliContext, input: SwitchoverInput): Promi
   }
 }
 
-async function switchoverLocked(ctx: CliContext, input: SwitchoverInput, ops: OpsContext, held: () => boolean): Promise<SwitchoverResult> {
+async function switchoverLocked(
+  ctx: CliContext,
+  input: SwitchoverInput,
+  ops: OpsContext,
+  held: () => boolean,
+): Promise<SwitchoverResult> {
   const { zk, paths, cfg } = ctx;
   const group = input.group;
   const { flavor, conns } = ops;
@@ -138,18 +160,36 @@ async function switchoverLocked(ctx: CliContext, input: SwitchoverInput, ops: Op
   const masterRec = view.master!;
   const routeRec = view.route!;
   const oldMaster = masterRec.record.node;
-  if (view.task !== null) throw refuse(S, `an operation on '${group}' is open (${paths.task(group)}, kind ${view.task.record.kind}, step ${view.task.record.step})`);
-  if (routeRec.record.write === null) throw refuse(S, `writes to '${group}' are cut (route write: null); a failover may be in progress`);
-  if (routeRec.record.write !== oldMaster) throw refuse(S, `route writes to ${routeRec.record.write}, master record names ${oldMaster}; run setmaster first`);
-  if (routeRec.record.epoch !== masterRec.record.epoch) throw refuse(S, `master/ (epoch ${masterRec.record.epoch}) and haproxy/ (epoch ${routeRec.record.epoch}) disagree`);
+  if (view.task !== null)
+    throw refuse(
+      S,
+      `an operation on '${group}' is open (${paths.task(group)}, kind ${view.task.record.kind}, step ${view.task.record.step})`,
+    );
+  if (routeRec.record.write === null)
+    throw refuse(S, `writes to '${group}' are cut (route write: null); a failover may be in progress`);
+  if (routeRec.record.write !== oldMaster)
+    throw refuse(
+      S,
+      `route writes to ${routeRec.record.write}, master record names ${oldMaster}; run setmaster first`,
+    );
+  if (routeRec.record.epoch !== masterRec.record.epoch)
+    throw refuse(
+      S,
+      `master/ (epoch ${masterRec.record.epoch}) and haproxy/ (epoch ${routeRec.record.epoch}) disagree`,
+    );
 
   // ---- choose and pre-check the candidate; nothing changed yet ----
   const replicas = meta.members.filter((m) => m !== oldMaster);
-  const gathered = await step('read positions', () => readGtidPositions(conns, flavor, meta.members, cfg.mysql.connectTimeoutMs + 2000));
+  const gathered = await step('read positions', () =>
+    readGtidPositions(conns, flavor, meta.members, cfg.mysql.connectTimeoutMs + 2000),
+  );
   const mState = gathered.states.get(oldMaster);
   if (mState === undefined) {
     const p = gathered.positions.get(oldMaster);
-    throw refuse('check master', `${oldMaster} is unreachable: ${p !== undefined && !p.reachable ? p.error : 'unknown'}`);
+    throw refuse(
+      'check master',
+      `${oldMaster} is unreachable: ${p !== undefined && !p.reachable ? p.error : 'unknown'}`,
+    );
   }
   if (mState.readOnly) throw refuse('check master', `${oldMaster} is read-only; not a working master`);
   const pick = pickSwitchoverCandidate(view, gathered.positions, input.to);
@@ -157,15 +197,29 @@ async function switchoverLocked(ctx: CliContext, input: SwitchoverInput, ops: Op
   const candidate = pick.node;
   const cState = gathered.states.get(candidate)!;
   const cFrom = cState.replica === null ? null : `${cState.replica.masterHost}:${cState.replica.masterPort}`;
-  if (cFrom !== oldMaster || cState.replica === null || !cState.replica.ioRunning || !cState.replica.sqlRunning) {
-    throw refuse('choose candidate', `${candidate} does not replicate from ${oldMaster} with both threads running`);
+  if (
+    cFrom !== oldMaster ||
+    cState.replica === null ||
+    !cState.replica.ioRunning ||
+    !cState.replica.sqlRunning
+  ) {
+    throw refuse(
+      'choose candidate',
+      `${candidate} does not replicate from ${oldMaster} with both threads running`,
+    );
   }
   // Let it catch up while writes still flow, so the pause only covers the last few transactions.
   const catchUp = input.catchUpTimeoutMs ?? 10000;
   if (catchUp > 0) {
     const before = await step(`read ${oldMaster}`, () => conns.run(oldMaster, (c) => flavor.readState(c)));
-    const caughtUp = await step(`pre-check ${candidate}`, () => conns.run(candidate, (c) => flavor.waitForGtid(c, before.gtidBinlogPos, catchUp)));
-    if (!caughtUp) throw refuse('pre-check', `${candidate} did not apply ${oldMaster}'s position ${before.gtidBinlogPos} within ${catchUp} ms; nothing was changed`);
+    const caughtUp = await step(`pre-check ${candidate}`, () =>
+      conns.run(candidate, (c) => flavor.waitForGtid(c, before.gtidBinlogPos, catchUp)),
+    );
+    if (!caughtUp)
+      throw refuse(
+        'pre-check',
+        `${candidate} did not apply ${oldMaster}'s position ${before.gtidBinlogPos} within ${catchUp} ms; nothing was changed`,
+      );
   }
   if (!held()) throw refuse(`lock ${group}`, 'lost the lock');
 
@@ -173,7 +227,18 @@ async function switchoverLocked(ctx: CliContext, input: SwitchoverInput, ops: Op
   const epoch = masterRec.record.epoch + 1;
   const startedAt = Date.now();
   const timer = new Timer();
-  let task: TaskRecord = { v: 1, id: `switchover-${startedAt}`, kind: 'switchover', step: 'fence', oldMaster, candidate, startedAt, worker: cliWorker(), epoch, detail: { maxPauseMs: input.maxPauseMs } };
+  let task: TaskRecord = {
+    v: 1,
+    id: `switchover-${startedAt}`,
+    kind: 'switchover',
+    step: 'fence',
+    oldMaster,
+    candidate,
+    startedAt,
+    worker: cliWorker(),
+    epoch,
+    detail: { maxPauseMs: input.maxPauseMs },
+  };
   const taskPath = paths.task(group);
   await step('write task', () => zk.create(taskPath, encodeRecord(taskSchema, task, taskPath), 'persistent'));
   let taskVersion = 0;
@@ -186,17 +251,23 @@ async function switchoverLocked(ctx: CliContext, input: SwitchoverInput, ops: Op
   const pauseStart = performance.now();
   const keepUsers = [cfg.mysql.user, cfg.mysql.replicationUser];
   const [routeCut, masterCut] = await Promise.allSettled([
-    timer.run('fence route', () => writeFencingRoute(zk, paths, group, { epoch, read: routeRec.record.read, version: routeRec.version })),
+    timer.run('fence route', () =>
+      writeFencingRoute(zk, paths, group, { epoch, read: routeRec.record.read, version: routeRec.version }),
+    ),
     timer.run('fence master', () => fenceMaster(ops, oldMaster, keepUsers, 2000)),
   ]);
   if (routeCut.status === 'rejected') {
     // Nothing was cut for the routers (the route changed under us): undo the MySQL side and stop.
-    const undo = await conns.run(oldMaster, (c) => flavor.setReadOnly(c, false)).then(
-      () => `${oldMaster} is writable again`,
-      (err: unknown) => `ALSO FAILED to make ${oldMaster} writable again: ${errorMessage(err)}`,
-    );
+    const undo = await conns
+      .run(oldMaster, (c) => flavor.setReadOnly(c, false))
+      .then(
+        () => `${oldMaster} is writable again`,
+        (err: unknown) => `ALSO FAILED to make ${oldMaster} writable again: ${errorMessage(err)}`,
+      );
     await zk.delete(taskPath, taskVersion).catch(() => undefined);
-    throw new ZkmhaError('OPERATION_FAILED', `fence route: ${errorMessage(routeCut.reason)}; ${undo}`, { step: 'fence' });
+    throw new ZkmhaError('OPERATION_FAILED', `fence route: ${errorMessage(routeCut.reason)}; ${undo}`, {
+      step: 'fence',
+    });
   }
   const routeVersion = routeCut.value.version;
   let repointStarted = false;
@@ -220,18 +291,27 @@ async function switchoverLocked(ctx: CliContext, input: SwitchoverInput, ops: Op
     });
     throw new ZkmhaError('OPERATION_FAILED', `${why}; ${outcome}`, { step: task.step });
   };
-  if (masterCut.status === 'rejected') return rollback(`fence master: ${errorMessage(masterCut.reason)}`, false);
+  if (masterCut.status === 'rejected')
+    return rollback(`fence master: ${errorMessage(masterCut.reason)}`, false);
   const target = masterCut.value.gtidBinlogPos;
 
   // 2. The candidate executes everything the old master wrote, within what is left of the budget.
   const left = Math.max(1, Math.round(input.maxPauseMs - (performance.now() - pauseStart)));
   let applied: boolean;
   try {
-    applied = await timer.run('catch up', () => conns.run(candidate, (c) => flavor.waitForGtid(c, target, left)), (ok) => ok);
+    applied = await timer.run(
+      'catch up',
+      () => conns.run(candidate, (c) => flavor.waitForGtid(c, target, left)),
+      (ok) => ok,
+    );
   } catch (err) {
     return rollback(`catch up: ${errorMessage(err)}`, false);
   }
-  if (!applied) return rollback(`catch up: ${candidate} did not execute ${oldMaster}'s ${target} within ${left} ms (--max-pause-ms ${input.maxPauseMs})`, false);
+  if (!applied)
+    return rollback(
+      `catch up: ${candidate} did not execute ${oldMaster}'s ${target} within ${left} ms (--max-pause-ms ${input.maxPauseMs})`,
+      false,
+    );
 
   // 3. Promote; meanwhile the others and the old master already attach to the candidate (it holds
   //    everything, and semi-sync replicas must be connected before its first commit). Then the
@@ -240,7 +320,11 @@ async function switchoverLocked(ctx: CliContext, input: SwitchoverInput, ops: Op
   repointStarted = true;
   const repointing = repointAll(ctx, ops, { oldMaster, candidate, others, semiSync: meta.settings.semiSync });
   try {
-    await timer.run('promote', () => conns.run(candidate, (c) => flavor.promote(c, { semiSync: meta.settings.semiSync, keepReplicaConfig: true })));
+    await timer.run('promote', () =>
+      conns.run(candidate, (c) =>
+        flavor.promote(c, { semiSync: meta.settings.semiSync, keepReplicaConfig: true }),
+      ),
+    );
   } catch (err) {
     await repointing.catch(() => undefined);
     return rollback(`promote ${candidate}: ${errorMessage(err)}`, true);
@@ -257,7 +341,15 @@ async function switchoverLocked(ctx: CliContext, input: SwitchoverInput, ops: Op
         reason: 'switchover',
         masterVersion: masterRec.version,
         route: { read, version: routeVersion },
-        history: { kind: 'switchover', from: oldMaster, to: candidate, startedAt, endedAt: commitStart, steps: timer.steps.map((s) => ({ ...s })), detail: { gtid: target, reason: pick.reason } },
+        history: {
+          kind: 'switchover',
+          from: oldMaster,
+          to: candidate,
+          startedAt,
+          endedAt: commitStart,
+          steps: timer.steps.map((s) => ({ ...s })),
+          detail: { gtid: target, reason: pick.reason },
+        },
         taskVersion,
       }),
     );
@@ -265,30 +357,54 @@ async function switchoverLocked(ctx: CliContext, input: SwitchoverInput, ops: Op
     // MySQL already has the new master; ZooKeeper does not. The task record says so.
     await repointing.catch(() => undefined);
     await setTask('commit', { failed: errorMessage(err).slice(0, 2000) }).catch(() => undefined);
-    throw new ZkmhaError('OPERATION_FAILED', `commit: ${errorMessage(err)} — ${candidate} is promoted in MySQL but not recorded; left ${taskPath}; fix with 'mha setmaster ${group} ${candidate} --reroute'`, { step: 'commit' });
+    throw new ZkmhaError(
+      'OPERATION_FAILED',
+      `commit: ${errorMessage(err)} — ${candidate} is promoted in MySQL but not recorded; left ${taskPath}; fix with 'mha setmaster ${group} ${candidate} --reroute'`,
+      { step: 'commit' },
+    );
   }
   const pauseMs = Math.round((performance.now() - pauseStart) * 10) / 10;
 
   // 4. Off the write pause: forget the candidate's old replication configuration; the old master
   //    and the others replicate from the new master; the old master joins the read pool.
-  await timer.run('forget replication', () => conns.run(candidate, (c) => flavor.forgetReplication(c))).catch(() => undefined);
+  await timer
+    .run('forget replication', () => conns.run(candidate, (c) => flavor.forgetReplication(c)))
+    .catch(() => undefined);
   const repointed = await timer.run('re-point', () => repointing);
   if (repointed[oldMaster]?.ok === true) {
     await step('return old master to the read pool', async () => {
       const nd = await zk.get(paths.haproxy(group));
       const cur = decodeRecord(haproxySchema, nd.data, paths.haproxy(group));
       if (cur.epoch !== epoch || cur.write !== candidate || cur.read.includes(oldMaster)) return;
-      await zk.set(paths.haproxy(group), encodeRecord(haproxySchema, { ...cur, read: [...cur.read, oldMaster] }, paths.haproxy(group)), nd.stat.version);
+      await zk.set(
+        paths.haproxy(group),
+        encodeRecord(haproxySchema, { ...cur, read: [...cur.read, oldMaster] }, paths.haproxy(group)),
+        nd.stat.version,
+      );
     }).catch(() => undefined);
   }
-  return { group, from: oldMaster, to: candidate, epoch, pauseMs, reason: pick.reason, steps: timer.steps, repointed };
+  return {
+    group,
+    from: oldMaster,
+    to: candidate,
+    epoch,
+    pauseMs,
+    reason: pick.reason,
+    steps: timer.steps,
+    repointed,
+  };
 }
 
 /**
  * read_only=ON, client connections killed (all but `keepUsers`), then the final position — the
  * flavor's fencing steps on the cached connection (no new handshake inside the write pause).
  */
-async function fenceMaster(ops: OpsContext, node: string, keepUsers: readonly string[], timeoutMs: number): Promise<ServerState> {
+async function fenceMaster(
+  ops: OpsContext,
+  node: string,
+  keepUsers: readonly string[],
+  timeoutMs: number,
+): Promise<ServerState> {
   return withTimeout(
     ops.conns.run(node, async (c) => {
       await ops.flavor.setReadOnly(c, true);
@@ -314,8 +430,18 @@ async function repointAll(
     (async (): Promise<{ ok: true } | { ok: false; error: string }> => {
       try {
         // A former master: its own binlog is its position (gtid_slave_pos is stale), hence current_pos.
-        await ops.conns.run(a.oldMaster, (c) => ops.flavor.replicateFrom(c, { host, port, ...replication, semiSync: a.semiSync, gtidMode: 'current_pos' }));
-        await ops.conns.run(a.oldMaster, (c) => waitReplicating(ops.flavor, c, a.oldMaster, a.candidate, 5000));
+        await ops.conns.run(a.oldMaster, (c) =>
+          ops.flavor.replicateFrom(c, {
+            host,
+            port,
+            ...replication,
+            semiSync: a.semiSync,
+            gtidMode: 'current_pos',
+          }),
+        );
+        await ops.conns.run(a.oldMaster, (c) =>
+          waitReplicating(ops.flavor, c, a.oldMaster, a.candidate, 5000),
+        );
         return { ok: true };
       } catch (err) {
         return { ok: false, error: errorMessage(err) };
@@ -359,18 +485,33 @@ async function rollBack(ctx: CliContext, ops: OpsContext, a: RollbackArgs): Prom
       const { host, port } = parseNode(a.oldMaster);
       await a.timer.run('rollback candidate', () =>
         ops.conns.run(a.candidate, (c) =>
-          ops.flavor.replicateFrom(c, { host, port, user: cfg.mysql.replicationUser, password: cfg.mysql.replicationPassword, semiSync: a.semiSync, gtidMode: 'slave_pos' }),
+          ops.flavor.replicateFrom(c, {
+            host,
+            port,
+            user: cfg.mysql.replicationUser,
+            password: cfg.mysql.replicationPassword,
+            semiSync: a.semiSync,
+            gtidMode: 'slave_pos',
+          }),
         ),
       );
     }
     if (a.repointed) {
       // The old master had started replicating from the candidate: make it the master again, and
       // the others its replicas (nothing was written meanwhile: every node was read-only).
-      await a.timer.run('rollback old master', () => ops.conns.run(a.oldMaster, (c) => ops.flavor.promote(c, { semiSync: a.semiSync })));
-      const back = await repointReplicas(ops, a.others, a.oldMaster, { replication: { user: cfg.mysql.replicationUser, password: cfg.mysql.replicationPassword }, semiSync: a.semiSync, timeoutMs: 5000 });
+      await a.timer.run('rollback old master', () =>
+        ops.conns.run(a.oldMaster, (c) => ops.flavor.promote(c, { semiSync: a.semiSync })),
+      );
+      const back = await repointReplicas(ops, a.others, a.oldMaster, {
+        replication: { user: cfg.mysql.replicationUser, password: cfg.mysql.replicationPassword },
+        semiSync: a.semiSync,
+        timeoutMs: 5000,
+      });
       notBack = [...back].filter(([, r]) => !r.ok).map(([n]) => n);
     } else {
-      await a.timer.run('rollback old master', () => ops.conns.run(a.oldMaster, (c) => ops.flavor.setReadOnly(c, false)));
+      await a.timer.run('rollback old master', () =>
+        ops.conns.run(a.oldMaster, (c) => ops.flavor.setReadOnly(c, false)),
+      );
     }
     await a.timer.run('rollback route', () =>
       commitMasterChange(zk, paths, {
@@ -380,7 +521,15 @@ async function rollBack(ctx: CliContext, ops: OpsContext, a: RollbackArgs): Prom
         reason: 'switchover rolled back',
         masterVersion: a.masterVersion,
         route: { read: a.read, version: a.routeVersion },
-        history: { kind: 'switchover', from: a.oldMaster, to: a.oldMaster, startedAt: a.startedAt, endedAt: Date.now(), steps: a.timer.steps.map((s) => ({ ...s })), detail: { rolledBack: true, candidate: a.candidate, why: a.why } },
+        history: {
+          kind: 'switchover',
+          from: a.oldMaster,
+          to: a.oldMaster,
+          startedAt: a.startedAt,
+          endedAt: Date.now(),
+          steps: a.timer.steps.map((s) => ({ ...s })),
+          detail: { rolledBack: true, candidate: a.candidate, why: a.why },
+        },
         taskVersion: a.taskVersion,
       }),
     );
@@ -388,7 +537,24 @@ async function rollBack(ctx: CliContext, ops: OpsContext, a: RollbackArgs): Prom
   } catch (err) {
     const msg = errorMessage(err);
     await zk
-      .multi(alertOps(paths, a.group, 'switchover-failed', { kind: 'switchover-failed', at: Date.now(), detail: { why: a.why, rollback: msg.slice(0, 2000), oldMaster: a.oldMaster, candidate: a.candidate } }, null))
+      .multi(
+        alertOps(
+          paths,
+          a.group,
+          'switchover-failed',
+          {
+            kind: 'switchover-failed',
+            at: Date.now(),
+            detail: {
+              why: a.why,
+              rollback: msg.slice(0, 2000),
+              oldMaster: a.oldMaster,
+              candidate: a.candidate,
+            },
+          },
+          null,
+        ),
+      )
       .catch(() => undefined);
     return `ROLLBACK FAILED (${msg}); writes stay cut; left ${paths.task(a.group)} and alert ${paths.watchDown(a.group, 'switchover-failed')}`;
   }

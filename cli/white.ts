@@ -16,7 +16,11 @@ export function operator(): string {
   return `${user}@${os.hostname()}`.slice(0, 256);
 }
 
-export async function setWhite(ctx: CliContext, group: string, reason: string | undefined): Promise<WhiteRecord> {
+export async function setWhite(
+  ctx: CliContext,
+  group: string,
+  reason: string | undefined,
+): Promise<WhiteRecord> {
   await existingGroup(ctx, group);
   const p = ctx.paths.white(group);
   const rec: WhiteRecord = { v: 1, reason: reason ?? 'maintenance', by: operator(), at: Date.now() };

@@ -20,20 +20,35 @@ export const PACKAGE_ROOT = (() => {
 })();
 
 const posInt = (key: string) =>
-  z.number({ invalid_type_error: `${key} must be a positive integer`, required_error: `${key} is required` })
+  z
+    .number({ invalid_type_error: `${key} must be a positive integer`, required_error: `${key} is required` })
     .int(`${key} must be a positive integer`)
     .positive(`${key} must be a positive integer`);
 const str = (key: string) =>
-  z.string({ invalid_type_error: `${key} must be a string`, required_error: `${key} is required` }).min(1, `${key} must not be empty`);
+  z
+    .string({ invalid_type_error: `${key} must be a string`, required_error: `${key} is required` })
+    .min(1, `${key} must not be empty`);
 const portNum = (key: string) =>
-  z.number({ invalid_type_error: `${key} must be a port number` }).int(`${key} must be a port number`).min(0, `${key} must be a port number`).max(65535, `${key} must be a port number`);
+  z
+    .number({ invalid_type_error: `${key} must be a port number` })
+    .int(`${key} must be a port number`)
+    .min(0, `${key} must be a port number`)
+    .max(65535, `${key} must be a port number`);
 
 const zookeeperSchema = z
   .object({
-    hosts: str('zookeeper.hosts').regex(/^[A-Za-z0-9.-]+:\d{1,5}(,[A-Za-z0-9.-]+:\d{1,5})*$/, 'zookeeper.hosts must be host:port[,host:port...]'),
-    root: str('zookeeper.root').regex(/^(\/[A-Za-z0-9_.-]+)+$/, 'zookeeper.root must be an absolute znode path').default('/mha'),
+    hosts: str('zookeeper.hosts').regex(
+      /^[A-Za-z0-9.-]+:\d{1,5}(,[A-Za-z0-9.-]+:\d{1,5})*$/,
+      'zookeeper.hosts must be host:port[,host:port...]',
+    ),
+    root: str('zookeeper.root')
+      .regex(/^(\/[A-Za-z0-9_.-]+)+$/, 'zookeeper.root must be an absolute znode path')
+      .default('/mha'),
     sessionTimeoutMs: posInt('zookeeper.sessionTimeoutMs').default(4000),
-    auth: z.object({ user: str('zookeeper.auth.user'), passwordFile: str('zookeeper.auth.passwordFile') }).strict().optional(),
+    auth: z
+      .object({ user: str('zookeeper.auth.user'), passwordFile: str('zookeeper.auth.passwordFile') })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -171,7 +186,9 @@ export function readPasswordFile(file: string, key: string): Secret {
     throw bad(`${key}: cannot read '${file}'`);
   }
   if ((st.mode & 0o077) !== 0) {
-    throw bad(`${key}: '${file}' is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`);
+    throw bad(
+      `${key}: '${file}' is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it`,
+    );
   }
   return new Secret(fs.readFileSync(file, 'utf8').replace(/\r?\n$/, ''));
 }
@@ -183,21 +200,33 @@ export function parseConfig(text: string, file: string): Config {
   } catch (err) {
     throw bad(`${file}: not valid YAML (${(err as Error).message.split('\n')[0]})`);
   }
-  if (doc === null || typeof doc !== 'object') throw bad(`${file}: expected a mapping with a zookeeper section`);
+  if (doc === null || typeof doc !== 'object')
+    throw bad(`${file}: expected a mapping with a zookeeper section`);
   const parsed = configSchema.safeParse(doc);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const key = issue.path.join('.');
     // Our own messages already name the key; zod's generic ones do not.
-    const msg = key !== '' && issue.message.startsWith(key) ? issue.message : `${key || '(top)'}: ${issue.message}`;
-    throw bad(issue.code === 'unrecognized_keys' ? `${key ? key + ': ' : ''}unknown key(s) ${issue.keys.join(', ')}` : msg);
+    const msg =
+      key !== '' && issue.message.startsWith(key) ? issue.message : `${key || '(top)'}: ${issue.message}`;
+    throw bad(
+      issue.code === 'unrecognized_keys'
+        ? `${key ? key + ': ' : ''}unknown key(s) ${issue.keys.join(', ')}`
+        : msg,
+    );
   }
   const raw = parsed.data;
   const dir = path.dirname(path.resolve(file));
   const resolve = (p: string) => path.resolve(dir, p);
 
-  const secret = (inline: string | undefined, fileKey: string | undefined, key: string, required: boolean): Secret => {
-    if (inline !== undefined && fileKey !== undefined) throw bad(`mysql: give ${key} or ${key}File, not both`);
+  const secret = (
+    inline: string | undefined,
+    fileKey: string | undefined,
+    key: string,
+    required: boolean,
+  ): Secret => {
+    if (inline !== undefined && fileKey !== undefined)
+      throw bad(`mysql: give ${key} or ${key}File, not both`);
     if (fileKey !== undefined) return readPasswordFile(resolve(fileKey), `mysql.${key}File`);
     if (inline !== undefined) return new Secret(inline);
     if (required) throw bad(`mysql.${key}File (or mysql.${key}) is required`);
@@ -211,18 +240,37 @@ export function parseConfig(text: string, file: string): Config {
       hosts: zk.hosts,
       root: zk.root,
       sessionTimeoutMs: zk.sessionTimeoutMs,
-      ...(zk.auth ? { auth: { user: zk.auth.user, password: readPasswordFile(resolve(zk.auth.passwordFile), 'zookeeper.auth.passwordFile') } } : {}),
+      ...(zk.auth
+        ? {
+            auth: {
+              user: zk.auth.user,
+              password: readPasswordFile(resolve(zk.auth.passwordFile), 'zookeeper.auth.passwordFile'),
+            },
+          }
+        : {}),
     },
     mysql: {
       user: raw.mysql.user,
       password: secret(raw.mysql.password, raw.mysql.passwordFile, 'password', false),
       replicationUser: raw.mysql.replicationUser,
-      replicationPassword: secret(raw.mysql.replicationPassword, raw.mysql.replicationPasswordFile, 'replicationPassword', false),
+      replicationPassword: secret(
+        raw.mysql.replicationPassword,
+        raw.mysql.replicationPasswordFile,
+        'replicationPassword',
+        false,
+      ),
       connectTimeoutMs: raw.mysql.connectTimeoutMs,
     },
     ...(raw.server ? { server: raw.server } : {}),
     ...(raw.client
-      ? { client: { ...raw.client, binlogDir: resolve(raw.client.binlogDir), dataDir: resolve(raw.client.dataDir), ...(raw.client.socket ? { socket: resolve(raw.client.socket) } : {}) } }
+      ? {
+          client: {
+            ...raw.client,
+            binlogDir: resolve(raw.client.binlogDir),
+            dataDir: resolve(raw.client.dataDir),
+            ...(raw.client.socket ? { socket: resolve(raw.client.socket) } : {}),
+          },
+        }
       : {}),
     ...(raw.router
       ? {
@@ -252,7 +300,10 @@ export function loadConfig(explicit?: string): Config {
 }
 
 /** The section a process needs, or a BAD_CONFIG error naming it. */
-export function requireSection<K extends 'server' | 'client' | 'router'>(cfg: Config, key: K): NonNullable<Config[K]> {
+export function requireSection<K extends 'server' | 'client' | 'router'>(
+  cfg: Config,
+  key: K,
+): NonNullable<Config[K]> {
   const section = cfg[key];
   if (section === undefined) throw bad(`${cfg.file}: section '${key}' is required for 'mha ${key}'`);
   return section as NonNullable<Config[K]>;

@@ -11,7 +11,10 @@ export function createLogger(opts: { level?: string; name?: string; pretty?: boo
   return pino({
     level: opts.level ?? process.env.MHA_LOG_LEVEL ?? 'info',
     ...(opts.name ? { name: opts.name } : {}),
-    redact: { paths: ['password', '*.password', 'replicationPassword', '*.replicationPassword'], censor: '***' },
+    redact: {
+      paths: ['password', '*.password', 'replicationPassword', '*.replicationPassword'],
+      censor: '***',
+    },
     ...(pretty ? { transport: { target: 'pino-pretty', options: { colorize: true, destination: 1 } } } : {}),
   });
 }

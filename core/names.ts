@@ -5,7 +5,8 @@ import { ZkmhaError } from './errors';
  * A node is `host:port`; host is an IPv4 address or a DNS name (no IPv6 brackets yet).
  */
 export const GROUP_RE = /^[a-z0-9][a-z0-9_-]{0,62}$/;
-const HOST_RE = /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const HOST_RE =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 
 export interface NodeAddress {
@@ -18,7 +19,8 @@ export function isGroupName(s: string): boolean {
 }
 
 export function assertGroupName(s: string): string {
-  if (!isGroupName(s)) throw new ZkmhaError('BAD_NAME', `invalid group name '${s}' (must match ${GROUP_RE.source})`);
+  if (!isGroupName(s))
+    throw new ZkmhaError('BAD_NAME', `invalid group name '${s}' (must match ${GROUP_RE.source})`);
   return s;
 }
 
@@ -31,7 +33,8 @@ export function isPort(n: number): boolean {
 }
 
 export function parsePort(s: string, what = 'port'): number {
-  if (!/^\d{1,5}$/.test(s) || !isPort(Number(s))) throw new ZkmhaError('BAD_NAME', `invalid ${what} '${s}' (must be 1-65535)`);
+  if (!/^\d{1,5}$/.test(s) || !isPort(Number(s)))
+    throw new ZkmhaError('BAD_NAME', `invalid ${what} '${s}' (must be 1-65535)`);
   return Number(s);
 }
 

@@ -91,14 +91,10 @@ export const agentSchema = z
   .strict();
 export type AgentRecord = z.infer<typeof agentSchema>;
 
-export const masterSchema = z
-  .object({ v, node, epoch, since: ts, reason: z.string().max(1024) })
-  .strict();
+export const masterSchema = z.object({ v, node, epoch, since: ts, reason: z.string().max(1024) }).strict();
 export type MasterRecord = z.infer<typeof masterSchema>;
 
-export const haproxySchema = z
-  .object({ v, epoch, write: node.nullable(), read: z.array(node) })
-  .strict();
+export const haproxySchema = z.object({ v, epoch, write: node.nullable(), read: z.array(node) }).strict();
 export type HaproxyRecord = z.infer<typeof haproxySchema>;
 
 export const whiteSchema = z
@@ -168,7 +164,9 @@ export const lockSchema = z
   .strict();
 export type LockRecord = z.infer<typeof lockSchema>;
 
-export const historyStepSchema = z.object({ name: z.string(), ms: z.number().nonnegative(), ok: z.boolean() }).strict();
+export const historyStepSchema = z
+  .object({ name: z.string(), ms: z.number().nonnegative(), ok: z.boolean() })
+  .strict();
 export const historySchema = z
   .object({
     v,
@@ -188,12 +186,21 @@ export type HistoryRecord = z.infer<typeof historySchema>;
 /** Encodes a record for a znode; validates first, so nothing invalid is ever written. */
 export function encodeRecord<S extends z.ZodTypeAny>(schema: S, value: z.input<S>, path: string): Buffer {
   const parsed = schema.safeParse(value);
-  if (!parsed.success) throw new ZkmhaError('BAD_RECORD', `refusing to write invalid record to ${path}: ${formatZodError(parsed.error)}`, { path });
+  if (!parsed.success)
+    throw new ZkmhaError(
+      'BAD_RECORD',
+      `refusing to write invalid record to ${path}: ${formatZodError(parsed.error)}`,
+      { path },
+    );
   return Buffer.from(JSON.stringify(parsed.data), 'utf8');
 }
 
 /** Decodes and validates a znode value; throws BAD_RECORD naming the path on any defect. */
-export function decodeRecord<S extends z.ZodTypeAny>(schema: S, data: Buffer | null | undefined, path: string): z.output<S> {
+export function decodeRecord<S extends z.ZodTypeAny>(
+  schema: S,
+  data: Buffer | null | undefined,
+  path: string,
+): z.output<S> {
   if (data === null || data === undefined || data.length === 0) {
     throw new ZkmhaError('BAD_RECORD', `${path}: empty value`, { path });
   }
@@ -204,7 +211,8 @@ export function decodeRecord<S extends z.ZodTypeAny>(schema: S, data: Buffer | n
     throw new ZkmhaError('BAD_RECORD', `${path}: not UTF-8 JSON (${(err as Error).message})`, { path });
   }
   const parsed = schema.safeParse(json);
-  if (!parsed.success) throw new ZkmhaError('BAD_RECORD', `${path}: ${formatZodError(parsed.error)}`, { path });
+  if (!parsed.success)
+    throw new ZkmhaError('BAD_RECORD', `${path}: ${formatZodError(parsed.error)}`, { path });
   return parsed.data;
 }
 

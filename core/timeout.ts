@@ -1,7 +1,12 @@
 import { ZkmhaError, type ErrorCode } from './errors';
 
 /** Rejects with a ZkmhaError naming `what` if `promise` does not settle within `ms`. */
-export function withTimeout<T>(promise: Promise<T>, ms: number, what: string, code: ErrorCode = 'TIMEOUT'): Promise<T> {
+export function withTimeout<T>(
+  promise: Promise<T>,
+  ms: number,
+  what: string,
+  code: ErrorCode = 'TIMEOUT',
+): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new ZkmhaError(code, `${what} timed out after ${ms} ms`)), ms);

@@ -5,7 +5,14 @@ import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { RouterConfig, ZookeeperConfig } from '../core/config';
 import { ZkmhaError, errorMessage } from '../core/errors';
-import { cutSessionsInWorker, haproxyRun, masterAlive, showProc, showServersState, type ServerState } from '../core/haproxy/cli';
+import {
+  cutSessionsInWorker,
+  haproxyRun,
+  masterAlive,
+  showProc,
+  showServersState,
+  type ServerState,
+} from '../core/haproxy/cli';
 import { readPidFile, reloadHaproxy, startHaproxy, writeValidatedConfig } from '../core/haproxy/process';
 import type { Logger } from '../core/log';
 import { alertSchema, encodeRecord, metaRouterSchema, type MetaRouterRecord } from '../core/records';
@@ -13,7 +20,14 @@ import { delay, withTimeout } from '../core/timeout';
 import { Zk } from '../core/zk/client';
 import { ZkPaths } from '../core/zk/paths';
 import { buildDesired, hostsToResolve, type Problem } from './desired';
-import { DEFAULT_READ_SLOTS, fitSlots, readBackend, sameGroups, writeBackend, type GroupState } from './model';
+import {
+  DEFAULT_READ_SLOTS,
+  fitSlots,
+  readBackend,
+  sameGroups,
+  writeBackend,
+  type GroupState,
+} from './model';
 import { planRuntime, type ServerRef } from './plan';
 import { renderHaproxyConfig, renderSkeleton, type RenderInput } from './render';
 import { loadState, saveState, stateFile } from './state-store';
@@ -107,7 +121,11 @@ export class RouterAgent {
     this.readSlots = r.readSlots ?? DEFAULT_READ_SLOTS;
     validateSocketPath(r.adminSocket, 'router.adminSocket');
     validateSocketPath(r.masterSocket, 'router.masterSocket');
-    if (!/^[0-9A-Fa-f.:*]+$/.test(r.bindAddress)) throw new ZkmhaError('BAD_CONFIG', `config: router.bindAddress '${r.bindAddress}' must be an IP address`);
+    if (!/^[0-9A-Fa-f.:*]+$/.test(r.bindAddress))
+      throw new ZkmhaError(
+        'BAD_CONFIG',
+        `config: router.bindAddress '${r.bindAddress}' must be an IP address`,
+      );
 
     let saved = null;
     try {
@@ -218,13 +236,18 @@ export class RouterAgent {
           this.requestReconcile();
         });
         zk.on('connected', () => this.requestReconcile());
-        zk.on('disconnected', () => this.log.warn('router: ZooKeeper connection lost; HAProxy keeps the applied state'));
+        zk.on('disconnected', () =>
+          this.log.warn('router: ZooKeeper connection lost; HAProxy keeps the applied state'),
+        );
         this.source = new RouteSource(zk, this.paths, this.log, () => this.requestReconcile());
         this.source.start();
         this.log.info({ zookeeper: this.opts.zookeeper.hosts }, 'router: connected to ZooKeeper');
         return;
       } catch (err) {
-        this.log.warn({ err: errorMessage(err) }, 'router: cannot reach ZooKeeper yet; serving the saved state');
+        this.log.warn(
+          { err: errorMessage(err) },
+          'router: cannot reach ZooKeeper yet; serving the saved state',
+        );
         await delay(wait);
         wait = Math.min(wait * 2, 5000);
       }
@@ -234,7 +257,12 @@ export class RouterAgent {
   // --- reconcile ---------------------------------------------------------------------------------
 
   private renderInput(groups: readonly GroupState[]): RenderInput {
-    return { routerId: this.id, bindAddress: this.cfg.bindAddress, adminSocket: this.cfg.adminSocket, groups };
+    return {
+      routerId: this.id,
+      bindAddress: this.cfg.bindAddress,
+      adminSocket: this.cfg.adminSocket,
+      groups,
+    };
   }
 
   private async reconcileOnce(): Promise<void> {
@@ -299,7 +327,11 @@ export class RouterAgent {
         ms.applied = lap();
         this.log.info({ commands: plan.commands, ms }, 'router: runtime update applied');
       } catch (err) {
-        problems.push({ group: null, kind: 'haproxy', message: `runtime update failed: ${errorMessage(err)}` });
+        problems.push({
+          group: null,
+          kind: 'haproxy',
+          message: `runtime update failed: ${errorMessage(err)}`,
+        });
         runtimeOk = false;
         this.dirty = true; // read back and try again
       }
@@ -308,7 +340,10 @@ export class RouterAgent {
 
     // 6. Listener changes (or an unknown / new template) → validated, confirmed reload.
     const needReload =
-      actual === null || plan.missing.length > 0 || this.running.template !== choice.text || this.running.skeleton !== skeleton;
+      actual === null ||
+      plan.missing.length > 0 ||
+      this.running.template !== choice.text ||
+      this.running.skeleton !== skeleton;
     let applied: GroupState[] = desired;
     if (needReload) {
       const key = `${choice.text}\u0000${skeleton}`;
@@ -328,7 +363,8 @@ export class RouterAgent {
             problems.push(...this.reloadProblems(desired, r.reason));
           }
           const tp = this.templates.currentProblem();
-          if (tp !== null && !problems.some((p) => p.kind === 'template')) problems.push({ group: null, kind: 'template', message: tp });
+          if (tp !== null && !problems.some((p) => p.kind === 'template'))
+            problems.push({ group: null, kind: 'template', message: tp });
         }
       }
     } else if (runtimeOk) {
@@ -338,7 +374,10 @@ export class RouterAgent {
     }
 
     if (this.applied === null || !sameGroups(this.applied, applied)) {
-      this.log.info({ groups: applied.map((g) => ({ name: g.name, epoch: g.epoch, write: g.write?.node ?? null })) }, 'router: applied');
+      this.log.info(
+        { groups: applied.map((g) => ({ name: g.name, epoch: g.epoch, write: g.write?.node ?? null })) },
+        'router: applied',
+      );
     }
     this.applied = applied;
     await this.saveStateIfChanged(applied, this.running.template ?? choice.text);
@@ -346,13 +385,19 @@ export class RouterAgent {
     await this.publish();
   }
 
-  private renderWithFallback(groups: readonly GroupState[]): { choice: TemplateChoice; text: string; skeleton: string } | null {
+  private renderWithFallback(
+    groups: readonly GroupState[],
+  ): { choice: TemplateChoice; text: string; skeleton: string } | null {
     for (let i = 0; i < 2; i++) {
       const choice = this.templates.select();
       if (choice === null) return null;
       try {
         const input = this.renderInput(groups);
-        return { choice, text: renderHaproxyConfig(choice.fn, input), skeleton: renderSkeleton(choice.fn, input) };
+        return {
+          choice,
+          text: renderHaproxyConfig(choice.fn, input),
+          skeleton: renderSkeleton(choice.fn, input),
+        };
       } catch (err) {
         if (!choice.candidate) {
           this.log.error({ err: errorMessage(err) }, 'router: the last good template fails to render');
@@ -383,22 +428,40 @@ export class RouterAgent {
     const gone = (this.applied ?? []).filter((p) => !desired.some((g) => g.name === p.name));
     const groups = [...changed, ...gone].map((g) => g.name);
     if (groups.length === 0) return [{ group: null, kind: 'reload', message: `reload failed: ${reason}` }];
-    return groups.map((g) => ({ group: g, kind: 'reload' as const, message: `listener change not applied, reload failed: ${reason}` }));
+    return groups.map((g) => ({
+      group: g,
+      kind: 'reload' as const,
+      message: `listener change not applied, reload failed: ${reason}`,
+    }));
   }
 
-  private async startFresh(desired: GroupState[], choice: TemplateChoice, text: string, skeleton: string, problems: Problem[]): Promise<void> {
+  private async startFresh(
+    desired: GroupState[],
+    choice: TemplateChoice,
+    text: string,
+    skeleton: string,
+    problems: Problem[],
+  ): Promise<void> {
     try {
       await this.flushWriter();
       fs.mkdirSync(path.dirname(this.cfg.haproxyConfig), { recursive: true });
       await writeValidatedConfig(this.cfg.haproxyBin, this.cfg.haproxyConfig, text);
       this.lastWrittenConfig = text;
-      const proc = await startHaproxy({ bin: this.cfg.haproxyBin, configFile: this.cfg.haproxyConfig, masterSocket: this.cfg.masterSocket, pidFile: this.pidFile });
+      const proc = await startHaproxy({
+        bin: this.cfg.haproxyBin,
+        configFile: this.cfg.haproxyConfig,
+        masterSocket: this.cfg.masterSocket,
+        pidFile: this.pidFile,
+      });
       await this.awaitBackends(desired);
       this.running = { template: choice.text, skeleton };
       if (choice.candidate) this.templates.promote(choice);
       this.applied = desired;
       await this.saveStateIfChanged(desired, choice.text);
-      this.log.info({ master: proc.master.pid, groups: desired.map((g) => g.name) }, 'router: started HAProxy');
+      this.log.info(
+        { master: proc.master.pid, groups: desired.map((g) => g.name) },
+        'router: started HAProxy',
+      );
     } catch (err) {
       // Blame a new template only when there is a proven one to go back to.
       if (choice.candidate && this.templates.goodText() !== null) {
@@ -412,7 +475,12 @@ export class RouterAgent {
     await this.publish();
   }
 
-  private async reload(desired: readonly GroupState[], choice: TemplateChoice, text: string, skeleton: string): Promise<{ ok: true } | { ok: false; reason: string }> {
+  private async reload(
+    desired: readonly GroupState[],
+    choice: TemplateChoice,
+    text: string,
+    skeleton: string,
+  ): Promise<{ ok: true } | { ok: false; reason: string }> {
     await this.flushWriter();
     const before = this.lastWrittenConfig;
     try {
@@ -480,7 +548,8 @@ export class RouterAgent {
       } catch (err) {
         last = errorMessage(err);
       }
-      if (Date.now() > deadline) throw new ZkmhaError('HAPROXY_ERROR', `new HAProxy worker not confirmed: ${last}`);
+      if (Date.now() > deadline)
+        throw new ZkmhaError('HAPROXY_ERROR', `new HAProxy worker not confirmed: ${last}`);
       await delay(10);
     }
   }
@@ -491,7 +560,11 @@ export class RouterAgent {
       const proc = await showProc(this.cfg.masterSocket);
       for (const w of proc.workers.slice(1)) {
         const closed = await cutSessionsInWorker(this.cfg.masterSocket, w.pid, cuts);
-        if (closed > 0) this.log.info({ worker: w.pid, closed, servers: cuts }, 'router: cut old write sessions in a worker left over from a reload');
+        if (closed > 0)
+          this.log.info(
+            { worker: w.pid, closed, servers: cuts },
+            'router: cut old write sessions in a worker left over from a reload',
+          );
       }
     } catch (err) {
       this.log.warn({ err: errorMessage(err) }, 'router: could not reach older HAProxy workers');
@@ -504,7 +577,13 @@ export class RouterAgent {
     const key = JSON.stringify(groups) + '\u0000' + template;
     if (key === this.lastSavedState) return;
     try {
-      await saveState(this.stateFile, { v: 1, routerId: this.id, savedAt: Date.now(), groups: groups.map((g) => ({ ...g, read: [...g.read] })), template });
+      await saveState(this.stateFile, {
+        v: 1,
+        routerId: this.id,
+        savedAt: Date.now(),
+        groups: groups.map((g) => ({ ...g, read: [...g.read] })),
+        template,
+      });
       this.lastSavedState = key;
     } catch (err) {
       this.log.error({ err: errorMessage(err), file: this.stateFile }, 'router: cannot save state');
@@ -530,7 +609,11 @@ export class RouterAgent {
             this.requestReconcile();
           }
         } catch (err) {
-          this.writerProblem = { group: null, kind: 'haproxy', message: `configuration file not written: ${errorMessage(err)}` };
+          this.writerProblem = {
+            group: null,
+            kind: 'haproxy',
+            message: `configuration file not written: ${errorMessage(err)}`,
+          };
           this.log.error({ err: errorMessage(err) }, 'router: configuration file not written');
           this.requestReconcile();
         }
@@ -586,7 +669,13 @@ export class RouterAgent {
     for (const g of this.applied ?? []) if (g.epoch !== null) applied[g.name] = g.epoch;
     const key = JSON.stringify({ applied, lastError });
     if (key !== this.published) {
-      const rec: MetaRouterRecord = { v: 1, host: this.host, applied, at: Date.now(), ...(lastError !== null ? { lastError } : {}) };
+      const rec: MetaRouterRecord = {
+        v: 1,
+        host: this.host,
+        applied,
+        at: Date.now(),
+        ...(lastError !== null ? { lastError } : {}),
+      };
       const p = this.paths.metaRouter(this.id);
       try {
         await zk.putEphemeral(p, encodeRecord(metaRouterSchema, rec, p));
@@ -602,19 +691,30 @@ export class RouterAgent {
     const groups = (this.applied ?? []).map((g) => g.name);
     const byGroup = new Map<string, string[]>();
     for (const p of problems) {
-      for (const g of p.group === null ? groups : [p.group]) byGroup.set(g, [...(byGroup.get(g) ?? []), p.message]);
+      for (const g of p.group === null ? groups : [p.group])
+        byGroup.set(g, [...(byGroup.get(g) ?? []), p.message]);
     }
     for (const g of [...this.alerted.keys()]) if (!byGroup.has(g)) this.alerted.delete(g);
     for (const [group, messages] of byGroup) {
       const message = messages.join('; ').slice(0, 2000);
       if (this.alerted.get(group) === message) continue;
       const p = this.paths.watchDown(group, 'router');
-      const data = encodeRecord(alertSchema, { v: 1, kind: 'router', at: Date.now(), detail: { router: this.id, host: this.host, error: message } }, p);
+      const data = encodeRecord(
+        alertSchema,
+        {
+          v: 1,
+          kind: 'router',
+          at: Date.now(),
+          detail: { router: this.id, host: this.host, error: message },
+        },
+        p,
+      );
       try {
-        if ((await zk.exists(p)) === null) await zk.create(p, data).catch(async (err: unknown) => {
-          if (err instanceof ZkmhaError && err.code === 'ZK_NODE_EXISTS') await zk.set(p, data);
-          else throw err;
-        });
+        if ((await zk.exists(p)) === null)
+          await zk.create(p, data).catch(async (err: unknown) => {
+            if (err instanceof ZkmhaError && err.code === 'ZK_NODE_EXISTS') await zk.set(p, data);
+            else throw err;
+          });
         else await zk.set(p, data);
         this.alerted.set(group, message);
         this.log.warn({ group, alert: p, error: message }, 'router: alert raised');
@@ -635,7 +735,10 @@ export function lastErrorOf(problems: readonly Problem[]): string | null {
 
 function validateSocketPath(p: string, key: string): void {
   if (!/^\/[A-Za-z0-9_./@+-]+$/.test(p) || p.length > 100) {
-    throw new ZkmhaError('BAD_CONFIG', `config: ${key} '${p}' must be an absolute path of letters, digits and _ . / @ + - (at most 100 characters)`);
+    throw new ZkmhaError(
+      'BAD_CONFIG',
+      `config: ${key} '${p}' must be an absolute path of letters, digits and _ . / @ + - (at most 100 characters)`,
+    );
   }
 }
 

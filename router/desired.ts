@@ -112,14 +112,22 @@ export function buildDesired(input: DesiredInput): Desired {
     }
     const r = route.value;
     if (base.epoch !== null && r.epoch < base.epoch) {
-      problems.push({ group: name, kind: 'stale-epoch', message: `haproxy/${name}: epoch ${r.epoch} is lower than the applied epoch ${base.epoch}; ignored` });
+      problems.push({
+        group: name,
+        kind: 'stale-epoch',
+        message: `haproxy/${name}: epoch ${r.epoch} is lower than the applied epoch ${base.epoch}; ignored`,
+      });
       out.set(name, base);
       continue;
     }
     const members = new Set(m.members);
     const unknown = [...(r.write === null ? [] : [r.write]), ...r.read].filter((n) => !members.has(n));
     if (unknown.length > 0) {
-      problems.push({ group: name, kind: 'unknown-node', message: `haproxy/${name}: ${[...new Set(unknown)].join(', ')} not a member of meta_group/${name}; ignored` });
+      problems.push({
+        group: name,
+        kind: 'unknown-node',
+        message: `haproxy/${name}: ${[...new Set(unknown)].join(', ')} not a member of meta_group/${name}; ignored`,
+      });
       out.set(name, base);
       continue;
     }
@@ -127,12 +135,20 @@ export function buildDesired(input: DesiredInput): Desired {
     const all = [...(r.write === null ? [] : [r.write]), ...readNodes];
     const unresolved = all.filter((n) => slotFor(n, input.resolved) === null);
     if (unresolved.length > 0) {
-      problems.push({ group: name, kind: 'unresolved', message: `haproxy/${name}: cannot resolve ${unresolved.join(', ')}; ignored` });
+      problems.push({
+        group: name,
+        kind: 'unresolved',
+        message: `haproxy/${name}: cannot resolve ${unresolved.join(', ')}; ignored`,
+      });
       out.set(name, base);
       continue;
     }
     const write = r.write === null ? null : slotFor(r.write, input.resolved);
-    const { slots, overflow } = assignReadSlots(base.read, readNodes.map((n) => slotFor(n, input.resolved)!), input.readSlots);
+    const { slots, overflow } = assignReadSlots(
+      base.read,
+      readNodes.map((n) => slotFor(n, input.resolved)!),
+      input.readSlots,
+    );
     if (overflow.length > 0) {
       problems.push({
         group: name,
@@ -150,7 +166,11 @@ export function buildDesired(input: DesiredInput): Desired {
  * Two listeners cannot share a port. Groups whose ports did not change keep theirs; a group whose
  * new ports collide falls back to its previous ports if those are free, else it is not routed.
  */
-function resolvePortConflicts(groups: GroupState[], prevByName: ReadonlyMap<string, GroupState>, problems: Problem[]): GroupState[] {
+function resolvePortConflicts(
+  groups: GroupState[],
+  prevByName: ReadonlyMap<string, GroupState>,
+  problems: Problem[],
+): GroupState[] {
   const unchanged = (g: GroupState): boolean => {
     const p = prevByName.get(g.name);
     return p !== undefined && p.writePort === g.writePort && p.readPort === g.readPort;
@@ -163,9 +183,15 @@ function resolvePortConflicts(groups: GroupState[], prevByName: ReadonlyMap<stri
     let chosen: GroupState | null = g;
     if (!fits(g.writePort, g.readPort)) {
       const who = [used.get(g.writePort), used.get(g.readPort)].filter((x) => x !== undefined);
-      const why = g.writePort === g.readPort ? `writePort equals readPort (${g.writePort})` : `port in use by group ${[...new Set(who)].join(', ')}`;
+      const why =
+        g.writePort === g.readPort
+          ? `writePort equals readPort (${g.writePort})`
+          : `port in use by group ${[...new Set(who)].join(', ')}`;
       const prev = prevByName.get(g.name);
-      chosen = prev && fits(prev.writePort, prev.readPort) ? { ...g, writePort: prev.writePort, readPort: prev.readPort } : null;
+      chosen =
+        prev && fits(prev.writePort, prev.readPort)
+          ? { ...g, writePort: prev.writePort, readPort: prev.readPort }
+          : null;
       problems.push({
         group: g.name,
         kind: 'port-conflict',

@@ -40,7 +40,14 @@ export const writeServer = (i: number): string => `w${i + 1}`;
 export const readServer = (i: number): string => `r${i + 1}`;
 
 export function emptyGroup(name: string, writePort: number, readPort: number, readSlots: number): GroupState {
-  return { name, writePort, readPort, epoch: null, write: null, read: Array<Slot | null>(readSlots).fill(null) };
+  return {
+    name,
+    writePort,
+    readPort,
+    epoch: null,
+    write: null,
+    read: Array<Slot | null>(readSlots).fill(null),
+  };
 }
 
 /** Resizes a read slot list (a changed `readSlots` setting); nodes beyond the end are dropped. */
@@ -73,7 +80,12 @@ export function sameGroups(a: readonly GroupState[], b: readonly GroupState[]): 
 
 /** Same listeners (names and ports) — what decides between the runtime path and a reload. */
 export function sameListeners(a: readonly GroupState[], b: readonly GroupState[]): boolean {
-  return a.length === b.length && a.every((g, i) => g.name === b[i]!.name && g.writePort === b[i]!.writePort && g.readPort === b[i]!.readPort);
+  return (
+    a.length === b.length &&
+    a.every(
+      (g, i) => g.name === b[i]!.name && g.writePort === b[i]!.writePort && g.readPort === b[i]!.readPort,
+    )
+  );
 }
 
 /**
@@ -81,7 +93,11 @@ export function sameListeners(a: readonly GroupState[], b: readonly GroupState[]
  * updated), new targets take the lowest slot that `prev` had empty, then any freed slot. Targets
  * beyond the slot count are returned in `overflow`.
  */
-export function assignReadSlots(prev: readonly (Slot | null)[], targets: readonly Slot[], n: number): { slots: (Slot | null)[]; overflow: Slot[] } {
+export function assignReadSlots(
+  prev: readonly (Slot | null)[],
+  targets: readonly Slot[],
+  n: number,
+): { slots: (Slot | null)[]; overflow: Slot[] } {
   const prevFit = fitSlots(prev, n);
   const slots: (Slot | null)[] = Array<Slot | null>(n).fill(null);
   const placed = new Set<string>();
@@ -114,7 +130,15 @@ export function assignReadSlots(prev: readonly (Slot | null)[], targets: readonl
 // rendered with, so it can bring HAProxy back without ZooKeeper.
 
 const slotSchema = z
-  .object({ node: z.string().refine(isNodeName), addr: z.string().min(1).max(64).regex(/^[0-9A-Fa-f.:]+$/), port: z.number().int().refine(isPort) })
+  .object({
+    node: z.string().refine(isNodeName),
+    addr: z
+      .string()
+      .min(1)
+      .max(64)
+      .regex(/^[0-9A-Fa-f.:]+$/),
+    port: z.number().int().refine(isPort),
+  })
   .strict();
 const groupStateSchema = z
   .object({

@@ -97,8 +97,12 @@ export function planRuntime(groups: readonly GroupState[], actual: readonly Serv
  * What a group looks like in HAProxy, read back: the inverse of planRuntime, for status and tests.
  * A slot in maintenance is empty; otherwise its address and port.
  */
-export function observedSlots(actual: readonly ServerState[], backend: string): Map<string, { addr: string; port: number } | null> {
+export function observedSlots(
+  actual: readonly ServerState[],
+  backend: string,
+): Map<string, { addr: string; port: number } | null> {
   const out = new Map<string, { addr: string; port: number } | null>();
-  for (const s of actual) if (s.backend === backend) out.set(s.server, s.maint ? null : { addr: s.addr, port: s.port });
+  for (const s of actual)
+    if (s.backend === backend) out.set(s.server, s.maint ? null : { addr: s.addr, port: s.port });
   return out;
 }

@@ -52,7 +52,13 @@ export interface ConfigView {
 function serverView(name: string, s: Slot | null): ServerView {
   return s === null
     ? { name, addr: EMPTY_SLOT_ADDR, port: EMPTY_SLOT_PORT, disabled: true, node: '' }
-    : { name, addr: s.addr.includes(':') ? `[${s.addr}]` : s.addr, port: s.port, disabled: false, node: s.node };
+    : {
+        name,
+        addr: s.addr.includes(':') ? `[${s.addr}]` : s.addr,
+        port: s.port,
+        disabled: false,
+        node: s.node,
+      };
 }
 
 export function configView(input: RenderInput): ConfigView {

@@ -44,7 +44,8 @@ export class TemplateManager {
       this.problem = `template ${this.file}: cannot read (${(err as NodeJS.ErrnoException).code ?? errorMessage(err)})`;
     }
     if (text !== null && this.bad !== null && text !== this.bad.text) this.bad = null;
-    if (text !== null && this.good !== null && text === this.good.text) return { ...this.good, candidate: false };
+    if (text !== null && this.good !== null && text === this.good.text)
+      return { ...this.good, candidate: false };
     if (text !== null && this.bad === null) {
       try {
         return { text, fn: compileTemplate(text), candidate: true };

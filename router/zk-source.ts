@@ -1,7 +1,13 @@
 import { errorMessage } from '../core/errors';
 import type { Logger } from '../core/log';
 import { isGroupName } from '../core/names';
-import { decodeRecord, haproxySchema, metaGroupSchema, type HaproxyRecord, type MetaGroup } from '../core/records';
+import {
+  decodeRecord,
+  haproxySchema,
+  metaGroupSchema,
+  type HaproxyRecord,
+  type MetaGroup,
+} from '../core/records';
 import type { NodeData, Watch, Zk } from '../core/zk/client';
 import type { ZkPaths } from '../core/zk/paths';
 import type { GroupSnapshot, Loaded } from './desired';
@@ -33,7 +39,9 @@ export class RouteSource {
 
   start(): void {
     for (const dir of ['meta_group', 'haproxy'] as const) {
-      this.dirWatches.push(this.zk.watchChildren(this.paths.dir(dir), (children) => this.onChildren(dir, children)));
+      this.dirWatches.push(
+        this.zk.watchChildren(this.paths.dir(dir), (children) => this.onChildren(dir, children)),
+      );
     }
   }
 
@@ -75,12 +83,17 @@ export class RouteSource {
     if (this.stopped) return;
     if (children === null) {
       // The directory does not exist (ZooKeeper not initialised, or a wrong root): not "no groups".
-      this.log.warn({ dir: this.paths.dir(dir) }, 'router: directory missing in ZooKeeper; keeping the applied state');
+      this.log.warn(
+        { dir: this.paths.dir(dir) },
+        'router: directory missing in ZooKeeper; keeping the applied state',
+      );
       return;
     }
     const map = this.entries[dir];
     const wanted = new Set(children.filter((c) => isGroupName(c)));
-    for (const c of children) if (!wanted.has(c)) this.log.warn({ dir, child: c }, 'router: ignoring znode with an invalid group name');
+    for (const c of children)
+      if (!wanted.has(c))
+        this.log.warn({ dir, child: c }, 'router: ignoring znode with an invalid group name');
     for (const [name, e] of map) {
       if (!wanted.has(name)) {
         e.watch.cancel();
@@ -103,12 +116,18 @@ export class RouteSource {
   }
 }
 
-function decode(dir: Dir, name: string, path: string, nd: NodeData | null): Loaded<MetaGroup> | Loaded<HaproxyRecord> {
+function decode(
+  dir: Dir,
+  name: string,
+  path: string,
+  nd: NodeData | null,
+): Loaded<MetaGroup> | Loaded<HaproxyRecord> {
   if (nd === null) return { kind: 'absent' };
   try {
     if (dir === 'haproxy') return { kind: 'ok', value: decodeRecord(haproxySchema, nd.data, path) };
     const meta = decodeRecord(metaGroupSchema, nd.data, path);
-    if (meta.name !== name) return { kind: 'invalid', error: `name '${meta.name}' does not match the znode name` };
+    if (meta.name !== name)
+      return { kind: 'invalid', error: `name '${meta.name}' does not match the znode name` };
     return { kind: 'ok', value: meta };
   } catch (err) {
     // decodeRecord's message starts with the path; the problem message adds it again.

@@ -7,7 +7,12 @@ import type { PortPlan, SandboxLayout, SandboxNode } from './layout';
  */
 export type SandboxRole =
   | { readonly kind: 'cli' }
-  | { readonly kind: 'client'; readonly node: SandboxNode; readonly binlogDir: string; readonly dataDir: string }
+  | {
+      readonly kind: 'client';
+      readonly node: SandboxNode;
+      readonly binlogDir: string;
+      readonly dataDir: string;
+    }
   | { readonly kind: 'server'; readonly id: string }
   | { readonly kind: 'router'; readonly id: string; readonly template: string };
 
@@ -72,11 +77,24 @@ export function configText(L: SandboxLayout, ports: PortPlan, role: SandboxRole)
 /** A `mariadb` client option file: TCP to 127.0.0.1, the password kept out of argv. */
 export function clientOptionFile(user: string, password: string, database?: string): string {
   if (!/^[A-Za-z0-9]+$/.test(password)) throw new Error('sandbox passwords are alphanumeric');
-  return ['[client]', 'protocol=tcp', 'host=127.0.0.1', `user=${user}`, `password=${password}`, ...(database !== undefined ? [`database=${database}`] : []), ''].join('\n');
+  return [
+    '[client]',
+    'protocol=tcp',
+    'host=127.0.0.1',
+    `user=${user}`,
+    `password=${password}`,
+    ...(database !== undefined ? [`database=${database}`] : []),
+    '',
+  ].join('\n');
 }
 
 /** `<dir>/mha`: the admin CLI with the sandbox's configuration. */
 export function mhaWrapperText(nodeBin: string, mhaJs: string, cliConfig: string): string {
   const sh = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
-  return ['#!/bin/sh', '# zkmha sandbox: the admin CLI with the sandbox configuration.', `MHA_CONFIG=${sh(cliConfig)} exec ${sh(nodeBin)} ${sh(mhaJs)} "$@"`, ''].join('\n');
+  return [
+    '#!/bin/sh',
+    '# zkmha sandbox: the admin CLI with the sandbox configuration.',
+    `MHA_CONFIG=${sh(cliConfig)} exec ${sh(nodeBin)} ${sh(mhaJs)} "$@"`,
+    '',
+  ].join('\n');
 }

@@ -44,14 +44,26 @@ export function allPorts(p: PortPlan): number[] {
   return [p.write, p.read, p.zookeeper, ...p.mysql, ...p.agentHttp];
 }
 
-export type PortChoice = { readonly kind: 'ok'; readonly plan: PortPlan } | { readonly kind: 'busy'; readonly tried: readonly { readonly base: number; readonly busy: readonly number[] }[] };
+export type PortChoice =
+  | { readonly kind: 'ok'; readonly plan: PortPlan }
+  | {
+      readonly kind: 'busy';
+      readonly tried: readonly { readonly base: number; readonly busy: readonly number[] }[];
+    };
 
 /**
  * The first plan whose ports are all free: the given base only (when the user chose it), else the
  * default base and then up to `attempts - 1` further bases 100 apart.
  */
-export async function choosePortPlan(isFree: (port: number) => Promise<boolean>, explicitBase?: number, attempts = 10): Promise<PortChoice> {
-  const bases = explicitBase !== undefined ? [explicitBase] : Array.from({ length: attempts }, (_, i) => DEFAULT_PORT_BASE + 100 * i);
+export async function choosePortPlan(
+  isFree: (port: number) => Promise<boolean>,
+  explicitBase?: number,
+  attempts = 10,
+): Promise<PortChoice> {
+  const bases =
+    explicitBase !== undefined
+      ? [explicitBase]
+      : Array.from({ length: attempts }, (_, i) => DEFAULT_PORT_BASE + 100 * i);
   const tried: { base: number; busy: number[] }[] = [];
   for (const base of bases) {
     const plan = portPlan(base);
@@ -127,10 +139,18 @@ export function sandboxLayout(dir: string = sandboxDir()): SandboxLayout {
 // ---------------------------------------------------------------------------------------------
 // State file: what `up` started, so `down` stops exactly that.
 
-const procRefSchema = z.object({ pid: z.number().int().positive(), startTime: z.number().int().nonnegative() }).strict();
+const procRefSchema = z
+  .object({ pid: z.number().int().positive(), startTime: z.number().int().nonnegative() })
+  .strict();
 
 const nodeSchema = z
-  .object({ name: z.string(), node: z.string(), port: z.number().int(), serverId: z.number().int().positive(), httpPort: z.number().int() })
+  .object({
+    name: z.string(),
+    node: z.string(),
+    port: z.number().int(),
+    serverId: z.number().int().positive(),
+    httpPort: z.number().int(),
+  })
   .strict();
 
 export const stateSchema = z
@@ -159,7 +179,13 @@ export type SandboxState = z.infer<typeof stateSchema>;
 export type SandboxNode = SandboxState['nodes'][number];
 
 export function nodesFor(plan: PortPlan): SandboxNode[] {
-  return NODE_NAMES.map((name, i) => ({ name, node: `127.0.0.1:${plan.mysql[i]!}`, port: plan.mysql[i]!, serverId: i + 1, httpPort: plan.agentHttp[i]! }));
+  return NODE_NAMES.map((name, i) => ({
+    name,
+    node: `127.0.0.1:${plan.mysql[i]!}`,
+    port: plan.mysql[i]!,
+    serverId: i + 1,
+    httpPort: plan.agentHttp[i]!,
+  }));
 }
 
 /** A node by short name (n1), node name (127.0.0.1:23311) or port (23311). */
@@ -181,7 +207,11 @@ export function readState(file: string): SandboxState | null {
     throw new ZkmhaError('BAD_RECORD', `sandbox: ${file} is not valid JSON`);
   }
   const r = stateSchema.safeParse(doc);
-  if (!r.success) throw new ZkmhaError('BAD_RECORD', `sandbox: ${file} is damaged (${r.error.issues[0]?.message ?? 'invalid'})`);
+  if (!r.success)
+    throw new ZkmhaError(
+      'BAD_RECORD',
+      `sandbox: ${file} is damaged (${r.error.issues[0]?.message ?? 'invalid'})`,
+    );
   return r.data;
 }
 

@@ -6,7 +6,8 @@ import { down, killMaster, restart, status, up } from './sandbox';
  * `node dist/sandbox/main.js up [--port-base N] | status | kill-master | restart <node> | down`
  * (normally through `bash scripts/sandbox.sh`, which installs what is missing and builds first).
  */
-const USAGE = 'usage: sandbox.sh up [--port-base N] | status | kill-master | restart <n1|n2|n3|host:port> | down';
+const USAGE =
+  'usage: sandbox.sh up [--port-base N] | status | kill-master | restart <n1|n2|n3|host:port> | down';
 
 function parsePortBase(args: readonly string[]): number | undefined {
   if (args.length === 0) return undefined;

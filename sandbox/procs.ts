@@ -56,7 +56,9 @@ export async function spawnDetached(o: DetachedOptions): Promise<ProcRef> {
     });
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', () => resolve());
-      child.once('error', (err) => reject(new Error(`cannot start ${o.name} (${o.command}): ${err.message}`)));
+      child.once('error', (err) =>
+        reject(new Error(`cannot start ${o.name} (${o.command}): ${err.message}`)),
+      );
     });
     child.unref();
     pid = child.pid;
@@ -95,7 +97,10 @@ export async function killNow(ref: ProcRef): Promise<void> {
 }
 
 /** SIGTERM; SIGKILL after `graceMs`. Resolves once the process is gone. */
-export async function stopGracefully(ref: ProcRef, graceMs: number): Promise<'stopped' | 'killed' | 'not running'> {
+export async function stopGracefully(
+  ref: ProcRef,
+  graceMs: number,
+): Promise<'stopped' | 'killed' | 'not running'> {
   if (!isRunning(ref)) return 'not running';
   signal(ref, 'SIGTERM');
   if (await waitGone(ref, graceMs)) return 'stopped';
@@ -106,7 +111,10 @@ export async function stopGracefully(ref: ProcRef, graceMs: number): Promise<'st
 /** The command line of a live process (NUL-separated in /proc), or null. */
 export function cmdline(pid: number): string[] | null {
   try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter((s) => s !== '');
+    return fs
+      .readFileSync(`/proc/${pid}/cmdline`, 'utf8')
+      .split('\0')
+      .filter((s) => s !== '');
   } catch {
     return null;
   }

@@ -14,7 +14,13 @@ import { delay } from '../core/timeout';
 import { Zk } from '../core/zk/client';
 import { ZkPaths } from '../core/zk/paths';
 import { instanceFiles, mariadbdArgs, mariadbTemplate, TEST_CREDENTIALS } from '../test/env/mariadb';
-import { checkZooKeeperInstalled, fourLetter, parseZkMode, writeZooKeeperMemberFiles, zooKeeperJavaArgs } from '../test/env/zookeeper';
+import {
+  checkZooKeeperInstalled,
+  fourLetter,
+  parseZkMode,
+  writeZooKeeperMemberFiles,
+  zooKeeperJavaArgs,
+} from '../test/env/zookeeper';
 import { clientOptionFile, configText, mhaWrapperText, ZK_ROOT } from './config';
 import {
   GROUP,
@@ -30,7 +36,15 @@ import {
   type SandboxNode,
   type SandboxState,
 } from './layout';
-import { cmdline, isRunning, killNow, procStartTime, spawnDetached, stopGracefully, type ProcRef } from './procs';
+import {
+  cmdline,
+  isRunning,
+  killNow,
+  procStartTime,
+  spawnDetached,
+  stopGracefully,
+  type ProcRef,
+} from './procs';
 
 /**
  * The one-command sandbox (issue 6): ZooKeeper, three MariaDB, `mha init` + `mha add demo
@@ -64,7 +78,12 @@ function secs(ms: number): string {
   return `${(ms / 1000).toFixed(1)} s`;
 }
 
-async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | null | undefined | false>, intervalMs = 50): Promise<T> {
+async function until<T>(
+  what: string,
+  timeoutMs: number,
+  fn: () => Promise<T | null | undefined | false>,
+  intervalMs = 50,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last = '';
   for (;;) {
@@ -75,7 +94,10 @@ async function until<T>(what: string, timeoutMs: number, fn: () => Promise<T | n
       if (err instanceof SandboxError) throw err;
       last = errorMessage(err);
     }
-    if (Date.now() > deadline) throw new SandboxError(`timed out after ${secs(timeoutMs)} waiting for ${what}${last ? ` (last error: ${last})` : ''}`);
+    if (Date.now() > deadline)
+      throw new SandboxError(
+        `timed out after ${secs(timeoutMs)} waiting for ${what}${last ? ` (last error: ${last})` : ''}`,
+      );
     await delay(intervalMs);
   }
 }
@@ -95,10 +117,16 @@ function writeSecret(file: string, text: string): void {
 
 function runMha(args: readonly string[], configFile: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [MHA_JS, ...args, '--config', configFile], { timeout: 120_000 }, (err, stdout, stderr) => {
-      if (err) reject(new SandboxError(`mha ${args.join(' ')} failed: ${String(stderr).trim() || err.message}`));
-      else resolve(String(stdout));
-    });
+    execFile(
+      process.execPath,
+      [MHA_JS, ...args, '--config', configFile],
+      { timeout: 120_000 },
+      (err, stdout, stderr) => {
+        if (err)
+          reject(new SandboxError(`mha ${args.join(' ')} failed: ${String(stderr).trim() || err.message}`));
+        else resolve(String(stdout));
+      },
+    );
   });
 }
 
@@ -107,8 +135,14 @@ function silentLogger(): pino.Logger {
 }
 
 async function withZk<T>(state: SandboxState, fn: (zk: Zk, paths: ZkPaths) => Promise<T>): Promise<T> {
-  const zk = await Zk.connect({ hosts: `127.0.0.1:${state.ports.zookeeper}`, sessionTimeoutMs: 4000, logger: silentLogger() }).catch((err: unknown) => {
-    throw new SandboxError(`cannot reach the sandbox's ZooKeeper on 127.0.0.1:${state.ports.zookeeper}: ${errorMessage(err)}`);
+  const zk = await Zk.connect({
+    hosts: `127.0.0.1:${state.ports.zookeeper}`,
+    sessionTimeoutMs: 4000,
+    logger: silentLogger(),
+  }).catch((err: unknown) => {
+    throw new SandboxError(
+      `cannot reach the sandbox's ZooKeeper on 127.0.0.1:${state.ports.zookeeper}: ${errorMessage(err)}`,
+    );
   });
   try {
     return await fn(zk, new ZkPaths(ZK_ROOT));
@@ -132,7 +166,10 @@ function appSecret(L: SandboxLayout): Secret {
 
 /** Which mariadbd answers a new connection on an HAProxy port, as the application sees it. */
 async function whoAnswers(port: number, secret: Secret): Promise<{ port: number; readOnly: boolean }> {
-  const c = await MysqlConnection.open({ host: '127.0.0.1', port }, { user: 'app', password: secret, database: 'app', connectTimeoutMs: 1000, queryTimeoutMs: 1000 });
+  const c = await MysqlConnection.open(
+    { host: '127.0.0.1', port },
+    { user: 'app', password: secret, database: 'app', connectTimeoutMs: 1000, queryTimeoutMs: 1000 },
+  );
   try {
     const [row] = await c.query('SELECT @@port AS p, @@read_only AS ro');
     return { port: Number(row?.p), readOnly: Number(row?.ro) === 1 };
@@ -159,14 +196,29 @@ class Starter {
     checkZooKeeperInstalled();
     const t0 = Date.now();
     if (!fs.existsSync(path.join(this.L.zkDir, 'zoo.cfg'))) {
-      writeZooKeeperMemberFiles(this.L.zkDir, { id: 1, client: this.state.ports.zookeeper, quorum: 0, election: 0 }, [], { tickTime: 500, maxSessionTimeout: 20_000 });
+      writeZooKeeperMemberFiles(
+        this.L.zkDir,
+        { id: 1, client: this.state.ports.zookeeper, quorum: 0, election: 0 },
+        [],
+        { tickTime: 500, maxSessionTimeout: 20_000 },
+      );
     }
-    const ref = await spawnDetached({ name: 'zookeeper', command: 'java', args: zooKeeperJavaArgs(this.L.zkDir), logFile: this.L.logFile('zookeeper') });
-    this.record(ref);
-    await until(`ZooKeeper on 127.0.0.1:${this.state.ports.zookeeper} (log ${this.L.logFile('zookeeper')})`, 30_000, async () => {
-      if (!isRunning(ref)) throw new SandboxError(`ZooKeeper exited:\n${tail(this.L.logFile('zookeeper'))}`);
-      return parseZkMode(await fourLetter(this.state.ports.zookeeper, 'srvr', 500)) !== null;
+    const ref = await spawnDetached({
+      name: 'zookeeper',
+      command: 'java',
+      args: zooKeeperJavaArgs(this.L.zkDir),
+      logFile: this.L.logFile('zookeeper'),
     });
+    this.record(ref);
+    await until(
+      `ZooKeeper on 127.0.0.1:${this.state.ports.zookeeper} (log ${this.L.logFile('zookeeper')})`,
+      30_000,
+      async () => {
+        if (!isRunning(ref))
+          throw new SandboxError(`ZooKeeper exited:\n${tail(this.L.logFile('zookeeper'))}`);
+        return parseZkMode(await fourLetter(this.state.ports.zookeeper, 'srvr', 500)) !== null;
+      },
+    );
     say(`  zookeeper    127.0.0.1:${this.state.ports.zookeeper}  ready in ${secs(Date.now() - t0)}`);
   }
 
@@ -190,14 +242,23 @@ class Starter {
     this.record(ref);
     await until(`mariadbd ${n.node} (error log ${files.errorLog})`, 60_000, async () => {
       if (!isRunning(ref)) throw new SandboxError(`mariadbd ${n.node} exited:\n${tail(files.errorLog)}`);
-      const c = await MysqlConnection.open({ host: '127.0.0.1', port: n.port }, { user: login.user, password: login.password, connectTimeoutMs: 1000, queryTimeoutMs: 5000 });
+      const c = await MysqlConnection.open(
+        { host: '127.0.0.1', port: n.port },
+        { user: login.user, password: login.password, connectTimeoutMs: 1000, queryTimeoutMs: 5000 },
+      );
       c.destroy();
       return true;
     });
   }
 
   async mha(name: string, role: 'client' | 'server' | 'router'): Promise<ProcRef> {
-    const ref = await spawnDetached({ name, command: process.execPath, args: [MHA_JS, role, '--config', this.L.configFile(name)], logFile: this.L.logFile(name), cwd: this.L.dir });
+    const ref = await spawnDetached({
+      name,
+      command: process.execPath,
+      args: [MHA_JS, role, '--config', this.L.configFile(name)],
+      logFile: this.L.logFile(name),
+      cwd: this.L.dir,
+    });
     this.record(ref);
     return ref;
   }
@@ -215,14 +276,27 @@ async function prepareMariaDB(L: SandboxLayout, st: Starter): Promise<void> {
     await fs.promises.cp(template, files.datadir, { recursive: true });
   }
   const admin = TEST_CREDENTIALS.admin;
-  await Promise.all(st.state.nodes.map((n) => st.mariadb(n, { user: admin.user, password: new Secret(admin.password) })));
+  await Promise.all(
+    st.state.nodes.map((n) => st.mariadb(n, { user: admin.user, password: new Secret(admin.password) })),
+  );
   for (const n of st.state.nodes) {
-    const c = await MysqlConnection.open({ host: '127.0.0.1', port: n.port }, { user: admin.user, password: new Secret(admin.password), connectTimeoutMs: 2000, queryTimeoutMs: 10_000 });
+    const c = await MysqlConnection.open(
+      { host: '127.0.0.1', port: n.port },
+      {
+        user: admin.user,
+        password: new Secret(admin.password),
+        connectTimeoutMs: 2000,
+        queryTimeoutMs: 10_000,
+      },
+    );
     try {
       // Not binlogged: every node must keep the same (empty) GTID history for `mha add`.
       await c.exec('SET SESSION sql_log_bin = 0');
       for (const [user, secret] of Object.entries(pw)) {
-        await c.exec(`ALTER USER ${user}@'%' IDENTIFIED BY ?`, [secret], { sensitive: true, what: `set the password of ${user}` });
+        await c.exec(`ALTER USER ${user}@'%' IDENTIFIED BY ?`, [secret], {
+          sensitive: true,
+          what: `set the password of ${user}`,
+        });
       }
     } finally {
       c.destroy();
@@ -243,9 +317,18 @@ function writeConfigs(L: SandboxLayout, state: SandboxState): void {
   for (const n of state.nodes) {
     const dataDir = path.join(L.nodeDir(n.name), 'agent');
     fs.mkdirSync(dataDir, { recursive: true });
-    writeSecret(L.configFile(`client-${n.name}`), configText(L, ports, { kind: 'client', node: n, binlogDir: instanceFiles(L.nodeDir(n.name)).binlogDir, dataDir }));
+    writeSecret(
+      L.configFile(`client-${n.name}`),
+      configText(L, ports, {
+        kind: 'client',
+        node: n,
+        binlogDir: instanceFiles(L.nodeDir(n.name)).binlogDir,
+        dataDir,
+      }),
+    );
   }
-  for (const id of SERVER_IDS) writeSecret(L.configFile(`server-${id}`), configText(L, ports, { kind: 'server', id }));
+  for (const id of SERVER_IDS)
+    writeSecret(L.configFile(`server-${id}`), configText(L, ports, { kind: 'server', id }));
   writeSecret(L.configFile('router'), configText(L, ports, { kind: 'router', id: ROUTER_ID, template }));
   fs.writeFileSync(L.mhaWrapper, mhaWrapperText(process.execPath, MHA_JS, L.cliConfig), { mode: 0o755 });
 }
@@ -260,7 +343,8 @@ export interface UpOptions {
 function liveness(state: SandboxState): { live: string[]; dead: string[] } {
   const live: string[] = [];
   const dead: string[] = [];
-  for (const [name, ref] of Object.entries(state.procs)) (isRunning({ name, ...ref }) ? live : dead).push(name);
+  for (const [name, ref] of Object.entries(state.procs))
+    (isRunning({ name, ...ref }) ? live : dead).push(name);
   return { live, dead };
 }
 
@@ -290,9 +374,27 @@ export async function up(opts: UpOptions = {}): Promise<void> {
     throw new SandboxError(`no free set of ports (${t}); choose another with --port-base N`);
   }
   const ports = choice.plan;
-  for (const d of [L.dir, L.confDir, L.secretsDir, L.logDir, L.cacheDir, L.zkDir, L.haproxy.dir, L.haproxy.stateDir]) fs.mkdirSync(d, { recursive: true, mode: 0o700 });
+  for (const d of [
+    L.dir,
+    L.confDir,
+    L.secretsDir,
+    L.logDir,
+    L.cacheDir,
+    L.zkDir,
+    L.haproxy.dir,
+    L.haproxy.stateDir,
+  ])
+    fs.mkdirSync(d, { recursive: true, mode: 0o700 });
   fs.chmodSync(L.dir, 0o700);
-  const state: SandboxState = { v: 1, createdAt: Date.now(), dir: L.dir, ports: { ...ports, mysql: [...ports.mysql], agentHttp: [...ports.agentHttp] }, nodes: nodesFor(ports), procs: {}, ready: false };
+  const state: SandboxState = {
+    v: 1,
+    createdAt: Date.now(),
+    dir: L.dir,
+    ports: { ...ports, mysql: [...ports.mysql], agentHttp: [...ports.agentHttp] },
+    nodes: nodesFor(ports),
+    procs: {},
+    ready: false,
+  };
   writeState(L.stateFile, state);
   const st = new Starter(L, state);
   const t0 = Date.now();
@@ -303,7 +405,9 @@ export async function up(opts: UpOptions = {}): Promise<void> {
 
     say(`  mha init     ${(await runMha(['init'], L.cliConfig)).trim()}`);
     const nodes = state.nodes.map((n) => n.node).join(',');
-    say(`  mha add      ${(await runMha(['add', GROUP, '--nodes', nodes, '--write-port', String(ports.write), '--read-port', String(ports.read), '--semi-sync'], L.cliConfig)).trim()}`);
+    say(
+      `  mha add      ${(await runMha(['add', GROUP, '--nodes', nodes, '--write-port', String(ports.write), '--read-port', String(ports.read), '--semi-sync'], L.cliConfig)).trim()}`,
+    );
 
     const t1 = Date.now();
     for (const n of state.nodes) await st.mha(`client-${n.name}`, 'client');
@@ -311,7 +415,10 @@ export async function up(opts: UpOptions = {}): Promise<void> {
       await until('every heartbeat client to publish online/', 30_000, async () => {
         for (const n of state.nodes) {
           const ref = state.procs[`client-${n.name}`]!;
-          if (!isRunning({ name: n.name, ...ref })) throw new SandboxError(`mha client for ${n.node} exited:\n${tail(L.logFile(`client-${n.name}`))}`);
+          if (!isRunning({ name: n.name, ...ref }))
+            throw new SandboxError(
+              `mha client for ${n.node} exited:\n${tail(L.logFile(`client-${n.name}`))}`,
+            );
         }
         const present = await Promise.all(state.nodes.map((n) => zk.exists(paths.online(n.node))));
         return present.every((s) => s !== null);
@@ -321,7 +428,8 @@ export async function up(opts: UpOptions = {}): Promise<void> {
       for (const id of SERVER_IDS) await st.mha(`server-${id}`, 'server');
       await until('both server workers to register', 30_000, async () => {
         for (const id of SERVER_IDS) {
-          if (!isRunning({ name: id, ...state.procs[`server-${id}`]! })) throw new SandboxError(`mha server ${id} exited:\n${tail(L.logFile(`server-${id}`))}`);
+          if (!isRunning({ name: id, ...state.procs[`server-${id}`]! }))
+            throw new SandboxError(`mha server ${id} exited:\n${tail(L.logFile(`server-${id}`))}`);
         }
         const present = await Promise.all(SERVER_IDS.map((id) => zk.exists(paths.server(id))));
         return present.every((s) => s !== null);
@@ -331,17 +439,35 @@ export async function up(opts: UpOptions = {}): Promise<void> {
       const router = await st.mha('router', 'router');
       const master = await readMaster(zk, paths);
       if (master === null) throw new SandboxError(`mha add left no ${paths.master(GROUP)}`);
-      await until(`the router to apply epoch ${master.epoch} (log ${L.logFile('router')})`, 30_000, async () => {
-        if (!isRunning(router)) throw new SandboxError(`mha router exited:\n${tail(L.logFile('router'))}`);
-        const nd = await zk.getOrNull(paths.metaRouter(ROUTER_ID));
-        return nd !== null && decodeRecord(metaRouterSchema, nd.data, paths.metaRouter(ROUTER_ID)).applied[GROUP] === master.epoch;
-      });
+      await until(
+        `the router to apply epoch ${master.epoch} (log ${L.logFile('router')})`,
+        30_000,
+        async () => {
+          if (!isRunning(router)) throw new SandboxError(`mha router exited:\n${tail(L.logFile('router'))}`);
+          const nd = await zk.getOrNull(paths.metaRouter(ROUTER_ID));
+          return (
+            nd !== null &&
+            decodeRecord(metaRouterSchema, nd.data, paths.metaRouter(ROUTER_ID)).applied[GROUP] ===
+              master.epoch
+          );
+        },
+      );
       recordHaproxy(L, st);
       const secret = appSecret(L);
       const masterPort = Number(master.node.slice(master.node.lastIndexOf(':') + 1));
-      await until(`the write port ${ports.write} to reach the master`, 15_000, async () => (await whoAnswers(ports.write, secret)).port === masterPort);
-      await until(`the read port ${ports.read} to reach a replica`, 15_000, async () => (await whoAnswers(ports.read, secret)).readOnly);
-      say(`  router       HAProxy serves write :${ports.write} -> ${master.node}, read :${ports.read} -> replicas`);
+      await until(
+        `the write port ${ports.write} to reach the master`,
+        15_000,
+        async () => (await whoAnswers(ports.write, secret)).port === masterPort,
+      );
+      await until(
+        `the read port ${ports.read} to reach a replica`,
+        15_000,
+        async () => (await whoAnswers(ports.read, secret)).readOnly,
+      );
+      say(
+        `  router       HAProxy serves write :${ports.write} -> ${master.node}, read :${ports.read} -> replicas`,
+      );
     });
   } catch (err) {
     say(`Start-up failed: ${errorMessage(err)}`);
@@ -378,9 +504,13 @@ function printSummary(L: SandboxLayout, state: SandboxState): void {
   say('Connect with the mariadb client (the password is in the option file, not on the command line):');
   say(`  mariadb --defaults-extra-file=${rel(L.appCnf)} -P ${p.write}      # writes`);
   say(`  mariadb --defaults-extra-file=${rel(L.appCnf)} -P ${p.read}      # reads`);
-  say(`  mariadb --defaults-extra-file=${rel(L.adminCnf)} -P ${state.nodes[0]!.port}      # one node directly, as the admin user`);
+  say(
+    `  mariadb --defaults-extra-file=${rel(L.adminCnf)} -P ${state.nodes[0]!.port}      # one node directly, as the admin user`,
+  );
   say('Admin CLI with the sandbox configuration:');
-  say(`  ${rel(L.mhaWrapper)} status        (or: MHA_CONFIG=${rel(L.cliConfig)} node dist/bin/mha.js status)`);
+  say(
+    `  ${rel(L.mhaWrapper)} status        (or: MHA_CONFIG=${rel(L.cliConfig)} node dist/bin/mha.js status)`,
+  );
   say('Sandbox commands:');
   say('  bash scripts/sandbox.sh status | kill-master | restart <n1|n2|n3> | down');
 }
@@ -416,7 +546,8 @@ async function haproxyRefs(L: SandboxLayout, state: SandboxState): Promise<ProcR
   for (const pid of pids) {
     const args = cmdline(pid);
     // Only an haproxy running this sandbox's configuration file.
-    if (args === null || !args.some((a) => a.endsWith('haproxy')) || !args.includes(L.haproxy.config)) continue;
+    if (args === null || !args.some((a) => a.endsWith('haproxy')) || !args.includes(L.haproxy.config))
+      continue;
     const startTime = procStartTime(pid);
     if (startTime !== null) refs.push({ name: 'haproxy', pid, startTime });
   }
@@ -449,11 +580,15 @@ export async function down(): Promise<void> {
   try {
     state = readState(L.stateFile);
   } catch (err) {
-    say(`${errorMessage(err)}: its processes cannot be identified; only HAProxy (by its pid file) is stopped.`);
+    say(
+      `${errorMessage(err)}: its processes cannot be identified; only HAProxy (by its pid file) is stopped.`,
+    );
   }
   say(`Stopping the sandbox in ${L.dir}`);
   if (state !== null) await stopAll(L, state, true);
-  else for (const r of await haproxyRefs(L, { procs: {} } as unknown as SandboxState)) await stopGracefully(r, 5000);
+  else
+    for (const r of await haproxyRefs(L, { procs: {} } as unknown as SandboxState))
+      await stopGracefully(r, 5000);
   fs.rmSync(L.dir, { recursive: true, force: true });
   say(`Removed ${L.dir}.`);
 }
@@ -463,15 +598,25 @@ export async function down(): Promise<void> {
 
 function requireState(L: SandboxLayout): SandboxState {
   const state = fs.existsSync(L.dir) ? readState(L.stateFile) : null;
-  if (state === null) throw new SandboxError(`no sandbox in ${L.dir}: run \`bash scripts/sandbox.sh up\` first`);
+  if (state === null)
+    throw new SandboxError(`no sandbox in ${L.dir}: run \`bash scripts/sandbox.sh up\` first`);
   return state;
 }
 
 export async function status(): Promise<number> {
   const L = sandboxLayout();
   const state = requireState(L);
-  say(`Sandbox ${L.dir}${state.ready ? '' : ' (start-up did not complete)'}; write :${state.ports.write}, read :${state.ports.read}`);
-  const names = ['zookeeper', ...state.nodes.map((n) => `mariadb-${n.name}`), ...state.nodes.map((n) => `client-${n.name}`), ...SERVER_IDS.map((id) => `server-${id}`), 'router', 'haproxy'];
+  say(
+    `Sandbox ${L.dir}${state.ready ? '' : ' (start-up did not complete)'}; write :${state.ports.write}, read :${state.ports.read}`,
+  );
+  const names = [
+    'zookeeper',
+    ...state.nodes.map((n) => `mariadb-${n.name}`),
+    ...state.nodes.map((n) => `client-${n.name}`),
+    ...SERVER_IDS.map((id) => `server-${id}`),
+    'router',
+    'haproxy',
+  ];
   const haproxy = await haproxyRefs(L, state);
   const cells = names.map((name) => {
     if (name === 'haproxy') return `haproxy ${haproxy.length > 0 ? 'running' : 'STOPPED'}`;
@@ -485,7 +630,9 @@ export async function status(): Promise<number> {
     return 1;
   }
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [MHA_JS, 'status', GROUP, '--config', L.cliConfig], { stdio: 'inherit' });
+    const child = spawn(process.execPath, [MHA_JS, 'status', GROUP, '--config', L.cliConfig], {
+      stdio: 'inherit',
+    });
     child.once('exit', (code) => resolve(code ?? 1));
     child.once('error', () => resolve(1));
   });
@@ -512,32 +659,54 @@ export async function killMaster(): Promise<void> {
   }
   const n = findNode(state, master.node);
   const ref = n !== undefined ? mariadbRef(state, n) : null;
-  if (n === undefined || ref === null || !isRunning(ref)) throw new SandboxError(`the master ${master.node} (epoch ${master.epoch}) is not running a sandbox mariadbd`);
+  if (n === undefined || ref === null || !isRunning(ref))
+    throw new SandboxError(
+      `the master ${master.node} (epoch ${master.epoch}) is not running a sandbox mariadbd`,
+    );
   const secret = appSecret(L);
   const t0 = performance.now();
   await killNow(ref);
-  say(`Killed mariadbd of the master ${n.name} (${n.node}, pid ${ref.pid}) with SIGKILL; its heartbeat client stays up.`);
+  say(
+    `Killed mariadbd of the master ${n.name} (${n.node}, pid ${ref.pid}) with SIGKILL; its heartbeat client stays up.`,
+  );
   say(`Waiting for writes through 127.0.0.1:${state.ports.write} to reach a new master...`);
   try {
-    const got = await until('a writable new master behind the write port', 30_000, async () => {
-      const w = await whoAnswers(state.ports.write, secret);
-      return w.port !== n.port && !w.readOnly ? w : null;
-    }, 5);
+    const got = await until(
+      'a writable new master behind the write port',
+      30_000,
+      async () => {
+        const w = await whoAnswers(state.ports.write, secret);
+        return w.port !== n.port && !w.readOnly ? w : null;
+      },
+      5,
+    );
     const ms = Math.round(performance.now() - t0);
     const newNode = findNode(state, String(got.port));
-    say(`The write port now reaches ${newNode?.name ?? '?'} (127.0.0.1:${got.port}), writable, ${ms} ms after the kill.`);
+    say(
+      `The write port now reaches ${newNode?.name ?? '?'} (127.0.0.1:${got.port}), writable, ${ms} ms after the kill.`,
+    );
   } catch (err) {
     say(`${errorMessage(err)}; look at \`bash scripts/sandbox.sh status\` and ${rel(L.logDir)}.`);
   }
-  say(`See it: bash scripts/sandbox.sh status; bring ${n.name} back as a replica: bash scripts/sandbox.sh restart ${n.name}`);
+  say(
+    `See it: bash scripts/sandbox.sh status; bring ${n.name} back as a replica: bash scripts/sandbox.sh restart ${n.name}`,
+  );
 }
 
 export async function restart(arg: string | undefined): Promise<void> {
   const L = sandboxLayout();
   const state = requireState(L);
-  if (arg === undefined) throw new ZkmhaError('BAD_USAGE', `restart needs a node: ${state.nodes.map((n) => n.name).join(', ')} (or host:port)`);
+  if (arg === undefined)
+    throw new ZkmhaError(
+      'BAD_USAGE',
+      `restart needs a node: ${state.nodes.map((n) => n.name).join(', ')} (or host:port)`,
+    );
   const n = findNode(state, arg);
-  if (n === undefined) throw new ZkmhaError('BAD_USAGE', `unknown node '${arg}'; the sandbox has ${state.nodes.map((x) => `${x.name} (${x.node})`).join(', ')}`);
+  if (n === undefined)
+    throw new ZkmhaError(
+      'BAD_USAGE',
+      `unknown node '${arg}'; the sandbox has ${state.nodes.map((x) => `${x.name} (${x.node})`).join(', ')}`,
+    );
   const st = new Starter(L, state);
   const clientName = `client-${n.name}`;
   const client = state.procs[clientName];
@@ -552,13 +721,20 @@ export async function restart(arg: string | undefined): Promise<void> {
   say(`Restarted mariadbd and the heartbeat client of ${n.name} (${n.node}).`);
   // Online again, or held back by a pending rejoin/ (an old master): whichever shows first.
   const rejoin = await withZk(state, (zk, paths) =>
-    until(`${n.node} to come online`, 15_000, async () => {
-      if ((await zk.exists(paths.online(n.node))) !== null) return 'online' as const;
-      return (await zk.exists(paths.rejoin(n.node))) !== null ? ('rejoin' as const) : null;
-    }, 100),
+    until(
+      `${n.node} to come online`,
+      15_000,
+      async () => {
+        if ((await zk.exists(paths.online(n.node))) !== null) return 'online' as const;
+        return (await zk.exists(paths.rejoin(n.node))) !== null ? ('rejoin' as const) : null;
+      },
+      100,
+    ),
   ).then((r) => r === 'rejoin');
   if (rejoin) {
-    say(`${n.node} was a master that lost its role: a rejoin is pending (it stays out of service, read-only).`);
+    say(
+      `${n.node} was a master that lost its role: a rejoin is pending (it stays out of service, read-only).`,
+    );
     say(`Return it as a replica of the current master: ${rel(L.mhaWrapper)} setha ${n.node}`);
   } else {
     say(`${n.node} is online again; \`bash scripts/sandbox.sh status\` shows its role.`);

@@ -14,13 +14,20 @@ export const DEFAULT_SOCKET_TIMEOUT_MS = 2000;
 
 export function assertCommand(cmd: string): string {
   if (!/^[\x20-\x7e]+$/.test(cmd) || cmd.includes(';')) {
-    throw new ZkmhaError('HAPROXY_ERROR', `refusing to send an unsafe HAProxy command: ${JSON.stringify(cmd)}`);
+    throw new ZkmhaError(
+      'HAPROXY_ERROR',
+      `refusing to send an unsafe HAProxy command: ${JSON.stringify(cmd)}`,
+    );
   }
   return cmd;
 }
 
 /** Sends one line to a socket and returns everything HAProxy answers until it closes. */
-export function sendLine(socketPath: string, line: string, timeoutMs = DEFAULT_SOCKET_TIMEOUT_MS): Promise<string> {
+export function sendLine(
+  socketPath: string,
+  line: string,
+  timeoutMs = DEFAULT_SOCKET_TIMEOUT_MS,
+): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let done = false;
@@ -34,7 +41,8 @@ export function sendLine(socketPath: string, line: string, timeoutMs = DEFAULT_S
       else resolve(Buffer.concat(chunks).toString('utf8'));
     };
     const timer = setTimeout(
-      () => finish(new ZkmhaError('TIMEOUT', `HAProxy socket ${socketPath}: no answer within ${timeoutMs} ms`)),
+      () =>
+        finish(new ZkmhaError('TIMEOUT', `HAProxy socket ${socketPath}: no answer within ${timeoutMs} ms`)),
       timeoutMs,
     );
     sock.on('connect', () => sock.end(`${line}\n`));
@@ -42,7 +50,11 @@ export function sendLine(socketPath: string, line: string, timeoutMs = DEFAULT_S
     sock.on('end', () => finish(null));
     sock.on('close', () => finish(null));
     sock.on('error', (err: NodeJS.ErrnoException) =>
-      finish(new ZkmhaError('HAPROXY_ERROR', `HAProxy socket ${socketPath}: ${err.code ?? err.message}`, { errno: err.code })),
+      finish(
+        new ZkmhaError('HAPROXY_ERROR', `HAProxy socket ${socketPath}: ${err.code ?? err.message}`, {
+          errno: err.code,
+        }),
+      ),
     );
   });
 }
@@ -63,7 +75,11 @@ export interface CommandResult {
  * command's answer with a blank line: a silent command answers "\n", one that prints answers
  * "<text>\n\n". Commands whose answer itself contains blank lines (`show ...`) must not be batched.
  */
-export async function haproxyBatch(socketPath: string, cmds: readonly string[], timeoutMs?: number): Promise<CommandResult[]> {
+export async function haproxyBatch(
+  socketPath: string,
+  cmds: readonly string[],
+  timeoutMs?: number,
+): Promise<CommandResult[]> {
   if (cmds.length === 0) return [];
   const raw = await sendLine(socketPath, cmds.map(assertCommand).join('; '), timeoutMs);
   return splitBatchAnswer(cmds, raw);
@@ -93,10 +109,15 @@ export function isCommandError(r: CommandResult): boolean {
 }
 
 /** Runs a batch and throws HAPROXY_ERROR naming the first command HAProxy refused. */
-export async function haproxyRun(socketPath: string, cmds: readonly string[], timeoutMs?: number): Promise<void> {
+export async function haproxyRun(
+  socketPath: string,
+  cmds: readonly string[],
+  timeoutMs?: number,
+): Promise<void> {
   const results = await haproxyBatch(socketPath, cmds, timeoutMs);
   const bad = results.find(isCommandError);
-  if (bad) throw new ZkmhaError('HAPROXY_ERROR', `HAProxy refused '${bad.command}': ${bad.output.split('\n')[0]}`);
+  if (bad)
+    throw new ZkmhaError('HAPROXY_ERROR', `HAProxy refused '${bad.command}': ${bad.output.split('\n')[0]}`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -149,7 +170,8 @@ export function parseServersState(text: string): ServerState[] {
     const addr = get('srv_addr');
     const port = Number(get('srv_port'));
     const adminState = Number(get('srv_admin_state'));
-    if (backend === undefined || server === undefined || addr === undefined || !Number.isFinite(adminState)) continue;
+    if (backend === undefined || server === undefined || addr === undefined || !Number.isFinite(adminState))
+      continue;
     out.push({
       backendId: Number(get('be_id')),
       backend,
@@ -168,7 +190,8 @@ export function parseServersState(text: string): ServerState[] {
 
 export async function showServersState(adminSocket: string, timeoutMs?: number): Promise<ServerState[]> {
   const raw = await haproxyCommand(adminSocket, 'show servers state', timeoutMs);
-  if (!raw.startsWith('1\n')) throw new ZkmhaError('HAPROXY_ERROR', `unexpected answer to 'show servers state': ${raw.split('\n')[0]}`);
+  if (!raw.startsWith('1\n'))
+    throw new ZkmhaError('HAPROXY_ERROR', `unexpected answer to 'show servers state': ${raw.split('\n')[0]}`);
   return parseServersState(raw);
 }
 
@@ -205,7 +228,8 @@ export function parseShowProc(text: string): ProcInfo {
     if (m[2] === 'master') master = { pid, reloads, failed: Number(m[4] ?? 0) };
     else if (section === 'workers' && m[2] === 'worker') workers.push({ pid, reloads });
   }
-  if (master === null) throw new ZkmhaError('HAPROXY_ERROR', `unexpected answer to 'show proc': ${text.split('\n')[0] ?? ''}`);
+  if (master === null)
+    throw new ZkmhaError('HAPROXY_ERROR', `unexpected answer to 'show proc': ${text.split('\n')[0] ?? ''}`);
   workers.sort((a, b) => a.reloads - b.reloads || b.pid - a.pid);
   return { master, workers };
 }
@@ -225,7 +249,12 @@ export async function masterAlive(masterSocket: string, timeoutMs = 1000): Promi
 }
 
 /** One command in one worker through the master CLI; the raw answer. */
-export function workerCommand(masterSocket: string, pid: number, cmd: string, timeoutMs?: number): Promise<string> {
+export function workerCommand(
+  masterSocket: string,
+  pid: number,
+  cmd: string,
+  timeoutMs?: number,
+): Promise<string> {
   return sendLine(masterSocket, `@!${pid} ${assertCommand(cmd)}`, timeoutMs);
 }
 
@@ -251,11 +280,19 @@ export function parseShowSess(text: string): SessionInfo[] {
  * `shutdown sessions server` is refused ("Proxy is disabled": its proxies are stopping), so the
  * sessions are listed and shut down one by one. Returns how many were closed.
  */
-export async function cutSessionsInWorker(masterSocket: string, pid: number, servers: readonly { backend: string; server: string }[], timeoutMs?: number): Promise<number> {
+export async function cutSessionsInWorker(
+  masterSocket: string,
+  pid: number,
+  servers: readonly { backend: string; server: string }[],
+  timeoutMs?: number,
+): Promise<number> {
   const want = new Set(servers.map((s) => `${s.backend}/${s.server}`));
-  const sessions = parseShowSess(await workerCommand(masterSocket, pid, 'show sess', timeoutMs)).filter((x) => want.has(`${x.backend}/${x.server}`));
+  const sessions = parseShowSess(await workerCommand(masterSocket, pid, 'show sess', timeoutMs)).filter((x) =>
+    want.has(`${x.backend}/${x.server}`),
+  );
   if (sessions.length === 0) return 0;
   const cmds = sessions.map((x) => `@!${pid} shutdown session ${x.id}`);
-  for (let i = 0; i < cmds.length; i += 100) await sendLine(masterSocket, cmds.slice(i, i + 100).join('; '), timeoutMs);
+  for (let i = 0; i < cmds.length; i += 100)
+    await sendLine(masterSocket, cmds.slice(i, i + 100).join('; '), timeoutMs);
   return sessions.length;
 }

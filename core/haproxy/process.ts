@@ -20,7 +20,11 @@ export interface HaproxyProcessOptions {
   readonly pidFile: string;
 }
 
-function run(bin: string, args: readonly string[], timeoutMs: number): Promise<{ code: number; stderr: string; stdout: string }> {
+function run(
+  bin: string,
+  args: readonly string[],
+  timeoutMs: number,
+): Promise<{ code: number; stderr: string; stdout: string }> {
   return new Promise((resolve, reject) => {
     execFile(bin, [...args], { timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
       if (err && (err as NodeJS.ErrnoException).code === 'ENOENT') {
@@ -39,13 +43,19 @@ export function haproxyAlerts(output: string): string {
     .split('\n')
     .filter((l) => /\[(ALERT|EMERG)\]/.test(l))
     .map((l) => l.replace(/^\[(ALERT|EMERG)\]\s*(\(\d+\)\s*)?:\s*/, '').trim());
-  return (alerts.length > 0 ? alerts : output.split('\n').filter((l) => l.trim() !== '')).join(' | ').slice(0, 1000);
+  return (alerts.length > 0 ? alerts : output.split('\n').filter((l) => l.trim() !== ''))
+    .join(' | ')
+    .slice(0, 1000);
 }
 
 /** Runs `haproxy -c` on a file; throws HAPROXY_ERROR with HAProxy's alerts when it is invalid. */
 export async function checkConfigFile(bin: string, file: string, timeoutMs = 10_000): Promise<void> {
   const r = await run(bin, ['-c', '-f', file], timeoutMs);
-  if (r.code !== 0) throw new ZkmhaError('HAPROXY_ERROR', `haproxy -c: ${haproxyAlerts(r.stderr + r.stdout) || `exit code ${r.code}`}`);
+  if (r.code !== 0)
+    throw new ZkmhaError(
+      'HAPROXY_ERROR',
+      `haproxy -c: ${haproxyAlerts(r.stderr + r.stdout) || `exit code ${r.code}`}`,
+    );
 }
 
 /**
@@ -89,8 +99,16 @@ function writeFileSynced(file: string, text: string, mode: number): void {
  * the process that started it exits. Resolves once the master CLI shows a worker.
  */
 export async function startHaproxy(opts: HaproxyProcessOptions, timeoutMs = 10_000): Promise<ProcInfo> {
-  const r = await run(opts.bin, ['-W', '-D', '-S', `${opts.masterSocket},mode,600`, '-f', opts.configFile, '-p', opts.pidFile], timeoutMs);
-  if (r.code !== 0) throw new ZkmhaError('HAPROXY_ERROR', `haproxy did not start: ${haproxyAlerts(r.stderr) || `exit code ${r.code}`}`);
+  const r = await run(
+    opts.bin,
+    ['-W', '-D', '-S', `${opts.masterSocket},mode,600`, '-f', opts.configFile, '-p', opts.pidFile],
+    timeoutMs,
+  );
+  if (r.code !== 0)
+    throw new ZkmhaError(
+      'HAPROXY_ERROR',
+      `haproxy did not start: ${haproxyAlerts(r.stderr) || `exit code ${r.code}`}`,
+    );
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -99,12 +117,18 @@ export async function startHaproxy(opts: HaproxyProcessOptions, timeoutMs = 10_0
     } catch {
       // master CLI not up yet
     }
-    if (Date.now() > deadline) throw new ZkmhaError('HAPROXY_ERROR', `haproxy started but its master CLI (${opts.masterSocket}) shows no worker`);
+    if (Date.now() > deadline)
+      throw new ZkmhaError(
+        'HAPROXY_ERROR',
+        `haproxy started but its master CLI (${opts.masterSocket}) shows no worker`,
+      );
     await delay(20);
   }
 }
 
-export type ReloadResult = { readonly ok: true; readonly worker: number; readonly proc: ProcInfo } | { readonly ok: false; readonly reason: string };
+export type ReloadResult =
+  | { readonly ok: true; readonly worker: number; readonly proc: ProcInfo }
+  | { readonly ok: false; readonly reason: string };
 
 /**
  * Seamless reload through the master CLI, confirmed: the master re-executes itself with the
@@ -129,7 +153,12 @@ export async function reloadHaproxy(masterSocket: string, timeoutMs = 10_000): P
     if (proc !== null && proc.master.reloads > before.master.reloads) {
       const fresh = proc.workers.find((w) => !known.has(w.pid));
       if (fresh) return { ok: true, worker: fresh.pid, proc };
-      if (proc.master.failed > 0) return { ok: false, reason: 'HAProxy refused the new configuration (master reports a failed reload); the previous workers keep serving' };
+      if (proc.master.failed > 0)
+        return {
+          ok: false,
+          reason:
+            'HAProxy refused the new configuration (master reports a failed reload); the previous workers keep serving',
+        };
     }
     if (Date.now() > deadline) return { ok: false, reason: `reload not confirmed within ${timeoutMs} ms` };
   }

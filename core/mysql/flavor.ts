@@ -95,7 +95,10 @@ export interface Flavor {
    * ALL costs 15-40 ms of fsyncs): a planned switchover takes it off the write pause and calls
    * `forgetReplication` once the new master is recorded.
    */
-  promote(conn: MysqlConnection, opts: { readonly semiSync: boolean; readonly keepReplicaConfig?: boolean }): Promise<void>;
+  promote(
+    conn: MysqlConnection,
+    opts: { readonly semiSync: boolean; readonly keepReplicaConfig?: boolean },
+  ): Promise<void>;
   /** Forgets a stopped replication configuration (RESET SLAVE ALL); harmless when there is none. */
   forgetReplication(conn: MysqlConnection): Promise<void>;
   /** Makes the server a read-only replica of host:port with GTID auto-position, and starts replication. */

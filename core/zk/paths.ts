@@ -40,7 +40,8 @@ export class ZkPaths {
   readonly root: string;
 
   constructor(root: string) {
-    if (!/^(\/[A-Za-z0-9_.-]+)+$/.test(root)) throw new ZkmhaError('BAD_CONFIG', `config: zookeeper.root '${root}' is not an absolute znode path`);
+    if (!/^(\/[A-Za-z0-9_.-]+)+$/.test(root))
+      throw new ZkmhaError('BAD_CONFIG', `config: zookeeper.root '${root}' is not an absolute znode path`);
     this.root = root;
   }
 

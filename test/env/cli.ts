@@ -15,16 +15,26 @@ export interface MhaRun {
   readonly stderr: string;
 }
 
-export function runMha(args: readonly string[], opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<MhaRun> {
+export function runMha(
+  args: readonly string[],
+  opts: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {},
+): Promise<MhaRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MHA_BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
+    const child = spawn(process.execPath, [MHA_BIN, ...args], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, ...opts.env },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`mha ${args.join(' ')} did not end within ${opts.timeoutMs ?? 60000} ms; stderr: ${stderr}`));
+      reject(
+        new Error(
+          `mha ${args.join(' ')} did not end within ${opts.timeoutMs ?? 60000} ms; stderr: ${stderr}`,
+        ),
+      );
     }, opts.timeoutMs ?? 60000);
     child.once('error', reject);
     child.once('close', (code) => {
@@ -75,13 +85,21 @@ export async function mysqlSnapshot(inst: MariaDBInstance): Promise<MysqlSnapsho
     gtidSlavePos: String(g?.sl),
     semiMaster: String(g?.sm),
     semiSlave: String(g?.ss),
-    slave: s === undefined ? 'none' : `${String(s.Master_Host)}:${String(s.Master_Port)} io=${String(s.Slave_IO_Running)} sql=${String(s.Slave_SQL_Running)}`,
+    slave:
+      s === undefined
+        ? 'none'
+        : `${String(s.Master_Host)}:${String(s.Master_Port)} io=${String(s.Slave_IO_Running)} sql=${String(s.Slave_SQL_Running)}`,
   };
 }
 
 /** Replication as SHOW SLAVE STATUS reports it: `host:port` and whether both threads run. */
-export async function replicationOf(inst: MariaDBInstance): Promise<{ master: string; running: boolean } | null> {
+export async function replicationOf(
+  inst: MariaDBInstance,
+): Promise<{ master: string; running: boolean } | null> {
   const [s] = await inst.query('SHOW SLAVE STATUS');
   if (s === undefined) return null;
-  return { master: `${String(s.Master_Host)}:${String(s.Master_Port)}`, running: s.Slave_IO_Running === 'Yes' && s.Slave_SQL_Running === 'Yes' };
+  return {
+    master: `${String(s.Master_Host)}:${String(s.Master_Port)}`,
+    running: s.Slave_IO_Running === 'Yes' && s.Slave_SQL_Running === 'Yes',
+  };
 }

@@ -4,7 +4,13 @@ import * as path from 'node:path';
 import { decodeRecord, metaRouterSchema } from '../../core/records';
 import { startCluster, type Cluster, type ClusterOptions } from './cluster';
 import { MHA_BIN } from './cli';
-import { haproxyDir, removeHaproxyDir, stopHaproxyAt, trackRouterHaproxy, type HaproxyPaths } from './haproxy';
+import {
+  haproxyDir,
+  removeHaproxyDir,
+  stopHaproxyAt,
+  trackRouterHaproxy,
+  type HaproxyPaths,
+} from './haproxy';
 import { track } from './reaper';
 import { startHaproxyWriter, startHaproxyReader, type HaproxyReader, type HaproxyWriter } from './traffic';
 import { waitFor } from './wait';
@@ -91,9 +97,15 @@ export async function startE2E(opts: ClusterOptions = {}): Promise<E2EWorld> {
     const master = await c.master();
     await waitFor(
       async () => {
-        if (r.exitCode !== null) throw new Error(`mha router exited (${r.exitCode}): ${fs.readFileSync(routerLog, 'utf8').slice(-1500)}`);
+        if (r.exitCode !== null)
+          throw new Error(
+            `mha router exited (${r.exitCode}): ${fs.readFileSync(routerLog, 'utf8').slice(-1500)}`,
+          );
         const nd = await c.zkClient.getOrNull(c.paths.metaRouter('r1'));
-        return nd !== null && decodeRecord(metaRouterSchema, nd.data, 'meta_router/r1').applied[c.group] === master.epoch;
+        return (
+          nd !== null &&
+          decodeRecord(metaRouterSchema, nd.data, 'meta_router/r1').applied[c.group] === master.epoch
+        );
       },
       { timeoutMs: 15_000, what: `router r1 applied epoch ${master.epoch}` },
     );

@@ -5,7 +5,13 @@ import { encodeRecord, haproxySchema, metaGroupSchema, type HaproxyRecord } from
 import { Zk } from '../../core/zk/client';
 import { ZkPaths } from '../../core/zk/paths';
 import { RouterAgent } from '../../router/agent';
-import { haproxyDir, removeHaproxyDir, stopHaproxyAt, trackRouterHaproxy, type HaproxyPaths } from './haproxy';
+import {
+  haproxyDir,
+  removeHaproxyDir,
+  stopHaproxyAt,
+  trackRouterHaproxy,
+  type HaproxyPaths,
+} from './haproxy';
 import { startMariaDB, TEST_CREDENTIALS, type MariaDBCluster } from './mariadb';
 import { freePorts } from './ports';
 import { startZooKeeper, type ZkCluster } from './zookeeper';
@@ -27,7 +33,11 @@ export interface RouterWorld {
   /** Node names (`127.0.0.1:<port>`) in instance order. */
   readonly nodes: readonly string[];
   /** Registers a group (meta_group with fresh ports) and, if given, its route. */
-  addGroup(name: string, route?: Omit<HaproxyRecord, 'v'>, members?: readonly string[]): Promise<{ writePort: number; readPort: number }>;
+  addGroup(
+    name: string,
+    route?: Omit<HaproxyRecord, 'v'>,
+    members?: readonly string[],
+  ): Promise<{ writePort: number; readPort: number }>;
   removeGroup(name: string): Promise<void>;
   setRoute(group: string, route: Omit<HaproxyRecord, 'v'>): Promise<void>;
   /** Writes raw bytes (for malformed records). */
@@ -35,7 +45,11 @@ export interface RouterWorld {
   ports(group: string): { writePort: number; readPort: number };
   routerConfig(id: string, hp: HaproxyPaths, extra?: Partial<RouterConfig>): RouterConfig;
   /** Starts a router agent with a new (or the given) HAProxy directory. */
-  startRouter(id: string, hp?: HaproxyPaths, extra?: Partial<RouterConfig>): Promise<{ agent: RouterAgent; hp: HaproxyPaths }>;
+  startRouter(
+    id: string,
+    hp?: HaproxyPaths,
+    extra?: Partial<RouterConfig>,
+  ): Promise<{ agent: RouterAgent; hp: HaproxyPaths }>;
   logger(name: string): Logger;
   close(): Promise<void>;
 }
@@ -69,7 +83,14 @@ export async function startRouterWorld(opts: { readonly nodes?: number } = {}): 
       async addGroup(name, route, members = nodes) {
         const [writePort, readPort] = (await freePorts(2)) as [number, number];
         const p = paths.metaGroup(name);
-        await c.create(p, encodeRecord(metaGroupSchema, { v: 1, name, flavor: 'mariadb', writePort, readPort, members: [...members], settings: {} }, p));
+        await c.create(
+          p,
+          encodeRecord(
+            metaGroupSchema,
+            { v: 1, name, flavor: 'mariadb', writePort, readPort, members: [...members], settings: {} },
+            p,
+          ),
+        );
         groups.set(name, { writePort, readPort, members });
         if (route) await world.setRoute(name, route);
         return { writePort, readPort };
@@ -111,7 +132,12 @@ export async function startRouterWorld(opts: { readonly nodes?: number } = {}): 
       },
       async startRouter(id, hp = haproxyDir(), extra = {}) {
         if (!dirs.includes(hp)) dirs.push(hp);
-        const agent = new RouterAgent({ router: world.routerConfig(id, hp, extra), zookeeper, log: logger(`router:${id}`), host: `host-${id}` });
+        const agent = new RouterAgent({
+          router: world.routerConfig(id, hp, extra),
+          zookeeper,
+          log: logger(`router:${id}`),
+          host: `host-${id}`,
+        });
         agents.push(agent);
         await agent.start();
         void trackRouterHaproxy(hp).catch(() => undefined);
@@ -142,7 +168,11 @@ export async function startRouterWorld(opts: { readonly nodes?: number } = {}): 
 // MariaDB through HAProxy
 
 /** Connects through HAProxy as the application user. */
-export function appConnect(port: number, connectTimeout = 2000, host = '127.0.0.1'): Promise<mysql.Connection> {
+export function appConnect(
+  port: number,
+  connectTimeout = 2000,
+  host = '127.0.0.1',
+): Promise<mysql.Connection> {
   return mysql.createConnection({
     host,
     port,

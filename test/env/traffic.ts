@@ -29,7 +29,10 @@ export interface HaproxyWriter extends Writer {
 
 let nextId = 1;
 
-async function openApp(port: number, queryTimeoutMs: number): Promise<{ conn: MysqlConnection; node: string }> {
+async function openApp(
+  port: number,
+  queryTimeoutMs: number,
+): Promise<{ conn: MysqlConnection; node: string }> {
   const conn = await MysqlConnection.open(
     { host: '127.0.0.1', port },
     { user: APP.user, password: appSecret, database: 'app', connectTimeoutMs: 1000, queryTimeoutMs },
@@ -99,7 +102,11 @@ export function startHaproxyWriter(writePort: number): HaproxyWriter {
       return new Promise<void>((resolve, reject) => {
         const t = setTimeout(() => {
           const last = errors[errors.length - 1]?.message ?? 'none';
-          reject(new Error(`writer on :${writePort}: ${n} acknowledgements not seen within ${timeoutMs} ms (${errors.length} errors, last: ${last})`));
+          reject(
+            new Error(
+              `writer on :${writePort}: ${n} acknowledgements not seen within ${timeoutMs} ms (${errors.length} errors, last: ${last})`,
+            ),
+          );
         }, timeoutMs);
         waiters.push({
           n: goal,
@@ -144,8 +151,16 @@ export function startHaproxyReader(readPort: number, intervalMs = 10): HaproxyRe
       try {
         const o = await openApp(readPort, 2000);
         conn = o.conn;
-        const [row] = await conn.query('SELECT @@read_only AS ro, (SELECT COALESCE(MAX(id), 0) FROM t) AS maxId');
-        reads.push({ startHr, endHr: performance.now(), node: o.node, readOnly: Number(row?.ro) === 1, maxId: Number(row?.maxId) });
+        const [row] = await conn.query(
+          'SELECT @@read_only AS ro, (SELECT COALESCE(MAX(id), 0) FROM t) AS maxId',
+        );
+        reads.push({
+          startHr,
+          endHr: performance.now(),
+          node: o.node,
+          readOnly: Number(row?.ro) === 1,
+          maxId: Number(row?.maxId),
+        });
       } catch (err) {
         if (errors.length < 100_000) errors.push({ hr: performance.now(), message: (err as Error).message });
       } finally {
@@ -161,7 +176,10 @@ export function startHaproxyReader(readPort: number, intervalMs = 10): HaproxyRe
       const goal = reads.length + n;
       const deadline = Date.now() + timeoutMs;
       while (reads.length < goal) {
-        if (Date.now() > deadline) throw new Error(`reader on :${readPort}: ${n} reads not seen within ${timeoutMs} ms (${errors.length} errors, last: ${errors[errors.length - 1]?.message ?? 'none'})`);
+        if (Date.now() > deadline)
+          throw new Error(
+            `reader on :${readPort}: ${n} reads not seen within ${timeoutMs} ms (${errors.length} errors, last: ${errors[errors.length - 1]?.message ?? 'none'})`,
+          );
         await new Promise((r) => setTimeout(r, 10));
       }
     },
@@ -189,15 +207,30 @@ export interface Outage {
  * The write outage of a master change from `oldMaster` to `newMaster`, or a reason why there is
  * none to measure (no write on one side, or the old master took a write after the new one did).
  */
-export function writeOutage(acks: readonly Ack[], errors: readonly WriteError[], oldMaster: string, newMaster: string): Outage | string {
+export function writeOutage(
+  acks: readonly Ack[],
+  errors: readonly WriteError[],
+  oldMaster: string,
+  newMaster: string,
+): Outage | string {
   const firstNewIdx = acks.findIndex((a) => a.node === newMaster);
   if (firstNewIdx < 0) return `no write acknowledged by the new master ${newMaster}`;
   const firstNew = acks[firstNewIdx]!;
-  const lastOld = acks.slice(0, firstNewIdx).reverse().find((a) => a.node === oldMaster);
-  if (lastOld === undefined) return `no write acknowledged by the old master ${oldMaster} before the new one took writes`;
+  const lastOld = acks
+    .slice(0, firstNewIdx)
+    .reverse()
+    .find((a) => a.node === oldMaster);
+  if (lastOld === undefined)
+    return `no write acknowledged by the old master ${oldMaster} before the new one took writes`;
   const lateOld = acks.slice(firstNewIdx).find((a) => a.node !== newMaster);
-  if (lateOld !== undefined) return `write ${lateOld.id} acknowledged by ${lateOld.node} after ${newMaster} took writes`;
-  return { lastOld, firstNew, ms: firstNew.hr - lastOld.hr, errors: errors.filter((e) => e.hr > lastOld.hr && e.hr < firstNew.hr).length };
+  if (lateOld !== undefined)
+    return `write ${lateOld.id} acknowledged by ${lateOld.node} after ${newMaster} took writes`;
+  return {
+    lastOld,
+    firstNew,
+    ms: firstNew.hr - lastOld.hr,
+    errors: errors.filter((e) => e.hr > lastOld.hr && e.hr < firstNew.hr).length,
+  };
 }
 
 /**
@@ -207,8 +240,15 @@ export function writeOutage(acks: readonly Ack[], errors: readonly WriteError[],
  * a switchover the old master legitimately returns as a replica of the new one, so from it only a
  * read-only answer is allowed (`oldMayReturnAsReplica`).
  */
-export function readsFromOldMaster(reads: readonly ReadSample[], oldMaster: string, firstNewHr: number, oldMayReturnAsReplica: boolean): ReadSample[] {
-  return reads.filter((r) => r.startHr > firstNewHr && r.node === oldMaster && !(oldMayReturnAsReplica && r.readOnly));
+export function readsFromOldMaster(
+  reads: readonly ReadSample[],
+  oldMaster: string,
+  firstNewHr: number,
+  oldMayReturnAsReplica: boolean,
+): ReadSample[] {
+  return reads.filter(
+    (r) => r.startHr > firstNewHr && r.node === oldMaster && !(oldMayReturnAsReplica && r.readOnly),
+  );
 }
 
 /**

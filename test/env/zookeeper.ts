@@ -149,11 +149,7 @@ class Member implements ZkMember {
   launch(): void {
     if (this.child !== null) return;
     const log = fs.openSync(this.logFile, 'a');
-    const child = spawn(
-      'java',
-      zooKeeperJavaArgs(this.memberDir),
-      { stdio: ['ignore', log, log] },
-    );
+    const child = spawn('java', zooKeeperJavaArgs(this.memberDir), { stdio: ['ignore', log, log] });
     fs.closeSync(log);
     track(child);
     this.child = child;

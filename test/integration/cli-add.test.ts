@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { decodeRecord, haproxySchema, historySchema, masterSchema, metaGroupSchema, metaHostSchema } from '../../core/records';
+import {
+  decodeRecord,
+  haproxySchema,
+  historySchema,
+  masterSchema,
+  metaGroupSchema,
+  metaHostSchema,
+} from '../../core/records';
 import { Zk } from '../../core/zk/client';
 import { ZkPaths } from '../../core/zk/paths';
 import { mysqlSnapshot, replicationOf, runMha, zkSnapshot, type MysqlSnapshot } from '../env/cli';
@@ -32,7 +39,11 @@ describe('mha add', () => {
   before(async () => {
     [zkc, db] = await Promise.all([startZooKeeper(), startMariaDB({ count: 5, replication: false })]);
     n = [...db.instances];
-    zk = await Zk.connect({ hosts: zkc.connectString, sessionTimeoutMs: 4000, logger: testLogger('cli-add') });
+    zk = await Zk.connect({
+      hosts: zkc.connectString,
+      sessionTimeoutMs: 4000,
+      logger: testLogger('cli-add'),
+    });
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zkmha-cli-add-'));
     fs.writeFileSync(path.join(dir, 'mysql.pass'), TEST_CREDENTIALS.admin.password, { mode: 0o600 });
     fs.writeFileSync(path.join(dir, 'repl.pass'), TEST_CREDENTIALS.repl.password, { mode: 0o600 });
@@ -84,16 +95,32 @@ describe('mha add', () => {
 
   it('refuses bad usage with exit 2 before touching anything', async () => {
     await refused(['g1', '--nodes', nodes(0, 1), ...ports(), '--bogus'], 2, /unknown option '--bogus'/);
-    await refused(['g1', '--nodes', `${n[0]!.node},127.0.0.1`, ...ports()], 2, /invalid node in --nodes '127\.0\.0\.1'/);
+    await refused(
+      ['g1', '--nodes', `${n[0]!.node},127.0.0.1`, ...ports()],
+      2,
+      /invalid node in --nodes '127\.0\.0\.1'/,
+    );
     await refused(['g1', '--nodes', nodes(0, 0), ...ports()], 2, /listed twice/);
     await refused(['Bad', '--nodes', nodes(0, 1), ...ports()], 2, /invalid group name 'Bad'/);
-    await refused(['g1', '--nodes', nodes(0, 1), '--write-port', '70000', '--read-port', '1'], 2, /invalid --write-port '70000'/);
-    await refused(['g1', '--nodes', nodes(0, 1), ...ports(), '--master', n[2]!.node], 2, /--master .* is not in --nodes/);
+    await refused(
+      ['g1', '--nodes', nodes(0, 1), '--write-port', '70000', '--read-port', '1'],
+      2,
+      /invalid --write-port '70000'/,
+    );
+    await refused(
+      ['g1', '--nodes', nodes(0, 1), ...ports(), '--master', n[2]!.node],
+      2,
+      /--master .* is not in --nodes/,
+    );
   });
 
   it('refuses an unreachable node with exit 1, naming it', async () => {
     const dead = `127.0.0.1:${await freePort()}`;
-    await refused(['g1', '--nodes', `${nodes(0, 1)},${dead}`, ...ports()], 1, new RegExp(`connect ${dead.replace(/\./g, '\\.')}: .*ECONNREFUSED`));
+    await refused(
+      ['g1', '--nodes', `${nodes(0, 1)},${dead}`, ...ports()],
+      1,
+      new RegExp(`connect ${dead.replace(/\./g, '\\.')}: .*ECONNREFUSED`),
+    );
   });
 
   it('refuses errant GTIDs, naming the node and the transactions', async () => {
@@ -106,7 +133,9 @@ describe('mha add', () => {
     await refused(
       ['g9', '--nodes', nodes(0, 3), ...ports(), '--master', n[0]!.node],
       1,
-      new RegExp(`errant GTIDs: node ${n[3]!.node.replace(/\./g, '\\.')} has transactions the master ${n[0]!.node.replace(/\./g, '\\.')} lacks: .*${tip}`),
+      new RegExp(
+        `errant GTIDs: node ${n[3]!.node.replace(/\./g, '\\.')} has transactions the master ${n[0]!.node.replace(/\./g, '\\.')} lacks: .*${tip}`,
+      ),
     );
   });
 
@@ -116,13 +145,17 @@ describe('mha add', () => {
     assert.match(r.stdout, new RegExp(`group g1 added: master ${n[0]!.node.replace(/\./g, '\\.')}`));
 
     // ZooKeeper records.
-    const get = async <T>(p: string, schema: Parameters<typeof decodeRecord>[0]): Promise<T> => decodeRecord(schema, (await zk.get(p)).data, p) as T;
+    const get = async <T>(p: string, schema: Parameters<typeof decodeRecord>[0]): Promise<T> =>
+      decodeRecord(schema, (await zk.get(p)).data, p) as T;
     const meta = await get<ReturnType<typeof metaGroupSchema.parse>>(paths.metaGroup('g1'), metaGroupSchema);
     assert.deepEqual(meta.members, [n[0]!.node, n[1]!.node, n[2]!.node]);
     assert.equal(meta.writePort, writePort);
     assert.equal(meta.settings.semiSync, true);
     for (const i of [0, 1, 2]) {
-      const h = await get<ReturnType<typeof metaHostSchema.parse>>(paths.metaHost(n[i]!.node), metaHostSchema);
+      const h = await get<ReturnType<typeof metaHostSchema.parse>>(
+        paths.metaHost(n[i]!.node),
+        metaHostSchema,
+      );
       assert.deepEqual([h.group, h.port, h.priority], ['g1', n[i]!.port, 1]);
     }
     const master = await get<ReturnType<typeof masterSchema.parse>>(paths.master('g1'), masterSchema);
@@ -132,7 +165,10 @@ describe('mha add', () => {
     assert.equal(await zk.exists(paths.task('g1')), null, 'no task left');
     const events = await zk.children(paths.historyDir('g1'));
     assert.equal(events.length, 1);
-    const ev = await get<ReturnType<typeof historySchema.parse>>(`${paths.historyDir('g1')}/${events[0]}`, historySchema);
+    const ev = await get<ReturnType<typeof historySchema.parse>>(
+      `${paths.historyDir('g1')}/${events[0]}`,
+      historySchema,
+    );
     assert.deepEqual([ev.kind, ev.to, ev.epoch], ['add', n[0]!.node, 1]);
 
     // MySQL: a writable master with semi-sync, read-only semi-sync replicas replicating from it.
@@ -147,7 +183,10 @@ describe('mha add', () => {
     await n[0]!.query('CREATE TABLE app.added (id INT PRIMARY KEY)');
     await n[0]!.query('INSERT INTO app.added VALUES (42)');
     for (const i of [1, 2]) {
-      await waitFor(async () => (await n[i]!.query('SELECT id FROM app.added').catch(() => [])).length === 1, { timeoutMs: 10000, what: `row on ${n[i]!.node}` });
+      await waitFor(
+        async () => (await n[i]!.query('SELECT id FROM app.added').catch(() => [])).length === 1,
+        { timeoutMs: 10000, what: `row on ${n[i]!.node}` },
+      );
     }
   });
 
@@ -155,11 +194,30 @@ describe('mha add', () => {
     // The replication account can log in to the master-to-be but may not replicate from it.
     await n[3]!.query(`REVOKE REPLICATION SLAVE ON *.* FROM '${TEST_CREDENTIALS.repl.user}'@'%'`);
     const [w3, r3] = (await freePorts(2)) as [number, number];
-    const r = await add('g3', '--nodes', nodes(3, 4), '--master', n[3]!.node, '--write-port', String(w3), '--read-port', String(r3));
+    const r = await add(
+      'g3',
+      '--nodes',
+      nodes(3, 4),
+      '--master',
+      n[3]!.node,
+      '--write-port',
+      String(w3),
+      '--read-port',
+      String(r3),
+    );
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, new RegExp(`${n[4]!.node.replace(/\./g, '\\.')} does not replicate from .*left ${root}/task/g3 at step 'await replication'`));
+    assert.match(
+      r.stderr,
+      new RegExp(
+        `${n[4]!.node.replace(/\./g, '\\.')} does not replicate from .*left ${root}/task/g3 at step 'await replication'`,
+      ),
+    );
     const nd = await zk.get(paths.task('g3'));
-    const task = JSON.parse(nd.data!.toString('utf8')) as { kind: string; step: string; detail: { failed?: string } };
+    const task = JSON.parse(nd.data!.toString('utf8')) as {
+      kind: string;
+      step: string;
+      detail: { failed?: string };
+    };
     assert.deepEqual([task.kind, task.step], ['add', 'await replication']);
     assert.match(task.detail.failed ?? '', /does not replicate/);
     assert.equal(await zk.exists(paths.metaGroup('g3')), null, 'no half-registered group');
@@ -168,8 +226,20 @@ describe('mha add', () => {
 
   it('refuses a group or a node that already exists', async () => {
     const [w2, r2] = (await freePorts(2)) as [number, number];
-    await refused(['g1', '--nodes', nodes(3), '--write-port', String(w2), '--read-port', String(r2)], 1, /group 'g1' already exists/);
-    await refused(['g2', '--nodes', nodes(3, 1), '--write-port', String(w2), '--read-port', String(r2)], 1, new RegExp(`node ${n[1]!.node.replace(/\./g, '\\.')} already belongs to a group`));
-    await refused(['g2', '--nodes', nodes(3), '--write-port', String(writePort), '--read-port', String(r2)], 1, /port \d+ is already used by group 'g1'/);
+    await refused(
+      ['g1', '--nodes', nodes(3), '--write-port', String(w2), '--read-port', String(r2)],
+      1,
+      /group 'g1' already exists/,
+    );
+    await refused(
+      ['g2', '--nodes', nodes(3, 1), '--write-port', String(w2), '--read-port', String(r2)],
+      1,
+      new RegExp(`node ${n[1]!.node.replace(/\./g, '\\.')} already belongs to a group`),
+    );
+    await refused(
+      ['g2', '--nodes', nodes(3), '--write-port', String(writePort), '--read-port', String(r2)],
+      1,
+      /port \d+ is already used by group 'g1'/,
+    );
   });
 });

@@ -3,7 +3,17 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { alertSchema, decodeRecord, encodeRecord, haproxySchema, metaGroupSchema, metaHostSchema, rejoinSchema, slaveDownSchema, whiteSchema } from '../../core/records';
+import {
+  alertSchema,
+  decodeRecord,
+  encodeRecord,
+  haproxySchema,
+  metaGroupSchema,
+  metaHostSchema,
+  rejoinSchema,
+  slaveDownSchema,
+  whiteSchema,
+} from '../../core/records';
 import { startCluster, type Cluster } from '../env/cluster';
 import { MHA_BIN, mysqlSnapshot, replicationOf, runMha, zkSnapshot } from '../env/cli';
 import { waitFor } from '../env/wait';
@@ -54,7 +64,8 @@ describe('mha maintenance and read commands', () => {
   /** The persistent part of the tree (online/ and agent/ records carry timestamps the clients refresh). */
   const zkSnapshotStable = async () => {
     const s = await zkSnapshot(c.zkClient, c.root);
-    for (const k of [...s.keys()]) if (k.startsWith(`${c.root}/online/`) || k.startsWith(`${c.root}/agent/`)) s.delete(k);
+    for (const k of [...s.keys()])
+      if (k.startsWith(`${c.root}/online/`) || k.startsWith(`${c.root}/agent/`)) s.delete(k);
     return s;
   };
   type StatusJson = {
@@ -69,7 +80,8 @@ describe('mha maintenance and read commands', () => {
     servers: unknown[];
     routers: unknown[];
   };
-  const status = async (): Promise<StatusJson['groups'][number]> => (JSON.parse(await ok('status', c.group, '--json')) as StatusJson).groups[0]!;
+  const status = async (): Promise<StatusJson['groups'][number]> =>
+    (JSON.parse(await ok('status', c.group, '--json')) as StatusJson).groups[0]!;
 
   it('status shows roles, states, the master record and the next candidate', async () => {
     const s = await status();
@@ -135,9 +147,15 @@ describe('mha maintenance and read commands', () => {
     await refused(['addhost', c.group, B, '--priority', '7'], 2, /--priority must be 0, 1 or 2/);
 
     assert.match(await ok('addhost', c.group, B, '--priority', '2', '--dc', 'dc2'), /added to/);
-    const h = await record<{ priority: number; dc?: string; group: string }>(c.paths.metaHost(B), metaHostSchema);
+    const h = await record<{ priority: number; dc?: string; group: string }>(
+      c.paths.metaHost(B),
+      metaHostSchema,
+    );
     assert.deepEqual([h?.group, h?.priority, h?.dc], [c.group, 2, 'dc2']);
-    assert.deepEqual((await record<{ members: string[] }>(c.paths.metaGroup(c.group), metaGroupSchema))?.members, [M, A, B]);
+    assert.deepEqual(
+      (await record<{ members: string[] }>(c.paths.metaGroup(c.group), metaGroupSchema))?.members,
+      [M, A, B],
+    );
     assert.ok((await c.route()).read.includes(B));
     assert.deepEqual(await replicationOf(c.instance(B)), { master: M, running: true });
     await refused(['addhost', c.group, B], 1, /already a member/);
@@ -154,11 +172,42 @@ describe('mha maintenance and read commands', () => {
     const rejoinPath = c.paths.rejoin(B);
     const sdPath = c.paths.slaveDown(c.group, B);
     await c.zkClient.multi([
-      { op: 'create', path: rejoinPath, data: encodeRecord(rejoinSchema, { v: 1, group: c.group, newMaster: M, epoch: 1, promotedAt: Date.now(), gtidAtPromotion: String(pos?.p) }, rejoinPath) },
-      { op: 'create', path: sdPath, data: encodeRecord(slaveDownSchema, { v: 1, since: Date.now(), reason: 'old master' }, sdPath) },
-      { op: 'set', path: c.paths.haproxy(c.group), data: encodeRecord(haproxySchema, { ...r, read: r.read.filter((n) => n !== B) }, c.paths.haproxy(c.group)), version: route.stat.version },
+      {
+        op: 'create',
+        path: rejoinPath,
+        data: encodeRecord(
+          rejoinSchema,
+          {
+            v: 1,
+            group: c.group,
+            newMaster: M,
+            epoch: 1,
+            promotedAt: Date.now(),
+            gtidAtPromotion: String(pos?.p),
+          },
+          rejoinPath,
+        ),
+      },
+      {
+        op: 'create',
+        path: sdPath,
+        data: encodeRecord(slaveDownSchema, { v: 1, since: Date.now(), reason: 'old master' }, sdPath),
+      },
+      {
+        op: 'set',
+        path: c.paths.haproxy(c.group),
+        data: encodeRecord(
+          haproxySchema,
+          { ...r, read: r.read.filter((n) => n !== B) },
+          c.paths.haproxy(c.group),
+        ),
+        version: route.stat.version,
+      },
     ]);
-    assert.deepEqual((await status()).nodes.find((n) => n.node === B)?.state.slice(1), ['out of read pool', 'rejoin pending']);
+    assert.deepEqual((await status()).nodes.find((n) => n.node === B)?.state.slice(1), [
+      'out of read pool',
+      'rejoin pending',
+    ]);
 
     assert.match(await ok('setha', B), new RegExp(`replicates from ${esc(M)} and is back in the read pool`));
     assert.equal(await c.zkClient.exists(rejoinPath), null);
@@ -173,22 +222,48 @@ describe('mha maintenance and read commands', () => {
     await c.instance(B).query('STOP SLAVE');
     await c.instance(B).query('CREATE TABLE app.errant (id INT PRIMARY KEY)');
     const [bpos] = await c.instance(B).query('SELECT @@gtid_binlog_pos AS p');
-    await refused(['setha', B], 1, new RegExp(`check transactions: ${esc(B)} holds transactions the master ${esc(M)} lacks: .*${esc(String(bpos?.p))}`));
+    await refused(
+      ['setha', B],
+      1,
+      new RegExp(
+        `check transactions: ${esc(B)} holds transactions the master ${esc(M)} lacks: .*${esc(String(bpos?.p))}`,
+      ),
+    );
   });
 
   it('alerts: list, follow (JSON lines and --exec, no shell), clear', async () => {
     const put = (kind: string | undefined, detail: Record<string, unknown>) => {
       const p = c.paths.watchDown(c.group, kind);
-      return c.zkClient.create(p, encodeRecord(alertSchema, { v: 1, kind: kind ?? 'heartbeat-lost-mysql-alive', at: Date.now(), detail }, p), 'persistent');
+      return c.zkClient.create(
+        p,
+        encodeRecord(
+          alertSchema,
+          { v: 1, kind: kind ?? 'heartbeat-lost-mysql-alive', at: Date.now(), detail },
+          p,
+        ),
+        'persistent',
+      );
     };
     assert.match(await ok('alerts'), /no alerts/);
     await put(undefined, { node: M }); // present before the followers start: not reported by them
 
     const out = path.join(c.dir, 'hook.out');
     const hook = path.join(c.dir, 'hook.js');
-    fs.writeFileSync(hook, "require('fs').appendFileSync(process.argv[2], JSON.stringify([process.env.MHA_ALERT_GROUP, process.env.MHA_ALERT_KIND, process.env.MHA_ALERT_JSON]) + '\\n');\n");
-    const follow = (args: string[]): { child: ChildProcess; stdout: () => string; stderr: () => string; exited: Promise<number | null> } => {
-      const child = spawn(process.execPath, [MHA_BIN, 'alerts', '--follow', ...args, '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
+    fs.writeFileSync(
+      hook,
+      "require('fs').appendFileSync(process.argv[2], JSON.stringify([process.env.MHA_ALERT_GROUP, process.env.MHA_ALERT_KIND, process.env.MHA_ALERT_JSON]) + '\\n');\n",
+    );
+    const follow = (
+      args: string[],
+    ): {
+      child: ChildProcess;
+      stdout: () => string;
+      stderr: () => string;
+      exited: Promise<number | null>;
+    } => {
+      const child = spawn(process.execPath, [MHA_BIN, 'alerts', '--follow', ...args, '--config', config], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let stdout = '';
       let stderr = '';
       child.stdout!.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -200,15 +275,31 @@ describe('mha maintenance and read commands', () => {
     const exec = follow(['--exec', `${process.execPath} ${hook} ${out}`]);
     try {
       for (const f of [lines, exec]) {
-        await waitFor(() => f.stderr().includes('following alerts'), { timeoutMs: 10000, what: 'follower ready' });
+        await waitFor(() => f.stderr().includes('following alerts'), {
+          timeoutMs: 10000,
+          what: 'follower ready',
+        });
       }
       await put('router', { why: 'reload failed' });
-      const line = await waitFor(() => lines.stdout().split('\n').find((l) => l.startsWith('{')) ?? null, { timeoutMs: 10000, what: 'a JSON line' });
+      const line = await waitFor(
+        () =>
+          lines
+            .stdout()
+            .split('\n')
+            .find((l) => l.startsWith('{')) ?? null,
+        { timeoutMs: 10000, what: 'a JSON line' },
+      );
       const a = JSON.parse(line) as { group: string; kind: string; detail: { why: string } };
       assert.deepEqual([a.group, a.kind, a.detail.why], [c.group, 'router', 'reload failed']);
-      const hookLine = await waitFor(() => (fs.existsSync(out) ? fs.readFileSync(out, 'utf8').trim() : null), { timeoutMs: 10000, what: 'the --exec hook ran' });
+      const hookLine = await waitFor(
+        () => (fs.existsSync(out) ? fs.readFileSync(out, 'utf8').trim() : null),
+        { timeoutMs: 10000, what: 'the --exec hook ran' },
+      );
       const [g, k, json] = JSON.parse(hookLine) as [string, string, string];
-      assert.deepEqual([g, k, (JSON.parse(json) as { detail: { why: string } }).detail.why], [c.group, 'router', 'reload failed']);
+      assert.deepEqual(
+        [g, k, (JSON.parse(json) as { detail: { why: string } }).detail.why],
+        [c.group, 'router', 'reload failed'],
+      );
       assert.equal(hookLine.split('\n').length, 1, 'only the new alert');
       assert.equal(lines.stdout().trim().split('\n').length, 1, 'only the new alert');
     } finally {
@@ -220,7 +311,10 @@ describe('mha maintenance and read commands', () => {
 
     const listed = JSON.parse(await ok('alerts', '--json')) as Array<{ group: string; kind: string }>;
     assert.deepEqual(listed.map((x) => x.kind).sort(), ['heartbeat-lost-mysql-alive', 'router']);
-    assert.deepEqual((await status()).alerts.map((x) => x.kind).sort(), ['heartbeat-lost-mysql-alive', 'router']);
+    assert.deepEqual((await status()).alerts.map((x) => x.kind).sort(), [
+      'heartbeat-lost-mysql-alive',
+      'router',
+    ]);
     assert.match(await ok('alerts', '--clear', c.group), /cleared g1, g1__router/);
     assert.deepEqual(await c.zkClient.children(c.paths.dir('watch_down')), []);
     await refused(['alerts', '--exec', '/bin/true'], 2, /--exec needs --follow/);

@@ -29,7 +29,17 @@ describe('mha switchover and setmaster', () => {
   });
 
   const mha = (...args: string[]) => runMha([...args, '--config', config]);
-  type HistoryJson = Array<{ ok: boolean; event: { kind: string; from: string; to: string; epoch: number; steps: Array<{ name: string; ms: number; ok: boolean }>; detail: Record<string, unknown> } }>;
+  type HistoryJson = Array<{
+    ok: boolean;
+    event: {
+      kind: string;
+      from: string;
+      to: string;
+      epoch: number;
+      steps: Array<{ name: string; ms: number; ok: boolean }>;
+      detail: Record<string, unknown>;
+    };
+  }>;
   const lastEvent = async () => {
     const h = await mha('history', c.group, '--json');
     assert.equal(h.code, 0, h.stderr);
@@ -44,7 +54,9 @@ describe('mha switchover and setmaster', () => {
       await writer.waitForAcks(50);
       const r = await mha('switchover', c.group);
       assert.equal(r.code, 0, `stdout ${r.stdout} stderr ${r.stderr}`);
-      const m = new RegExp(`switched over ${esc(oldMaster)} -> (\\S+) \\(epoch 2\\); write pause ([\\d.]+) ms`).exec(r.stdout);
+      const m = new RegExp(
+        `switched over ${esc(oldMaster)} -> (\\S+) \\(epoch 2\\); write pause ([\\d.]+) ms`,
+      ).exec(r.stdout);
       assert.ok(m, r.stdout);
       const newMaster = m[1]!;
       assert.notEqual(newMaster, oldMaster);
@@ -60,10 +72,12 @@ describe('mha switchover and setmaster', () => {
       const ev = await lastEvent();
       assert.deepEqual([ev.kind, ev.from, ev.to, ev.epoch], ['switchover', oldMaster, newMaster, 2]);
       // The two fences run at once; then catch up and promote.
-      assert.deepEqual(
-        ev.steps.map((s) => s.name).sort(),
-        ['catch up', 'fence master', 'fence route', 'promote'],
-      );
+      assert.deepEqual(ev.steps.map((s) => s.name).sort(), [
+        'catch up',
+        'fence master',
+        'fence route',
+        'promote',
+      ]);
       assert.ok(ev.steps.every((s) => s.ok));
     } finally {
       await writer.stop();
@@ -87,9 +101,23 @@ describe('mha switchover and setmaster', () => {
     try {
       await lockConn.exec('FLUSH TABLES WITH READ LOCK');
       await writer.waitForAcks(20);
-      const r = await mha('switchover', c.group, '--to', candidate, '--max-pause-ms', '300', '--catch-up-timeout-ms', '0');
+      const r = await mha(
+        'switchover',
+        c.group,
+        '--to',
+        candidate,
+        '--max-pause-ms',
+        '300',
+        '--catch-up-timeout-ms',
+        '0',
+      );
       assert.equal(r.code, 1, `stdout ${r.stdout} stderr ${r.stderr}`);
-      assert.match(r.stderr, new RegExp(`catch up: ${esc(candidate)} did not execute .* within \\d+ ms .*rolled back: ${esc(master)} is writable again and routed \\(epoch ${epoch}\\)`));
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `catch up: ${esc(candidate)} did not execute .* within \\d+ ms .*rolled back: ${esc(master)} is writable again and routed \\(epoch ${epoch}\\)`,
+        ),
+      );
       await lockConn.exec('UNLOCK TABLES');
       // Writes resume on the same master; nothing acknowledged is lost; the candidate catches up.
       await writer.waitForAcks(20);
@@ -116,19 +144,34 @@ describe('mha switchover and setmaster', () => {
     const before = await zkSnapshot(c.zkClient, c.root);
     const refused = await mha('setmaster', c.group, target);
     assert.equal(refused.code, 1);
-    assert.match(refused.stderr, new RegExp(`check topology: ${esc(target)} is read-only; ${esc(target)} still replicates from ${esc(old)}`));
+    assert.match(
+      refused.stderr,
+      new RegExp(
+        `check topology: ${esc(target)} is read-only; ${esc(target)} still replicates from ${esc(old)}`,
+      ),
+    );
     assert.deepEqual(await zkSnapshot(c.zkClient, c.root), before);
 
     // An operator moves the master by hand.
     await c.instance(old).query('SET GLOBAL read_only = ON');
     await c.db.waitReplicated({ master: c.instance(old), replicas: [c.instance(target)] });
     const conn = (n: string) => c.instance(n).connect('admin');
-    const creds = { user: TEST_CREDENTIALS.repl.user, password: new Secret(TEST_CREDENTIALS.repl.password), semiSync: true };
+    const creds = {
+      user: TEST_CREDENTIALS.repl.user,
+      password: new Secret(TEST_CREDENTIALS.repl.password),
+      semiSync: true,
+    };
     const [host, port] = [target.split(':')[0]!, Number(target.split(':')[1])];
     for (const [n, fn] of [
       [target, (x: MysqlConnection) => mariadb.promote(x, { semiSync: true })],
-      [old, (x: MysqlConnection) => mariadb.replicateFrom(x, { host, port, ...creds, gtidMode: 'current_pos' })],
-      [third, (x: MysqlConnection) => mariadb.replicateFrom(x, { host, port, ...creds, gtidMode: 'slave_pos' })],
+      [
+        old,
+        (x: MysqlConnection) => mariadb.replicateFrom(x, { host, port, ...creds, gtidMode: 'current_pos' }),
+      ],
+      [
+        third,
+        (x: MysqlConnection) => mariadb.replicateFrom(x, { host, port, ...creds, gtidMode: 'slave_pos' }),
+      ],
     ] as const) {
       const x = await conn(n);
       try {
@@ -137,7 +180,12 @@ describe('mha switchover and setmaster', () => {
         await x.close();
       }
     }
-    await waitFor(async () => (await replicationOf(c.instance(old)))?.running === true && (await replicationOf(c.instance(third)))?.running === true, { timeoutMs: 10000, what: 'replicas of the hand-made master' });
+    await waitFor(
+      async () =>
+        (await replicationOf(c.instance(old)))?.running === true &&
+        (await replicationOf(c.instance(third)))?.running === true,
+      { timeoutMs: 10000, what: 'replicas of the hand-made master' },
+    );
 
     const epoch = (await c.master()).epoch;
     const routeBefore = await c.route();
@@ -151,14 +199,31 @@ describe('mha switchover and setmaster', () => {
     const taskPath = c.paths.task(c.group);
     await c.zkClient.create(
       taskPath,
-      encodeRecord(taskSchema, { v: 1, id: 'switchover-1', kind: 'switchover', step: 'fence', oldMaster: old, candidate: third, startedAt: Date.now(), worker: 'cli:gone:1', detail: {} }, taskPath),
+      encodeRecord(
+        taskSchema,
+        {
+          v: 1,
+          id: 'switchover-1',
+          kind: 'switchover',
+          step: 'fence',
+          oldMaster: old,
+          candidate: third,
+          startedAt: Date.now(),
+          worker: 'cli:gone:1',
+          detail: {},
+        },
+        taskPath,
+      ),
     );
     const r2 = await mha('setmaster', c.group, target, '--reroute');
     assert.equal(r2.code, 0, r2.stderr);
     assert.match(r2.stdout, /cleared the unfinished switchover task/);
     assert.equal(await c.zkClient.exists(taskPath), null);
     const route = await c.route();
-    assert.deepEqual([route.epoch, route.write, [...route.read].sort()], [epoch + 2, target, [old, third].sort()]);
+    assert.deepEqual(
+      [route.epoch, route.write, [...route.read].sort()],
+      [epoch + 2, target, [old, third].sort()],
+    );
     await c.assertInvariants({ master: target });
     const ev = await lastEvent();
     assert.deepEqual([ev.kind, ev.from, ev.to, ev.epoch], ['setmaster', target, target, epoch + 2]);

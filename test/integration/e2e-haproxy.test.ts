@@ -38,7 +38,10 @@ describe('end to end: an application writing through HAProxy survives a dead mas
     await zk?.close();
   });
 
-  async function scenario(kind: 'kill' | 'host-death' | 'switchover', act: (w: E2EWorld, old: string) => Promise<void>): Promise<Observed> {
+  async function scenario(
+    kind: 'kill' | 'host-death' | 'switchover',
+    act: (w: E2EWorld, old: string) => Promise<void>,
+  ): Promise<Observed> {
     const w = await startE2E({ zk, sessionTimeoutMs: SESSION_TIMEOUT_MS });
     const { c } = w;
     try {
@@ -47,15 +50,27 @@ describe('end to end: an application writing through HAProxy survives a dead mas
       await writer.waitForAcks(50);
       await reader.waitForReads(10);
       const old = (await c.master()).node;
-      assert.ok(writer.acks.every((a) => a.node === old), 'before: the write port reaches the master');
-      assert.ok(reader.reads.length > 0 && reader.reads.every((r) => r.node !== old && r.readOnly), 'before: the read port reaches read-only replicas only');
+      assert.ok(
+        writer.acks.every((a) => a.node === old),
+        'before: the write port reaches the master',
+      );
+      assert.ok(
+        reader.reads.length > 0 && reader.reads.every((r) => r.node !== old && r.readOnly),
+        'before: the read port reaches read-only replicas only',
+      );
 
       await act(w, old);
 
       const m = await c.waitForNewMaster({ notNode: old, timeoutMs: 20_000 });
-      const firstNew = await waitFor(() => writer.acks.find((a) => a.node === m.node), { timeoutMs: 15_000, what: `a write acknowledged by ${m.node} through the write port` });
+      const firstNew = await waitFor(() => writer.acks.find((a) => a.node === m.node), {
+        timeoutMs: 15_000,
+        what: `a write acknowledged by ${m.node} through the write port`,
+      });
       await writer.waitForAcks(50);
-      await waitFor(() => reader.reads.filter((r) => r.startHr > firstNew.hr).length >= 10, { timeoutMs: 15_000, what: '10 reads after the new master took writes' });
+      await waitFor(() => reader.reads.filter((r) => r.startHr > firstNew.hr).length >= 10, {
+        timeoutMs: 15_000,
+        what: '10 reads after the new master took writes',
+      });
       await writer.stop();
       await reader.stop();
 
@@ -64,16 +79,25 @@ describe('end to end: an application writing through HAProxy survives a dead mas
       await c.assertInvariants({ master: m.node, writer, noLostRows: true });
       const have = await c.rowIds(m.node);
       assert.deepEqual(lostAcks(writer.acks, have), [], 'every acknowledged row is on the new master');
-      assert.deepEqual(readsFromOldMaster(reader.reads, old, outage.firstNew.hr, kind === 'switchover'), [], 'no read from the old master as master after the new one took writes');
+      assert.deepEqual(
+        readsFromOldMaster(reader.reads, old, outage.firstNew.hr, kind === 'switchover'),
+        [],
+        'no read from the old master as master after the new one took writes',
+      );
       assert.deepEqual(readsOfLostRows(reader.reads, have), [], 'every row a read saw is on the new master');
-      assert.ok(reader.reads.some((r) => r.startHr > outage.firstNew.hr && r.node !== old), 'reads go on after the change');
+      assert.ok(
+        reader.reads.some((r) => r.startHr > outage.firstNew.hr && r.node !== old),
+        'reads go on after the change',
+      );
       process.stderr.write(
         `e2e ${kind}: ${old} -> ${m.node}, write outage ${outage.ms.toFixed(0)} ms (${outage.errors} failed writes), ` +
           `${writer.acks.length} writes acknowledged, ${reader.reads.length} reads\n`,
       );
       return { old, now: m.node, outage };
     } catch (err) {
-      process.stderr.write(`e2e ${kind} failed; logs in ${c.dir} (router: ${w.routerLog}; ZKMHA_KEEP_TMP=1 keeps them)\n`);
+      process.stderr.write(
+        `e2e ${kind} failed; logs in ${c.dir} (router: ${w.routerLog}; ZKMHA_KEEP_TMP=1 keeps them)\n`,
+      );
       throw err;
     } finally {
       await w.close();
@@ -91,14 +115,19 @@ describe('end to end: an application writing through HAProxy survives a dead mas
       await Promise.all([w.c.client(old)!.kill('SIGKILL'), w.c.instance(old).kill()]);
     });
     // Target: session timeout + 1 s. Asserted with a generous factor of two for a loaded machine.
-    assert.ok(o.outage.ms < 2 * (SESSION_TIMEOUT_MS + 1000), `write outage ${o.outage.ms.toFixed(0)} ms after a host death`);
+    assert.ok(
+      o.outage.ms < 2 * (SESSION_TIMEOUT_MS + 1000),
+      `write outage ${o.outage.ms.toFixed(0)} ms after a host death`,
+    );
   });
 
   it('3. mha switchover: the same, with no write error longer than the measured pause', async () => {
     let pauseMs = -1;
     let to = '';
     const o = await scenario('switchover', async (w) => {
-      const r = await runMha(['switchover', w.c.group, '--json', '--config', w.cliConfig], { timeoutMs: 60_000 });
+      const r = await runMha(['switchover', w.c.group, '--json', '--config', w.cliConfig], {
+        timeoutMs: 60_000,
+      });
       assert.equal(r.code, 0, `mha switchover: ${r.stderr}`);
       const res = JSON.parse(r.stdout) as { to: string; pauseMs: number };
       pauseMs = res.pauseMs;
@@ -108,6 +137,9 @@ describe('end to end: an application writing through HAProxy survives a dead mas
     // The pause is measured by the CLI from the fencing route to the committed new route; the
     // application also waits for the router to apply that route and for its own reconnect.
     const ROUTE_APPLY_MARGIN_MS = 1000;
-    assert.ok(o.outage.ms <= pauseMs + ROUTE_APPLY_MARGIN_MS, `write outage ${o.outage.ms.toFixed(0)} ms, switchover pause ${pauseMs} ms`);
+    assert.ok(
+      o.outage.ms <= pauseMs + ROUTE_APPLY_MARGIN_MS,
+      `write outage ${o.outage.ms.toFixed(0)} ms, switchover pause ${pauseMs} ms`,
+    );
   });
 });

@@ -28,12 +28,22 @@ interface Run {
   readonly stderr: string;
 }
 
-function run(file: string, args: readonly string[], env: NodeJS.ProcessEnv, timeoutMs = 180_000): Promise<Run> {
+function run(
+  file: string,
+  args: readonly string[],
+  env: NodeJS.ProcessEnv,
+  timeoutMs = 180_000,
+): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(file, [...args], { env: { ...process.env, ...env }, timeout: timeoutMs }, (err, stdout, stderr) => {
-      const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr) });
-    });
+    execFile(
+      file,
+      [...args],
+      { env: { ...process.env, ...env }, timeout: timeoutMs },
+      (err, stdout, stderr) => {
+        const code = err === null ? 0 : typeof err.code === 'number' ? err.code : -1;
+        resolve({ code, stdout: String(stdout), stderr: String(stderr) });
+      },
+    );
   });
 }
 
@@ -78,7 +88,20 @@ describe('the one-command sandbox', () => {
     return st;
   };
   const mariadb = (port: number, sql: string): Promise<Run> =>
-    run('mariadb', [`--defaults-extra-file=${path.join(dir, 'app.cnf')}`, '-P', String(port), '--batch', '--skip-column-names', '-e', sql], {}, 20_000);
+    run(
+      'mariadb',
+      [
+        `--defaults-extra-file=${path.join(dir, 'app.cnf')}`,
+        '-P',
+        String(port),
+        '--batch',
+        '--skip-column-names',
+        '-e',
+        sql,
+      ],
+      {},
+      20_000,
+    );
 
   before(async () => {
     trackDir(path.dirname(dir));
@@ -99,7 +122,19 @@ describe('the one-command sandbox', () => {
     assert.match(up.stdout, new RegExp(`write port\\s+127\\.0\\.0\\.1:${base + 6}`));
     assert.match(up.stdout, new RegExp(`mariadb --defaults-extra-file=\\S*app\\.cnf -P ${base + 6}`));
     const names = Object.keys(st.procs).sort();
-    assert.deepEqual(names, ['client-n1', 'client-n2', 'client-n3', 'haproxy', 'mariadb-n1', 'mariadb-n2', 'mariadb-n3', 'router', 'server-s1', 'server-s2', 'zookeeper']);
+    assert.deepEqual(names, [
+      'client-n1',
+      'client-n2',
+      'client-n3',
+      'haproxy',
+      'mariadb-n1',
+      'mariadb-n2',
+      'mariadb-n3',
+      'router',
+      'server-s1',
+      'server-s2',
+      'zookeeper',
+    ]);
     for (const [pid, start] of pids) assert.equal(procStartTime(pid), start, `pid ${pid} running`);
 
     const again = await sandbox('up');
@@ -127,7 +162,10 @@ describe('the one-command sandbox', () => {
 
   it('the walkthrough: a row written through the write port survives kill-master; status shows the new master', async () => {
     const w = base + 6;
-    const created = await mariadb(w, "CREATE TABLE greetings (id INT PRIMARY KEY, msg VARCHAR(100)); INSERT INTO greetings VALUES (1, 'before'); SELECT @@port");
+    const created = await mariadb(
+      w,
+      "CREATE TABLE greetings (id INT PRIMARY KEY, msg VARCHAR(100)); INSERT INTO greetings VALUES (1, 'before'); SELECT @@port",
+    );
     assert.equal(created.code, 0, created.stderr);
     assert.equal(created.stdout.trim(), String(base + 11), 'the write port reaches n1, the master');
 
@@ -138,7 +176,10 @@ describe('the one-command sandbox', () => {
     const n1 = readState(path.join(dir, 'state.json'))!.procs['mariadb-n1']!;
     assert.notEqual(procStartTime(n1.pid), n1.startTime, "n1's mariadbd is gone");
 
-    const after = await mariadb(w, "INSERT INTO greetings VALUES (2, 'after'); SELECT @@port, GROUP_CONCAT(msg ORDER BY id) FROM greetings");
+    const after = await mariadb(
+      w,
+      "INSERT INTO greetings VALUES (2, 'after'); SELECT @@port, GROUP_CONCAT(msg ORDER BY id) FROM greetings",
+    );
     assert.equal(after.code, 0, after.stderr);
     const [port, rows] = after.stdout.trim().split('\t');
     assert.ok([String(base + 12), String(base + 13)].includes(port!), `write port now reaches ${port}`);

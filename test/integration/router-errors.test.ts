@@ -2,7 +2,15 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
-import { alertSchema, decodeRecord, encodeRecord, metaGroupSchema, metaRouterSchema, type AlertRecord, type MetaRouterRecord } from '../../core/records';
+import {
+  alertSchema,
+  decodeRecord,
+  encodeRecord,
+  metaGroupSchema,
+  metaRouterSchema,
+  type AlertRecord,
+  type MetaRouterRecord,
+} from '../../core/records';
 import type { RouterAgent } from '../../router/agent';
 import type { HaproxyPaths } from '../env/haproxy';
 import { portOf, startRouterWorld, whoAnswers, type RouterWorld } from '../env/router';
@@ -37,11 +45,17 @@ describe('router: bad input leaves the previous state serving, with an alert', (
       async () => {
         const mr = await metaRouter();
         const al = await alert(group);
-        return mr?.lastError !== undefined && pattern.test(mr.lastError) && al !== null && pattern.test(String(al.detail.error)) ? { mr, al } : null;
+        return mr?.lastError !== undefined &&
+          pattern.test(mr.lastError) &&
+          al !== null &&
+          pattern.test(String(al.detail.error))
+          ? { mr, al }
+          : null;
       },
       { timeoutMs: 10_000, what },
     );
-  const cleared = (what: string) => waitFor(async () => (await metaRouter())?.lastError === undefined, { timeoutMs: 10_000, what });
+  const cleared = (what: string) =>
+    waitFor(async () => (await metaRouter())?.lastError === undefined, { timeoutMs: 10_000, what });
   const serving = async (write: string, read: string) => {
     assert.equal(await whoAnswers(g1.writePort), portOf(write));
     assert.equal(await whoAnswers(g1.readPort), portOf(read));
@@ -53,7 +67,10 @@ describe('router: bad input leaves the previous state serving, with an alert', (
     g1 = await w.addGroup('g1', { epoch: 5, write: n[0]!, read: [n[1]!] });
     ({ agent, hp } = await w.startRouter('r1'));
     goodTemplate = fs.readFileSync(hp.template, 'utf8');
-    await waitFor(async () => (await metaRouter())?.applied.g1 === 5, { timeoutMs: 10_000, what: 'g1 applied' });
+    await waitFor(async () => (await metaRouter())?.applied.g1 === 5, {
+      timeoutMs: 10_000,
+      what: 'g1 applied',
+    });
     await serving(n[0]!, n[1]!);
   });
 
@@ -69,7 +86,10 @@ describe('router: bad input leaves the previous state serving, with an alert', (
     assert.equal(al.detail.router, 'r1');
     await serving(n[0]!, n[1]!);
     // A record that parses but breaks the schema is refused the same way.
-    await w.setRaw(w.paths.haproxy('g1'), Buffer.from(JSON.stringify({ v: 1, epoch: 6, write: 'not a node', read: [] })));
+    await w.setRaw(
+      w.paths.haproxy('g1'),
+      Buffer.from(JSON.stringify({ v: 1, epoch: 6, write: 'not a node', read: [] })),
+    );
     await reported('g1', /haproxy\/g1: write: must be host:port/, 'invalid record reported');
     await serving(n[0]!, n[1]!);
     await w.setRoute('g1', { epoch: 5, write: n[0]!, read: [n[2]!] });
@@ -84,7 +104,10 @@ describe('router: bad input leaves the previous state serving, with an alert', (
     await serving(n[0]!, n[2]!);
     await w.setRoute('g1', { epoch: 6, write: n[1]!, read: [n[2]!] });
     await cleared('lastError cleared');
-    await waitFor(async () => (await whoAnswers(g1.writePort)) === portOf(n[1]!), { timeoutMs: 5000, what: 'write on n1' });
+    await waitFor(async () => (await whoAnswers(g1.writePort)) === portOf(n[1]!), {
+      timeoutMs: 5000,
+      what: 'write on n1',
+    });
   });
 
   it('a record with a lower epoch than applied', async () => {
@@ -101,14 +124,27 @@ describe('router: bad input leaves the previous state serving, with an alert', (
     await reported('g1', /template .* not used: template: Parse error/, 'template error reported');
     // A failover still gets through: the last good template renders it.
     await w.setRoute('g1', { epoch: 7, write: n[0]!, read: [n[2]!] });
-    await waitFor(async () => (await whoAnswers(g1.writePort)) === portOf(n[0]!), { timeoutMs: 5000, what: 'write on n0 despite the template' });
-    await waitFor(() => fs.readFileSync(hp.haproxyConfig, 'utf8').includes(`server w1 ${n[0]!} check`), { timeoutMs: 5000, what: 'file follows' });
+    await waitFor(async () => (await whoAnswers(g1.writePort)) === portOf(n[0]!), {
+      timeoutMs: 5000,
+      what: 'write on n0 despite the template',
+    });
+    await waitFor(() => fs.readFileSync(hp.haproxyConfig, 'utf8').includes(`server w1 ${n[0]!} check`), {
+      timeoutMs: 5000,
+      what: 'file follows',
+    });
     assert.equal((await metaRouter())?.applied.g1, 7);
   });
 
   it('a template that renders a configuration HAProxy rejects: alert, previous configuration kept', async () => {
-    fs.writeFileSync(hp.template, goodTemplate.replace('    stats timeout 30s\n', '    stats timeout 30s\n    no-such-directive on\n'));
-    await reported('g1', /template .* not used: haproxy -c: .*no-such-directive/, 'rejected template reported');
+    fs.writeFileSync(
+      hp.template,
+      goodTemplate.replace('    stats timeout 30s\n', '    stats timeout 30s\n    no-such-directive on\n'),
+    );
+    await reported(
+      'g1',
+      /template .* not used: haproxy -c: .*no-such-directive/,
+      'rejected template reported',
+    );
     assert.ok(!fs.readFileSync(hp.haproxyConfig, 'utf8').includes('no-such-directive'), 'file not replaced');
     await serving(n[0]!, n[2]!);
     fs.writeFileSync(hp.template, goodTemplate);
@@ -121,18 +157,39 @@ describe('router: bad input leaves the previous state serving, with an alert', (
     const taken = (blocker.address() as net.AddressInfo).port;
     try {
       const p = w.paths.metaGroup('g3');
-      await w.zkc.create(p, encodeRecord(metaGroupSchema, { v: 1, name: 'g3', flavor: 'mariadb', writePort: taken, readPort: taken + 1 === g1.writePort ? taken + 2 : taken + 1, members: [...n], settings: {} }, p));
+      await w.zkc.create(
+        p,
+        encodeRecord(
+          metaGroupSchema,
+          {
+            v: 1,
+            name: 'g3',
+            flavor: 'mariadb',
+            writePort: taken,
+            readPort: taken + 1 === g1.writePort ? taken + 2 : taken + 1,
+            members: [...n],
+            settings: {},
+          },
+          p,
+        ),
+      );
       await w.setRoute('g3', { epoch: 1, write: n[2]!, read: [] });
       await reported('g3', /reload failed/, 'failed reload reported');
       await serving(n[0]!, n[2]!);
-      assert.ok(!fs.readFileSync(hp.haproxyConfig, 'utf8').includes('g3_write'), 'configuration file restored');
+      assert.ok(
+        !fs.readFileSync(hp.haproxyConfig, 'utf8').includes('g3_write'),
+        'configuration file restored',
+      );
       assert.deepEqual(
         agent.status().applied.map((g) => g.name),
         ['g1'],
       );
       // Routing of the existing group still follows ZooKeeper meanwhile.
       await w.setRoute('g1', { epoch: 8, write: n[1]!, read: [n[2]!] });
-      await waitFor(async () => (await whoAnswers(g1.writePort)) === portOf(n[1]!), { timeoutMs: 5000, what: 'write on n1' });
+      await waitFor(async () => (await whoAnswers(g1.writePort)) === portOf(n[1]!), {
+        timeoutMs: 5000,
+        what: 'write on n1',
+      });
     } finally {
       blocker.close();
       await w.removeGroup('g3');

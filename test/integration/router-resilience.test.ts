@@ -30,10 +30,15 @@ describe('router: independence, drift, and life without ZooKeeper', () => {
     return nd ? decodeRecord(metaRouterSchema, nd.data, `meta_router/${id}`) : null;
   };
   const bothWriteTo = (node: string, what: string) =>
-    waitFor(async () => (await whoAnswers(g1.writePort, H1)) === portOf(node) && (await whoAnswers(g1.writePort, H2)) === portOf(node), {
-      timeoutMs: 10_000,
-      what,
-    });
+    waitFor(
+      async () =>
+        (await whoAnswers(g1.writePort, H1)) === portOf(node) &&
+        (await whoAnswers(g1.writePort, H2)) === portOf(node),
+      {
+        timeoutMs: 10_000,
+        what,
+      },
+    );
   const bothRead = async (node: string) => {
     assert.equal(await whoAnswers(g1.readPort, H1), portOf(node));
     assert.equal(await whoAnswers(g1.readPort, H2), portOf(node));
@@ -56,19 +61,30 @@ describe('router: independence, drift, and life without ZooKeeper', () => {
     await w.setRoute('g1', { epoch: 2, write: n[1]!, read: [n[2]!] });
     await bothWriteTo(n[1]!, 'both routers route writes to n1');
     await bothRead(n[2]!);
-    await waitFor(async () => (await metaRouter('r1'))?.applied.g1 === 2 && (await metaRouter('r2'))?.applied.g1 === 2, {
-      timeoutMs: 5000,
-      what: 'both report epoch 2',
-    });
+    await waitFor(
+      async () => (await metaRouter('r1'))?.applied.g1 === 2 && (await metaRouter('r2'))?.applied.g1 === 2,
+      {
+        timeoutMs: 5000,
+        what: 'both report epoch 2',
+      },
+    );
     assert.equal((await metaRouter('r2'))?.host, 'host-r2');
   });
 
   it('drift inside HAProxy (a server changed behind the router) is found and repaired', async () => {
-    await haproxyRun(hp1.adminSocket, ['set server g1_write/w1 state maint', `set server g1_read/r1 addr 127.0.0.1 port ${portOf(n[0]!)}`]);
-    await waitFor(async () => (await whoAnswers(g1.writePort, H1)) === portOf(n[1]!) && (await whoAnswers(g1.readPort, H1)) === portOf(n[2]!), {
-      timeoutMs: 5000,
-      what: 'drift repaired on r1',
-    });
+    await haproxyRun(hp1.adminSocket, [
+      'set server g1_write/w1 state maint',
+      `set server g1_read/r1 addr 127.0.0.1 port ${portOf(n[0]!)}`,
+    ]);
+    await waitFor(
+      async () =>
+        (await whoAnswers(g1.writePort, H1)) === portOf(n[1]!) &&
+        (await whoAnswers(g1.readPort, H1)) === portOf(n[2]!),
+      {
+        timeoutMs: 5000,
+        what: 'drift repaired on r1',
+      },
+    );
   });
 
   it('ZooKeeper stopped: both HAProxies keep serving reads and writes, and drift is still repaired', async () => {
@@ -102,20 +118,29 @@ describe('router: independence, drift, and life without ZooKeeper', () => {
 
   it('ZooKeeper back: the restarted router reports its epoch and both follow the next change', async () => {
     await w.zk.members[0]!.start();
-    await waitFor(async () => (await metaRouter('r1').catch(() => null))?.applied.g1 === 2, { timeoutMs: 15_000, what: 'r1 reports epoch 2 again' });
+    await waitFor(async () => (await metaRouter('r1').catch(() => null))?.applied.g1 === 2, {
+      timeoutMs: 15_000,
+      what: 'r1 reports epoch 2 again',
+    });
     await w.setRoute('g1', { epoch: 3, write: n[2]!, read: [n[0]!] });
     await bothWriteTo(n[2]!, 'both route writes to n2');
     await bothRead(n[0]!);
-    await waitFor(async () => (await metaRouter('r1'))?.applied.g1 === 3 && (await metaRouter('r2'))?.applied.g1 === 3, {
-      timeoutMs: 5000,
-      what: 'both report epoch 3',
-    });
+    await waitFor(
+      async () => (await metaRouter('r1'))?.applied.g1 === 3 && (await metaRouter('r2'))?.applied.g1 === 3,
+      {
+        timeoutMs: 5000,
+        what: 'both report epoch 3',
+      },
+    );
   });
 
   it('HAProxy killed under a running router is started again from the applied state', async () => {
     await stopHaproxyAt(hp2);
     assert.equal(await whoAnswers(g1.writePort, H2), 'ECONNREFUSED');
-    await waitFor(async () => (await whoAnswers(g1.writePort, H2)) === portOf(n[2]!), { timeoutMs: 10_000, what: 'r2 restarted HAProxy' });
+    await waitFor(async () => (await whoAnswers(g1.writePort, H2)) === portOf(n[2]!), {
+      timeoutMs: 10_000,
+      what: 'r2 restarted HAProxy',
+    });
     await trackRouterHaproxy(hp2);
     assert.equal(await whoAnswers(g1.readPort, H2), portOf(n[0]!));
   });

@@ -8,9 +8,23 @@ import { showProc, showServersState } from '../../core/haproxy/cli';
 import { startHaproxy } from '../../core/haproxy/process';
 import { decodeRecord, metaRouterSchema } from '../../core/records';
 import type { RouterAgent } from '../../router/agent';
-import { haproxyDir, removeHaproxyDir, stopHaproxyAt, trackPid, trackRouterHaproxy, type HaproxyPaths } from '../env/haproxy';
+import {
+  haproxyDir,
+  removeHaproxyDir,
+  stopHaproxyAt,
+  trackPid,
+  trackRouterHaproxy,
+  type HaproxyPaths,
+} from '../env/haproxy';
 import { track } from '../env/reaper';
-import { appConnect, portOf, startReadLoop, startRouterWorld, whoAnswers, type RouterWorld } from '../env/router';
+import {
+  appConnect,
+  portOf,
+  startReadLoop,
+  startRouterWorld,
+  whoAnswers,
+  type RouterWorld,
+} from '../env/router';
 import { waitFor } from '../env/wait';
 
 /**
@@ -23,7 +37,10 @@ const CUT_ERRORS = new Set(['PROTOCOL_CONNECTION_LOST', 'ECONNRESET', 'ECONNREFU
 
 /** The master's reload count; the master CLI is briefly away while the master re-executes. */
 function reloads(hp: HaproxyPaths): Promise<number> {
-  return waitFor(async () => (await showProc(hp.masterSocket)).master.reloads + 1, { timeoutMs: 5000, what: 'master CLI' }).then((r) => r - 1);
+  return waitFor(async () => (await showProc(hp.masterSocket)).master.reloads + 1, {
+    timeoutMs: 5000,
+    what: 'master CLI',
+  }).then((r) => r - 1);
 }
 
 async function port(conn: Connection): Promise<number> {
@@ -51,7 +68,10 @@ describe('router: HAProxy follows haproxy/<group>', () => {
     n = w.nodes;
     g1 = await w.addGroup('g1', { epoch: 1, write: n[0]!, read: [n[1]!, n[2]!] });
     ({ agent, hp } = await w.startRouter('r1'));
-    await waitFor(async () => (await whoAnswers(g1.writePort)) === portOf(n[0]!), { timeoutMs: 10_000, what: 'g1 write routed to n0' });
+    await waitFor(async () => (await whoAnswers(g1.writePort)) === portOf(n[0]!), {
+      timeoutMs: 10_000,
+      what: 'g1 write routed to n0',
+    });
   });
 
   after(async () => {
@@ -78,12 +98,15 @@ describe('router: HAProxy follows haproxy/<group>', () => {
     try {
       assert.equal(await port(old), portOf(n[0]!));
       const cut = closedBy(old);
-      const reloadsBefore = (await reloads(hp));
+      const reloadsBefore = await reloads(hp);
       await w.setRoute('g1', { epoch: 2, write: n[1]!, read: [n[2]!] });
-      await waitFor(async () => (await whoAnswers(g1.writePort)) === portOf(n[1]!), { timeoutMs: 5000, what: 'g1 write routed to n1' });
+      await waitFor(async () => (await whoAnswers(g1.writePort)) === portOf(n[1]!), {
+        timeoutMs: 5000,
+        what: 'g1 write routed to n1',
+      });
       assert.ok(CUT_ERRORS.has(await cut) || (await cut) === 'end', 'the old write connection was closed');
       await assert.rejects(old.query('SELECT 1'));
-      assert.equal((await reloads(hp)), reloadsBefore, 'runtime path: no reload');
+      assert.equal(await reloads(hp), reloadsBefore, 'runtime path: no reload');
     } finally {
       old.destroy();
     }
@@ -96,7 +119,10 @@ describe('router: HAProxy follows haproxy/<group>', () => {
       const cut = closedBy(open);
       await w.setRoute('g1', { epoch: 3, write: null, read: [n[2]!] });
       await cut;
-      await waitFor(async () => CUT_ERRORS.has(String(await whoAnswers(g1.writePort))), { timeoutMs: 5000, what: 'write port refuses' });
+      await waitFor(async () => CUT_ERRORS.has(String(await whoAnswers(g1.writePort))), {
+        timeoutMs: 5000,
+        what: 'write port refuses',
+      });
       // Still refused on the next attempts (not a timeout: closed by HAProxy at once).
       for (let i = 0; i < 3; i++) assert.ok(CUT_ERRORS.has(String(await whoAnswers(g1.writePort))));
       assert.equal(await whoAnswers(g1.readPort), portOf(n[2]!), 'reads go on');
@@ -111,11 +137,14 @@ describe('router: HAProxy follows haproxy/<group>', () => {
 
   it('a looping reader sees zero failed connections while replicas are removed and added and a group is added (reload)', async () => {
     await w.setRoute('g1', { epoch: 3, write: n[0]!, read: [n[1]!, n[2]!] });
-    await waitFor(async () => (await whoAnswers(g1.writePort)) === portOf(n[0]!), { timeoutMs: 5000, what: 'g1 write back on n0' });
+    await waitFor(async () => (await whoAnswers(g1.writePort)) === portOf(n[0]!), {
+      timeoutMs: 5000,
+      what: 'g1 write back on n0',
+    });
     const loop = startReadLoop(g1.readPort);
     const longLived = await appConnect(g1.readPort);
     const longPort = await port(longLived);
-    const reloadsBefore = (await reloads(hp));
+    const reloadsBefore = await reloads(hp);
     try {
       const expectOnly = async (nodes: string[], what: string) => {
         const want = new Set(nodes.map(portOf));
@@ -126,10 +155,14 @@ describe('router: HAProxy follows haproxy/<group>', () => {
             const applied = new Set(st?.read.filter((s) => s !== null).map((s) => s!.port));
             if ([...want].some((p) => !applied.has(p)) || applied.size !== want.size) return false;
             loop.mark();
-            await waitFor(() => loop.seenSinceMark().size >= want.size && [...want].every((p) => loop.seenSinceMark().has(p)), {
-              timeoutMs: 5000,
-              what: `${what}: reads on every node`,
-            });
+            await waitFor(
+              () =>
+                loop.seenSinceMark().size >= want.size && [...want].every((p) => loop.seenSinceMark().has(p)),
+              {
+                timeoutMs: 5000,
+                what: `${what}: reads on every node`,
+              },
+            );
             return [...loop.seenSinceMark().keys()].every((p) => want.has(p));
           },
           { timeoutMs: 10_000, what },
@@ -144,14 +177,20 @@ describe('router: HAProxy follows haproxy/<group>', () => {
       await expectOnly([n[1]!], 'pool replaced by n1');
       await w.setRoute('g1', { epoch: 3, write: n[0]!, read: [n[1]!, n[2]!] });
       await expectOnly([n[1]!, n[2]!], 'n2 back');
-      assert.equal((await reloads(hp)), reloadsBefore, 'read-pool changes need no reload');
+      assert.equal(await reloads(hp), reloadsBefore, 'read-pool changes need no reload');
 
       const g2 = await w.addGroup('g2', { epoch: 1, write: n[2]!, read: [n[0]!] });
-      await waitFor(async () => (await whoAnswers(g2.writePort)) === portOf(n[2]!), { timeoutMs: 10_000, what: 'g2 routed' });
+      await waitFor(async () => (await whoAnswers(g2.writePort)) === portOf(n[2]!), {
+        timeoutMs: 10_000,
+        what: 'g2 routed',
+      });
       await waitFor(() => agent.status().applied.length === 2, { timeoutMs: 5000, what: 'reload confirmed' });
       assert.equal(await reloads(hp), reloadsBefore + 1, 'a new group is one reload');
       loop.mark();
-      await waitFor(() => loop.seenSinceMark().size === 2, { timeoutMs: 5000, what: 'reads after the reload' });
+      await waitFor(() => loop.seenSinceMark().size === 2, {
+        timeoutMs: 5000,
+        what: 'reads after the reload',
+      });
       assert.equal(await port(longLived), longPort, 'an open read connection survives the reload');
     } finally {
       await loop.stop();
@@ -167,18 +206,30 @@ describe('router: HAProxy follows haproxy/<group>', () => {
       assert.equal(await port(old), portOf(n[0]!));
       const before = await reloads(hp);
       const g4 = await w.addGroup('g4', { epoch: 1, write: n[1]!, read: [] });
-      await waitFor(async () => (await whoAnswers(g4.writePort)) === portOf(n[1]!), { timeoutMs: 10_000, what: 'g4 routed (reload)' });
-      assert.equal(await reloads(hp), before + 1);
-      const workers = await waitFor(async () => ((await showProc(hp.masterSocket)).workers.length >= 2 ? (await showProc(hp.masterSocket)).workers : null), {
-        timeoutMs: 5000,
-        what: 'the old worker still holds the open connection',
+      await waitFor(async () => (await whoAnswers(g4.writePort)) === portOf(n[1]!), {
+        timeoutMs: 10_000,
+        what: 'g4 routed (reload)',
       });
+      assert.equal(await reloads(hp), before + 1);
+      const workers = await waitFor(
+        async () =>
+          (await showProc(hp.masterSocket)).workers.length >= 2
+            ? (await showProc(hp.masterSocket)).workers
+            : null,
+        {
+          timeoutMs: 5000,
+          what: 'the old worker still holds the open connection',
+        },
+      );
       assert.ok(workers.length >= 2);
       assert.equal(await port(old), portOf(n[0]!), 'the connection survived the reload on the old worker');
       const cut = closedBy(old);
       await w.setRoute('g1', { epoch: 4, write: n[2]!, read: [n[1]!, n[2]!] });
       await cut;
-      await waitFor(async () => (await whoAnswers(g1.writePort)) === portOf(n[2]!), { timeoutMs: 5000, what: 'g1 write on n2' });
+      await waitFor(async () => (await whoAnswers(g1.writePort)) === portOf(n[2]!), {
+        timeoutMs: 5000,
+        what: 'g1 write on n2',
+      });
       await w.removeGroup('g4');
     } finally {
       old.destroy();
@@ -188,7 +239,10 @@ describe('router: HAProxy follows haproxy/<group>', () => {
   it('removing a group removes its listeners (reload); the other group keeps serving', async () => {
     const g2 = w.ports('g2');
     await w.removeGroup('g2');
-    await waitFor(async () => (await whoAnswers(g2.writePort)) === 'ECONNREFUSED', { timeoutMs: 10_000, what: 'g2 listeners gone' });
+    await waitFor(async () => (await whoAnswers(g2.writePort)) === 'ECONNREFUSED', {
+      timeoutMs: 10_000,
+      what: 'g2 listeners gone',
+    });
     assert.equal(await whoAnswers(g1.writePort), portOf(n[2]!));
     await waitFor(() => agent.status().applied.length === 1, { timeoutMs: 5000, what: 'reload confirmed' });
     assert.deepEqual(
@@ -202,16 +256,26 @@ describe('router: HAProxy follows haproxy/<group>', () => {
     await w.setRoute('g1', { epoch: 4, write: n[2]!, read: [n[0]!, n[2]!] });
     await waitFor(
       () => {
-        const nodes = agent.status().applied[0]?.read.filter((s) => s !== null).map((s) => s!.node) ?? [];
+        const nodes =
+          agent
+            .status()
+            .applied[0]?.read.filter((s) => s !== null)
+            .map((s) => s!.node) ?? [];
         return nodes.length === 2 && nodes.includes(n[0]!) && nodes.includes(n[2]!);
       },
       { timeoutMs: 5000, what: 'read pool n0, n2 applied' },
     );
-    const state = async () => (await showServersState(hp.adminSocket)).filter((s) => s.backend.startsWith('g1_'));
-    const slots = async () => (await state()).map((s) => (s.maint ? `${s.backend}/${s.server} maint` : `${s.backend}/${s.server} ${s.addr}:${s.port}`));
+    const state = async () =>
+      (await showServersState(hp.adminSocket)).filter((s) => s.backend.startsWith('g1_'));
+    const slots = async () =>
+      (await state()).map((s) =>
+        s.maint ? `${s.backend}/${s.server} maint` : `${s.backend}/${s.server} ${s.addr}:${s.port}`,
+      );
     const before = await slots();
     // The router writes the file in the background (validated); wait until every slot is there.
-    const lines = (await state()).map((s) => `    server ${s.server} ${s.maint ? '127.0.0.1:1 check disabled' : `${s.addr}:${s.port} check`}`);
+    const lines = (await state()).map(
+      (s) => `    server ${s.server} ${s.maint ? '127.0.0.1:1 check disabled' : `${s.addr}:${s.port} check`}`,
+    );
     await waitFor(
       () => {
         const text = fs.readFileSync(hp.haproxyConfig, 'utf8').split('# group g1:')[1] ?? '';
@@ -221,7 +285,12 @@ describe('router: HAProxy follows haproxy/<group>', () => {
     );
     await agent.stop();
     await stopHaproxyAt(hp);
-    const proc = await startHaproxy({ bin: 'haproxy', configFile: hp.haproxyConfig, masterSocket: hp.masterSocket, pidFile: hp.pidFile });
+    const proc = await startHaproxy({
+      bin: 'haproxy',
+      configFile: hp.haproxyConfig,
+      masterSocket: hp.masterSocket,
+      pidFile: hp.pidFile,
+    });
     trackPid(proc.master.pid);
     assert.deepEqual(await waitFor(() => slots(), { timeoutMs: 5000, what: 'admin socket' }), before);
     assert.equal(await whoAnswers(g1.writePort), portOf(n[2]!));
@@ -250,15 +319,34 @@ describe('router: HAProxy follows haproxy/<group>', () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
       await trackRouterHaproxy(hp3);
-      await waitFor(async () => (await whoAnswers(g1.writePort, '127.0.0.3')) === portOf(n[2]!), { timeoutMs: 10_000, what: 'r3 routes g1' });
-      await waitFor(async () => (await w.zkc.exists(w.paths.metaRouter('r3'))) !== null, { timeoutMs: 5000, what: 'meta_router/r3' });
+      await waitFor(async () => (await whoAnswers(g1.writePort, '127.0.0.3')) === portOf(n[2]!), {
+        timeoutMs: 10_000,
+        what: 'r3 routes g1',
+      });
+      await waitFor(async () => (await w.zkc.exists(w.paths.metaRouter('r3'))) !== null, {
+        timeoutMs: 5000,
+        what: 'meta_router/r3',
+      });
       child.kill('SIGTERM');
       assert.equal(await exited, 0);
-      assert.equal(await whoAnswers(g1.writePort, '127.0.0.3'), portOf(n[2]!), 'HAProxy keeps serving after the router exits');
-      await waitFor(async () => (await w.zkc.exists(w.paths.metaRouter('r3'))) === null, { timeoutMs: 5000, what: 'meta_router/r3 gone' });
-      const lines = fs.readFileSync(logFile, 'utf8').split('\n').filter((l) => l !== '');
+      assert.equal(
+        await whoAnswers(g1.writePort, '127.0.0.3'),
+        portOf(n[2]!),
+        'HAProxy keeps serving after the router exits',
+      );
+      await waitFor(async () => (await w.zkc.exists(w.paths.metaRouter('r3'))) === null, {
+        timeoutMs: 5000,
+        what: 'meta_router/r3 gone',
+      });
+      const lines = fs
+        .readFileSync(logFile, 'utf8')
+        .split('\n')
+        .filter((l) => l !== '');
       const msgs = lines.map((l) => (JSON.parse(l) as { msg: string }).msg);
-      assert.ok(msgs.includes('router: started HAProxy') && msgs.includes('router: stopped (HAProxy keeps serving)'), msgs.join(' | '));
+      assert.ok(
+        msgs.includes('router: started HAProxy') && msgs.includes('router: stopped (HAProxy keeps serving)'),
+        msgs.join(' | '),
+      );
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
       await stopHaproxyAt(hp3);

@@ -1,11 +1,25 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { exitCodeFor, isZkmhaError } from '../../core/errors';
-import { dcArg, execArg, flavorArg, groupArg, nodeListArg, portArg, positiveIntArg, priorityArg, textArg } from '../../cli/args';
+import {
+  dcArg,
+  execArg,
+  flavorArg,
+  groupArg,
+  nodeListArg,
+  portArg,
+  positiveIntArg,
+  priorityArg,
+  textArg,
+} from '../../cli/args';
 
 /** Every rejected input is a one-line error that maps to exit code 2. */
 function rejects(fn: () => unknown, message: RegExp): void {
-  assert.throws(fn, (err: unknown) => isZkmhaError(err) && exitCodeFor(err) === 2 && message.test(err.message) && !err.message.includes('\n'));
+  assert.throws(
+    fn,
+    (err: unknown) =>
+      isZkmhaError(err) && exitCodeFor(err) === 2 && message.test(err.message) && !err.message.includes('\n'),
+  );
 }
 
 describe('cli argument validation', () => {

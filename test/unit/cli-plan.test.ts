@@ -11,7 +11,12 @@ const N1 = '127.0.0.1:3301';
 const N2 = '127.0.0.1:3302';
 const N3 = '127.0.0.1:3303';
 
-function state(serverId: number, current: string, over: Partial<ServerState> = {}, replica: Partial<ReplicaState> | null = null): ServerState {
+function state(
+  serverId: number,
+  current: string,
+  over: Partial<ServerState> = {},
+  replica: Partial<ReplicaState> | null = null,
+): ServerState {
   return {
     serverId,
     version: '10.11',
@@ -22,7 +27,18 @@ function state(serverId: number, current: string, over: Partial<ServerState> = {
     replica:
       replica === null
         ? null
-        : { masterHost: '127.0.0.1', masterPort: 3301, ioRunning: true, sqlRunning: true, lagSeconds: 0, gtidIoPos: '', lastIoError: '', lastSqlError: '', usingGtid: 'Slave_Pos', ...replica },
+        : {
+            masterHost: '127.0.0.1',
+            masterPort: 3301,
+            ioRunning: true,
+            sqlRunning: true,
+            lagSeconds: 0,
+            gtidIoPos: '',
+            lastIoError: '',
+            lastSqlError: '',
+            usingGtid: 'Slave_Pos',
+            ...replica,
+          },
     semiSyncMasterEnabled: false,
     semiSyncMasterStatus: false,
     semiSyncSlaveEnabled: false,
@@ -49,47 +65,121 @@ describe('errantTransactions', () => {
 
 describe('planAdd', () => {
   it('takes the first node when all are fresh', () => {
-    const p = planAdd({ nodes: [N1, N2, N3] }, states([[N1, state(1, '')], [N2, state(2, '')], [N3, state(3, '')]]));
-    assert.deepEqual(p, { kind: 'ok', master: N1, replicas: [N2, N3], why: 'all nodes at the same GTID position: the first' });
+    const p = planAdd(
+      { nodes: [N1, N2, N3] },
+      states([
+        [N1, state(1, '')],
+        [N2, state(2, '')],
+        [N3, state(3, '')],
+      ]),
+    );
+    assert.deepEqual(p, {
+      kind: 'ok',
+      master: N1,
+      replicas: [N2, N3],
+      why: 'all nodes at the same GTID position: the first',
+    });
   });
 
   it('takes the most advanced node when one holds everything the others hold', () => {
-    const p = planAdd({ nodes: [N1, N2, N3] }, states([[N1, state(1, '0-2-3', { gtidSlavePos: '0-2-3' })], [N2, state(2, '0-2-7')], [N3, state(3, '')]]));
+    const p = planAdd(
+      { nodes: [N1, N2, N3] },
+      states([
+        [N1, state(1, '0-2-3', { gtidSlavePos: '0-2-3' })],
+        [N2, state(2, '0-2-7')],
+        [N3, state(3, '')],
+      ]),
+    );
     assert.equal(p.kind, 'ok');
     assert.equal(p.kind === 'ok' && p.master, N2);
   });
 
   it('takes --master when given and compatible', () => {
-    const p = planAdd({ nodes: [N1, N2], master: N2 }, states([[N1, state(1, '')], [N2, state(2, '')]]));
+    const p = planAdd(
+      { nodes: [N1, N2], master: N2 },
+      states([
+        [N1, state(1, '')],
+        [N2, state(2, '')],
+      ]),
+    );
     assert.equal(p.kind === 'ok' && p.master, N2);
   });
 
   it('refuses errant GTIDs, naming the node and the transactions', () => {
-    const p = planAdd({ nodes: [N1, N2, N3] }, states([[N1, state(1, '0-1-5')], [N2, state(2, '0-1-5')], [N3, state(3, '0-3-2')]]));
+    const p = planAdd(
+      { nodes: [N1, N2, N3] },
+      states([
+        [N1, state(1, '0-1-5')],
+        [N2, state(2, '0-1-5')],
+        [N3, state(3, '0-3-2')],
+      ]),
+    );
     assert.equal(p.kind, 'refuse');
-    assert.match(p.kind === 'refuse' ? p.reason : '', /errant GTIDs: node 127\.0\.0\.1:3303 has transactions the master 127\.0\.0\.1:3301 lacks: local writes up to 0-3-2 \(server_id 3\)/);
+    assert.match(
+      p.kind === 'refuse' ? p.reason : '',
+      /errant GTIDs: node 127\.0\.0\.1:3303 has transactions the master 127\.0\.0\.1:3301 lacks: local writes up to 0-3-2 \(server_id 3\)/,
+    );
   });
 
   it('refuses local writes on a fresh node even when the master is further in the same domain', () => {
-    const p = planAdd({ nodes: [N1, N2] }, states([[N1, state(1, '0-1-9')], [N2, state(2, '0-2-1')]]));
-    assert.match(p.kind === 'refuse' ? p.reason : '', /node 127\.0\.0\.1:3302 has transactions the master 127\.0\.0\.1:3301 lacks: local writes up to 0-2-1/);
+    const p = planAdd(
+      { nodes: [N1, N2] },
+      states([
+        [N1, state(1, '0-1-9')],
+        [N2, state(2, '0-2-1')],
+      ]),
+    );
+    assert.match(
+      p.kind === 'refuse' ? p.reason : '',
+      /node 127\.0\.0\.1:3302 has transactions the master 127\.0\.0\.1:3301 lacks: local writes up to 0-2-1/,
+    );
   });
 
   it('accepts a node whose history the master holds (it replicated from it)', () => {
-    const p = planAdd({ nodes: [N1, N2] }, states([[N1, state(1, '0-1-9')], [N2, state(2, '0-1-7', { gtidSlavePos: '0-1-7' }, {})]]));
+    const p = planAdd(
+      { nodes: [N1, N2] },
+      states([
+        [N1, state(1, '0-1-9')],
+        [N2, state(2, '0-1-7', { gtidSlavePos: '0-1-7' }, {})],
+      ]),
+    );
     assert.equal(p.kind, 'ok');
   });
 
   it('refuses --master when another node is ahead of it', () => {
-    const p = planAdd({ nodes: [N1, N2], master: N1 }, states([[N1, state(1, '0-1-3')], [N2, state(2, '0-1-4')]]));
-    assert.match(p.kind === 'refuse' ? p.reason : '', /node 127\.0\.0\.1:3302 has transactions the master 127\.0\.0\.1:3301 lacks: 0-1-4/);
+    const p = planAdd(
+      { nodes: [N1, N2], master: N1 },
+      states([
+        [N1, state(1, '0-1-3')],
+        [N2, state(2, '0-1-4')],
+      ]),
+    );
+    assert.match(
+      p.kind === 'refuse' ? p.reason : '',
+      /node 127\.0\.0\.1:3302 has transactions the master 127\.0\.0\.1:3301 lacks: 0-1-4/,
+    );
   });
 
   it('refuses duplicate server ids and replicas of an outside master', () => {
-    const dup = planAdd({ nodes: [N1, N2] }, states([[N1, state(1, '')], [N2, state(1, '')]]));
+    const dup = planAdd(
+      { nodes: [N1, N2] },
+      states([
+        [N1, state(1, '')],
+        [N2, state(1, '')],
+      ]),
+    );
     assert.match(dup.kind === 'refuse' ? dup.reason : '', /same server_id 1/);
-    const outside = planAdd({ nodes: [N1, N2] }, states([[N1, state(1, '')], [N2, state(2, '', {}, { masterPort: 9999 })]]));
-    assert.match(outside.kind === 'refuse' ? outside.reason : '', /replicates from 127\.0\.0\.1:9999, which is not in --nodes/);
+    const outside = planAdd(
+      { nodes: [N1, N2] },
+      states([
+        [N1, state(1, '')],
+        [N2, state(2, '', {}, { masterPort: 9999 })],
+      ]),
+    );
+    assert.match(
+      outside.kind === 'refuse' ? outside.reason : '',
+      /replicates from 127\.0\.0\.1:9999, which is not in --nodes/,
+    );
   });
 });
 
@@ -118,7 +208,10 @@ describe('checkTopology (setmaster)', () => {
   it('refuses a node that still replicates', () => {
     const s = good();
     s.set(N2, state(2, '0-1-9', {}, {}));
-    assert.match(checkTopology(N2, [N1, N2, N3], s).join('; '), /127\.0\.0\.1:3302 still replicates from 127\.0\.0\.1:3301/);
+    assert.match(
+      checkTopology(N2, [N1, N2, N3], s).join('; '),
+      /127\.0\.0\.1:3302 still replicates from 127\.0\.0\.1:3301/,
+    );
   });
 });
 
@@ -133,7 +226,11 @@ describe('pickSwitchoverCandidate', () => {
     assert.equal(p.kind === 'ok' && p.node, A);
   });
   it('takes --to when eligible, refuses the master, priority 0, strangers and the unreachable', () => {
-    assert.deepEqual(pickSwitchoverCandidate(v, positions, A), { kind: 'ok', node: A, reason: 'given with --to' });
+    assert.deepEqual(pickSwitchoverCandidate(v, positions, A), {
+      kind: 'ok',
+      node: A,
+      reason: 'given with --to',
+    });
     assert.match(JSON.stringify(pickSwitchoverCandidate(v, positions, M)), /already the master/);
     assert.match(JSON.stringify(pickSwitchoverCandidate(v, positions, B)), /priority 0/);
     assert.match(JSON.stringify(pickSwitchoverCandidate(v, positions, '10.9.9.9:1')), /not a member/);

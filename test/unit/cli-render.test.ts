@@ -18,14 +18,25 @@ describe('status', () => {
       members: [
         { node: M },
         { node: A, online: { gtidIo: '0-1-12', gtidCurrent: '0-1-12' } },
-        { node: B, online: null, rejoin: true, slaveDown: { since: 1, reason: 'drained by operator', drained: true } },
+        {
+          node: B,
+          online: null,
+          rejoin: true,
+          slaveDown: { since: 1, reason: 'drained by operator', drained: true },
+        },
       ],
       read: [A],
       alerts: [{ kind: 'router', detail: { why: 'x' } }],
       white: true,
     });
     const positions = new Map(v.members.map((m) => [m.node, positionFromOnline(m.online)]));
-    const s = buildGroupStatus(v, positions, routers, { owner: 'server-1', at: 1, path: '/x', session: '1', waiters: 0 });
+    const s = buildGroupStatus(v, positions, routers, {
+      owner: 'server-1',
+      at: 1,
+      path: '/x',
+      session: '1',
+      waiters: 0,
+    });
     assert.deepEqual(
       s.nodes.map((n) => [n.node, n.role, n.state.join('+'), n.inReadPool]),
       [
@@ -45,7 +56,15 @@ describe('status', () => {
     );
     assert.ok(s.warnings.some((w) => /router r2 applied epoch 3, route is at 4/.test(w)));
     const text = renderGroupStatus(s, 2000);
-    for (const re of [/master: 10\.0\.0\.1:3306 {2}epoch 4/, /WHITE/, /would promote: 10\.0\.0\.2:3306/, /router r2 \(h2\): epoch 3 {2}BEHIND/, /ALERT router/, /down, drained, rejoin pending/, /lock: held by server-1/]) {
+    for (const re of [
+      /master: 10\.0\.0\.1:3306 {2}epoch 4/,
+      /WHITE/,
+      /would promote: 10\.0\.0\.2:3306/,
+      /router r2 \(h2\): epoch 3 {2}BEHIND/,
+      /ALERT router/,
+      /down, drained, rejoin pending/,
+      /lock: held by server-1/,
+    ]) {
       assert.match(text, re);
     }
   });
@@ -59,7 +78,15 @@ describe('status', () => {
 
   it('flags two writable nodes and a master/route epoch mismatch', () => {
     const v = view({ epoch: 2, routeEpoch: 1, members: [{ node: M }, { node: A }] });
-    const s = buildGroupStatus(v, new Map([[M, { ...pos('', { master: null }), readOnly: false } as ReturnType<typeof pos>], [A, { ...pos('0-1-3'), readOnly: false } as ReturnType<typeof pos>]]), [], null);
+    const s = buildGroupStatus(
+      v,
+      new Map([
+        [M, { ...pos('', { master: null }), readOnly: false } as ReturnType<typeof pos>],
+        [A, { ...pos('0-1-3'), readOnly: false } as ReturnType<typeof pos>],
+      ]),
+      [],
+      null,
+    );
     assert.ok(s.warnings.includes('master/ is at epoch 2, haproxy/ at 1'));
     assert.ok(s.warnings.some((w) => w.startsWith('more than one writable node')));
   });
@@ -81,12 +108,28 @@ describe('history', () => {
         seq: 3,
         name: 'event-0000000003',
         ok: true,
-        event: { v: 1, kind: 'switchover', from: M, to: A, epoch: 2, startedAt: 0, endedAt: 57, steps: [{ name: 'fence route', ms: 2.4, ok: true }, { name: 'catch up', ms: 30, ok: false }], detail: {} },
+        event: {
+          v: 1,
+          kind: 'switchover',
+          from: M,
+          to: A,
+          epoch: 2,
+          startedAt: 0,
+          endedAt: 57,
+          steps: [
+            { name: 'fence route', ms: 2.4, ok: true },
+            { name: 'catch up', ms: 30, ok: false },
+          ],
+          detail: {},
+        },
       },
       { seq: 4, name: 'event-0000000004', ok: false, error: 'bad record' },
     ];
     const text = renderHistory('g1', entries);
-    assert.match(text, /switchover \(failed\) +10\.0\.0\.1:3306 -> 10\.0\.0\.2:3306 +2 +57ms +- +fence route 2ms, catch up 30ms FAILED/);
+    assert.match(
+      text,
+      /switchover \(failed\) +10\.0\.0\.1:3306 -> 10\.0\.0\.2:3306 +2 +57ms +- +fence route 2ms, catch up 30ms FAILED/,
+    );
     assert.match(text, /INVALID.*bad record/);
     assert.equal(renderHistory('g1', []), "no history for group 'g1'\n");
   });

@@ -56,26 +56,59 @@ describe('config', () => {
   });
 
   const rejected: Array<[string, string, RegExp]> = [
-    ['non-integer session timeout', 'zookeeper: { hosts: "h:1", sessionTimeoutMs: 1.5 }', /zookeeper\.sessionTimeoutMs must be a positive integer/],
-    ['negative session timeout', 'zookeeper: { hosts: "h:1", sessionTimeoutMs: -4 }', /zookeeper\.sessionTimeoutMs must be a positive integer/],
-    ['string session timeout', 'zookeeper: { hosts: "h:1", sessionTimeoutMs: "4s" }', /zookeeper\.sessionTimeoutMs must be a positive integer/],
+    [
+      'non-integer session timeout',
+      'zookeeper: { hosts: "h:1", sessionTimeoutMs: 1.5 }',
+      /zookeeper\.sessionTimeoutMs must be a positive integer/,
+    ],
+    [
+      'negative session timeout',
+      'zookeeper: { hosts: "h:1", sessionTimeoutMs: -4 }',
+      /zookeeper\.sessionTimeoutMs must be a positive integer/,
+    ],
+    [
+      'string session timeout',
+      'zookeeper: { hosts: "h:1", sessionTimeoutMs: "4s" }',
+      /zookeeper\.sessionTimeoutMs must be a positive integer/,
+    ],
     ['missing zookeeper', 'mysql: { user: x }', /zookeeper is required|zookeeper/],
     ['bad hosts', 'zookeeper: { hosts: "not a host" }', /zookeeper\.hosts must be host:port/],
-    ['relative root', 'zookeeper: { hosts: "h:1", root: "mha" }', /zookeeper\.root must be an absolute znode path/],
+    [
+      'relative root',
+      'zookeeper: { hosts: "h:1", root: "mha" }',
+      /zookeeper\.root must be an absolute znode path/,
+    ],
     ['unknown key', 'zookeeper: { hosts: "h:1", colour: blue }', /unknown key\(s\) colour/],
-    ['bad client node', 'zookeeper: { hosts: "h:1" }\nclient: { node: "x" }', /client\.node must be host:port/],
+    [
+      'bad client node',
+      'zookeeper: { hosts: "h:1" }\nclient: { node: "x" }',
+      /client\.node must be host:port/,
+    ],
     ['bad log level', 'zookeeper: { hosts: "h:1" }\nlog: { level: loud }', /log\.level/],
     ['not yaml', 'zookeeper: [', /not valid YAML/],
     ['scalar document', '42', /expected a mapping/],
-    ['world-readable password file', 'zookeeper: { hosts: "h:1" }\nmysql: { passwordFile: open.pass }', /readable by group or others/],
-    ['missing password file', 'zookeeper: { hosts: "h:1" }\nmysql: { passwordFile: nope.pass }', /mysql\.passwordFile: cannot read/],
-    ['password and file both', 'zookeeper: { hosts: "h:1" }\nmysql: { password: a, passwordFile: mysql.pass }', /not both/],
+    [
+      'world-readable password file',
+      'zookeeper: { hosts: "h:1" }\nmysql: { passwordFile: open.pass }',
+      /readable by group or others/,
+    ],
+    [
+      'missing password file',
+      'zookeeper: { hosts: "h:1" }\nmysql: { passwordFile: nope.pass }',
+      /mysql\.passwordFile: cannot read/,
+    ],
+    [
+      'password and file both',
+      'zookeeper: { hosts: "h:1" }\nmysql: { password: a, passwordFile: mysql.pass }',
+      /not both/,
+    ],
   ];
   for (const [name, text, message] of rejected) {
     it(`rejects ${name} with a one-line message naming the key`, () => {
       assert.throws(
         () => parseConfig(text, file()),
-        (err: unknown) => isZkmhaError(err, 'BAD_CONFIG') && message.test(err.message) && !err.message.includes('\n'),
+        (err: unknown) =>
+          isZkmhaError(err, 'BAD_CONFIG') && message.test(err.message) && !err.message.includes('\n'),
       );
     });
   }

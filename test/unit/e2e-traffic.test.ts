@@ -1,17 +1,36 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Ack } from '../env/cluster';
-import { lostAcks, median, percentile, readsFromOldMaster, readsOfLostRows, writeOutage, type ReadSample } from '../env/traffic';
+import {
+  lostAcks,
+  median,
+  percentile,
+  readsFromOldMaster,
+  readsOfLostRows,
+  writeOutage,
+  type ReadSample,
+} from '../env/traffic';
 
 /** The analyses the end-to-end test and bench:e2e judge a master change by. */
 const OLD = '127.0.0.1:1001';
 const NEW = '127.0.0.1:1002';
 const REP = '127.0.0.1:1003';
 const ack = (id: number, node: string, hr: number): Ack => ({ id, node, at: hr, hr });
-const read = (startHr: number, node: string, readOnly: boolean, maxId: number): ReadSample => ({ startHr, endHr: startHr + 1, node, readOnly, maxId });
+const read = (startHr: number, node: string, readOnly: boolean, maxId: number): ReadSample => ({
+  startHr,
+  endHr: startHr + 1,
+  node,
+  readOnly,
+  maxId,
+});
 
 describe('writeOutage', () => {
-  const cases: Array<{ name: string; acks: Ack[]; errorsAt: number[]; want: { ms: number; errors: number } | RegExp }> = [
+  const cases: Array<{
+    name: string;
+    acks: Ack[];
+    errorsAt: number[];
+    want: { ms: number; errors: number } | RegExp;
+  }> = [
     {
       name: 'last ack of the old master to the first of the new one, counting failures in between',
       acks: [ack(1, OLD, 10), ack(2, OLD, 20), ack(3, NEW, 320), ack(4, NEW, 330)],
@@ -24,8 +43,18 @@ describe('writeOutage', () => {
       errorsAt: [],
       want: /acknowledged by 127\.0\.0\.1:1001 after/,
     },
-    { name: 'no write on the new master', acks: [ack(1, OLD, 10)], errorsAt: [], want: /no write acknowledged by the new master/ },
-    { name: 'no write on the old master first', acks: [ack(1, NEW, 10)], errorsAt: [], want: /no write acknowledged by the old master/ },
+    {
+      name: 'no write on the new master',
+      acks: [ack(1, OLD, 10)],
+      errorsAt: [],
+      want: /no write acknowledged by the new master/,
+    },
+    {
+      name: 'no write on the old master first',
+      acks: [ack(1, NEW, 10)],
+      errorsAt: [],
+      want: /no write acknowledged by the old master/,
+    },
     {
       name: 'a write on a third node between them does not count as the old master',
       acks: [ack(1, OLD, 10), ack(2, REP, 20), ack(3, NEW, 30)],
@@ -35,7 +64,12 @@ describe('writeOutage', () => {
   ];
   for (const c of cases) {
     it(c.name, () => {
-      const r = writeOutage(c.acks, c.errorsAt.map((hr) => ({ hr, message: 'x' })), OLD, NEW);
+      const r = writeOutage(
+        c.acks,
+        c.errorsAt.map((hr) => ({ hr, message: 'x' })),
+        OLD,
+        NEW,
+      );
       if (c.want instanceof RegExp) {
         assert.equal(typeof r, 'string');
         assert.match(r as string, c.want);

@@ -1,6 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { decodeRecord, encodeRecord, haproxySchema, masterSchema, metaGroupSchema, onlineSchema } from '../../core/records';
+import {
+  decodeRecord,
+  encodeRecord,
+  haproxySchema,
+  masterSchema,
+  metaGroupSchema,
+  onlineSchema,
+} from '../../core/records';
 import { isZkmhaError } from '../../core/errors';
 import { ZkPaths, parseWatchDownName } from '../../core/zk/paths';
 import { isGroupName, isNodeName, parseNode } from '../../core/names';
@@ -16,7 +23,9 @@ describe('records', () => {
   it('fills group settings defaults', () => {
     const g = decodeRecord(
       metaGroupSchema,
-      Buffer.from(JSON.stringify({ v: 1, name: 'g1', flavor: 'mariadb', writePort: 3307, readPort: 3308, members: [] })),
+      Buffer.from(
+        JSON.stringify({ v: 1, name: 'g1', flavor: 'mariadb', writePort: 3307, readPort: 3308, members: [] }),
+      ),
       '/mha/meta_group/g1',
     );
     assert.equal(g.settings.recoveryBlockSeconds, 300);
@@ -37,7 +46,8 @@ describe('records', () => {
     it(`rejects ${name}, naming the path`, () => {
       assert.throws(
         () => decodeRecord(haproxySchema, text === null ? null : Buffer.from(text), P),
-        (err: unknown) => isZkmhaError(err, 'BAD_RECORD') && err.message.startsWith(P) && message.test(err.message),
+        (err: unknown) =>
+          isZkmhaError(err, 'BAD_RECORD') && err.message.startsWith(P) && message.test(err.message),
       );
     });
   }
@@ -48,7 +58,12 @@ describe('records', () => {
 
   it('refuses to encode an invalid record', () => {
     assert.throws(
-      () => encodeRecord(onlineSchema, { v: 1, mysqldUp: true, role: 'boss', readOnly: false, gtidCurrent: '', at: 1 } as never, '/o'),
+      () =>
+        encodeRecord(
+          onlineSchema,
+          { v: 1, mysqldUp: true, role: 'boss', readOnly: false, gtidCurrent: '', at: 1 } as never,
+          '/o',
+        ),
       (err: unknown) => isZkmhaError(err, 'BAD_RECORD') && /role/.test(err.message),
     );
   });
@@ -66,7 +81,8 @@ describe('names and paths', () => {
     ['a'.repeat(64), false],
     ['a'.repeat(63), true],
   ];
-  for (const [name, ok] of groups) it(`group '${name.slice(0, 20)}' valid=${ok}`, () => assert.equal(isGroupName(name), ok));
+  for (const [name, ok] of groups)
+    it(`group '${name.slice(0, 20)}' valid=${ok}`, () => assert.equal(isGroupName(name), ok));
 
   const nodes: Array<[string, boolean]> = [
     ['10.0.0.5:3306', true],
@@ -97,7 +113,10 @@ describe('names and paths', () => {
   it('splits watch_down names into group and kind', () => {
     assert.deepEqual(parseWatchDownName('g1'), { group: 'g1' });
     assert.deepEqual(parseWatchDownName('g1__router'), { group: 'g1', kind: 'router' });
-    assert.deepEqual(parseWatchDownName('my_group__failover-failed'), { group: 'my_group', kind: 'failover-failed' });
+    assert.deepEqual(parseWatchDownName('my_group__failover-failed'), {
+      group: 'my_group',
+      kind: 'failover-failed',
+    });
     assert.equal(parseWatchDownName('../x'), null);
   });
 });

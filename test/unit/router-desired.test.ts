@@ -8,7 +8,11 @@ const A = '10.0.0.1:3306';
 const B = '10.0.0.2:3306';
 const C = '10.0.0.3:3306';
 const D = 'db4.example:3306';
-const slot = (node: string, addr?: string): Slot => ({ node, addr: addr ?? node.split(':')[0]!, port: Number(node.split(':')[1]) });
+const slot = (node: string, addr?: string): Slot => ({
+  node,
+  addr: addr ?? node.split(':')[0]!,
+  port: Number(node.split(':')[1]),
+});
 
 const meta = (name: string, members: string[], writePort = 13306, readPort = 13307): Loaded<MetaGroup> => ({
   kind: 'ok',
@@ -19,19 +23,42 @@ const meta = (name: string, members: string[], writePort = 13306, readPort = 133
     writePort,
     readPort,
     members,
-    settings: { maxReadLagSeconds: 30, recoveryBlockSeconds: 300, confirmMs: 1500, drainTimeoutMs: 5000, semiSync: false, autoRejoin: false },
+    settings: {
+      maxReadLagSeconds: 30,
+      recoveryBlockSeconds: 300,
+      confirmMs: 1500,
+      drainTimeoutMs: 5000,
+      semiSync: false,
+      autoRejoin: false,
+    },
   },
 });
-const route = (epoch: number, write: string | null, read: string[]): Loaded<HaproxyRecord> => ({ kind: 'ok', value: { v: 1, epoch, write, read } });
-const snap = (name: string, m: Loaded<MetaGroup>, r: Loaded<HaproxyRecord>): GroupSnapshot => ({ name, meta: m, route: r });
-const applied = (name: string, epoch: number | null, write: string | null, read: (string | null)[], ports: [number, number] = [13306, 13307]): GroupState => ({
+const route = (epoch: number, write: string | null, read: string[]): Loaded<HaproxyRecord> => ({
+  kind: 'ok',
+  value: { v: 1, epoch, write, read },
+});
+const snap = (name: string, m: Loaded<MetaGroup>, r: Loaded<HaproxyRecord>): GroupSnapshot => ({
+  name,
+  meta: m,
+  route: r,
+});
+const applied = (
+  name: string,
+  epoch: number | null,
+  write: string | null,
+  read: (string | null)[],
+  ports: [number, number] = [13306, 13307],
+): GroupState => ({
   ...emptyGroup(name, ports[0], ports[1], 4),
   epoch,
   write: write === null ? null : slot(write),
   read: [...read, null, null, null, null].slice(0, 4).map((n) => (n === null ? null : slot(n))),
 });
-const desired = (snapshot: GroupSnapshot[], previous: GroupState[] = [], resolved = new Map<string, string>()) =>
-  buildDesired({ snapshot, previous, readSlots: 4, resolved });
+const desired = (
+  snapshot: GroupSnapshot[],
+  previous: GroupState[] = [],
+  resolved = new Map<string, string>(),
+) => buildDesired({ snapshot, previous, readSlots: 4, resolved });
 const readNodes = (g: GroupState | undefined) => g?.read.map((s) => s?.node ?? null);
 
 describe('router buildDesired: what ZooKeeper wants', () => {
@@ -71,10 +98,22 @@ describe('router buildDesired: what ZooKeeper wants', () => {
   });
 
   const keeps: Array<[string, GroupSnapshot, string]> = [
-    ['an invalid route', snap('g1', meta('g1', [A, B]), { kind: 'invalid', error: 'epoch: Expected number' }), 'bad-record'],
-    ['a route naming a node outside meta_group.members', snap('g1', meta('g1', [A, B]), route(6, C, [B])), 'unknown-node'],
+    [
+      'an invalid route',
+      snap('g1', meta('g1', [A, B]), { kind: 'invalid', error: 'epoch: Expected number' }),
+      'bad-record',
+    ],
+    [
+      'a route naming a node outside meta_group.members',
+      snap('g1', meta('g1', [A, B]), route(6, C, [B])),
+      'unknown-node',
+    ],
     ['a reader outside members', snap('g1', meta('g1', [A, B]), route(6, A, [C])), 'unknown-node'],
-    ['an invalid meta_group', snap('g1', { kind: 'invalid', error: 'writePort: must be a port' }, route(6, B, [])), 'bad-record'],
+    [
+      'an invalid meta_group',
+      snap('g1', { kind: 'invalid', error: 'writePort: must be a port' }, route(6, B, [])),
+      'bad-record',
+    ],
     ['an unresolvable host', snap('g1', meta('g1', [A, D]), route(6, D, [])), 'unresolved'],
   ];
   for (const [what, s, kind] of keeps) {
@@ -111,7 +150,10 @@ describe('router buildDesired: what ZooKeeper wants', () => {
   it('a new group whose port is taken is not routed; an existing group keeps its ports', () => {
     const prev = applied('g1', 5, A, [B], [13306, 13307]);
     const d = desired(
-      [snap('g1', meta('g1', [A, B]), route(5, A, [B])), snap('g2', meta('g2', [C], 13307, 13308), route(1, C, []))],
+      [
+        snap('g1', meta('g1', [A, B]), route(5, A, [B])),
+        snap('g2', meta('g2', [C], 13307, 13308), route(1, C, [])),
+      ],
       [prev],
     );
     assert.deepEqual(
@@ -128,7 +170,10 @@ describe('router buildDesired: what ZooKeeper wants', () => {
     const p1 = applied('g1', 5, A, [], [13306, 13307]);
     const p2 = applied('g2', 1, C, [], [14306, 14307]);
     const d = desired(
-      [snap('g1', meta('g1', [A]), route(5, A, [])), snap('g2', meta('g2', [C], 13306, 14307), route(1, C, []))],
+      [
+        snap('g1', meta('g1', [A]), route(5, A, [])),
+        snap('g2', meta('g2', [C], 13306, 14307), route(1, C, [])),
+      ],
       [p1, p2],
     );
     const g2 = d.groups.find((g) => g.name === 'g2')!;

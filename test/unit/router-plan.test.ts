@@ -1,15 +1,36 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN, parseServersState, parseShowProc, parseShowSess, splitBatchAnswer, isCommandError, type ServerState } from '../../core/haproxy/cli';
+import {
+  ADMIN,
+  parseServersState,
+  parseShowProc,
+  parseShowSess,
+  splitBatchAnswer,
+  isCommandError,
+  type ServerState,
+} from '../../core/haproxy/cli';
 import { emptyGroup, type GroupState, type Slot } from '../../router/model';
 import { planRuntime } from '../../router/plan';
 
 const slot = (addr: string, port = 3306): Slot => ({ node: `${addr}:${port}`, addr, port });
-const group = (write: Slot | null, read: (Slot | null)[]): GroupState => ({ ...emptyGroup('g1', 13306, 13307, 3), epoch: 1, write, read: [...read, null, null, null].slice(0, 3) });
+const group = (write: Slot | null, read: (Slot | null)[]): GroupState => ({
+  ...emptyGroup('g1', 13306, 13307, 3),
+  epoch: 1,
+  write,
+  read: [...read, null, null, null].slice(0, 3),
+});
 
 /** HAProxy's view: every slot of g1, given as [addr, port, maint]. */
-function actual(w1: [string, number, boolean], reads: Array<[string, number, boolean]>, extra: Partial<ServerState> = {}): ServerState[] {
-  const mk = (backend: string, server: string, [addr, port, maint]: [string, number, boolean]): ServerState => ({
+function actual(
+  w1: [string, number, boolean],
+  reads: Array<[string, number, boolean]>,
+  extra: Partial<ServerState> = {},
+): ServerState[] {
+  const mk = (
+    backend: string,
+    server: string,
+    [addr, port, maint]: [string, number, boolean],
+  ): ServerState => ({
     backendId: 1,
     backend,
     serverId: 1,
@@ -28,12 +49,18 @@ const EMPTY: [string, number, boolean] = ['127.0.0.1', 1, true];
 
 describe('router planRuntime: runtime API commands from the read-back state', () => {
   it('nothing to do when HAProxy already runs the desired state', () => {
-    const p = planRuntime([group(slot('10.0.0.1'), [slot('10.0.0.2')])], actual(['10.0.0.1', 3306, false], [['10.0.0.2', 3306, false], EMPTY, EMPTY]));
+    const p = planRuntime(
+      [group(slot('10.0.0.1'), [slot('10.0.0.2')])],
+      actual(['10.0.0.1', 3306, false], [['10.0.0.2', 3306, false], EMPTY, EMPTY]),
+    );
     assert.deepEqual(p, { commands: [], cuts: [], missing: [] });
   });
 
   it('a new write target: old server to maint, its sessions cut, then the new address made ready', () => {
-    const p = planRuntime([group(slot('10.0.0.2'), [])], actual(['10.0.0.1', 3306, false], [EMPTY, EMPTY, EMPTY]));
+    const p = planRuntime(
+      [group(slot('10.0.0.2'), [])],
+      actual(['10.0.0.1', 3306, false], [EMPTY, EMPTY, EMPTY]),
+    );
     assert.deepEqual(p.commands, [
       'set server g1_write/w1 state maint',
       'shutdown sessions server g1_write/w1',
@@ -45,20 +72,30 @@ describe('router planRuntime: runtime API commands from the read-back state', ()
 
   it('write: null puts w1 in maint and cuts its sessions; already in maint → nothing', () => {
     const p = planRuntime([group(null, [])], actual(['10.0.0.1', 3306, false], [EMPTY, EMPTY, EMPTY]));
-    assert.deepEqual(p.commands, ['set server g1_write/w1 state maint', 'shutdown sessions server g1_write/w1']);
+    assert.deepEqual(p.commands, [
+      'set server g1_write/w1 state maint',
+      'shutdown sessions server g1_write/w1',
+    ]);
     const q = planRuntime([group(null, [])], actual(['10.0.0.1', 3306, true], [EMPTY, EMPTY, EMPTY]));
     assert.deepEqual(q.commands, []);
   });
 
   it('same write address in maint (after write: null) → ready, nothing cut', () => {
-    const p = planRuntime([group(slot('10.0.0.1'), [])], actual(['10.0.0.1', 3306, true], [EMPTY, EMPTY, EMPTY]));
+    const p = planRuntime(
+      [group(slot('10.0.0.1'), [])],
+      actual(['10.0.0.1', 3306, true], [EMPTY, EMPTY, EMPTY]),
+    );
     assert.deepEqual(p.commands, ['set server g1_write/w1 state ready']);
     assert.deepEqual(p.cuts, []);
   });
 
   it('a drained server that should serve is made ready (drift)', () => {
-    const st = actual(['10.0.0.1', 3306, false], [EMPTY, EMPTY, EMPTY]).map((s) => (s.server === 'w1' ? { ...s, drain: true, adminState: ADMIN.FDRAIN } : s));
-    assert.deepEqual(planRuntime([group(slot('10.0.0.1'), [])], st).commands, ['set server g1_write/w1 state ready']);
+    const st = actual(['10.0.0.1', 3306, false], [EMPTY, EMPTY, EMPTY]).map((s) =>
+      s.server === 'w1' ? { ...s, drain: true, adminState: ADMIN.FDRAIN } : s,
+    );
+    assert.deepEqual(planRuntime([group(slot('10.0.0.1'), [])], st).commands, [
+      'set server g1_write/w1 state ready',
+    ]);
   });
 
   it('reads: slots that gain a node come before slots that lose one; readers are never cut', () => {
@@ -75,8 +112,15 @@ describe('router planRuntime: runtime API commands from the read-back state', ()
   });
 
   it('a reader slot moving to another node goes through maint (fresh health) without cutting sessions', () => {
-    const p = planRuntime([group(null, [slot('10.0.0.3')])], actual(EMPTY, [['10.0.0.2', 3306, false], EMPTY, EMPTY]));
-    assert.deepEqual(p.commands, ['set server g1_read/r1 state maint', 'set server g1_read/r1 addr 10.0.0.3 port 3306', 'set server g1_read/r1 state ready']);
+    const p = planRuntime(
+      [group(null, [slot('10.0.0.3')])],
+      actual(EMPTY, [['10.0.0.2', 3306, false], EMPTY, EMPTY]),
+    );
+    assert.deepEqual(p.commands, [
+      'set server g1_read/r1 state maint',
+      'set server g1_read/r1 addr 10.0.0.3 port 3306',
+      'set server g1_read/r1 state ready',
+    ]);
   });
 
   it('a group whose backends HAProxy lacks is reported missing (reload), with no commands', () => {
@@ -124,12 +168,26 @@ describe('HAProxy CLI parsing', () => {
       '# programs',
       '',
     ].join('\n');
-    assert.deepEqual(parseShowProc(text), { master: { pid: 4887, reloads: 2, failed: 1 }, workers: [{ pid: 7001, reloads: 0 }, { pid: 6459, reloads: 1 }] });
+    assert.deepEqual(parseShowProc(text), {
+      master: { pid: 4887, reloads: 2, failed: 1 },
+      workers: [
+        { pid: 7001, reloads: 0 },
+        { pid: 6459, reloads: 1 },
+      ],
+    });
   });
 
   it('a batched answer is split per command; only unexpected output is an error', () => {
-    const cmds = ['set server a/w9 state maint', 'set server a/w1 state maint', 'set server a/w1 addr 1.2.3.4 port 5', 'shutdown sessions server a/w1'];
-    const r = splitBatchAnswer(cmds, "No such server.\n\n\nno need to change the addr, port changed from '1' to '5' by 'stats socket command'\n\n\n");
+    const cmds = [
+      'set server a/w9 state maint',
+      'set server a/w1 state maint',
+      'set server a/w1 addr 1.2.3.4 port 5',
+      'shutdown sessions server a/w1',
+    ];
+    const r = splitBatchAnswer(
+      cmds,
+      "No such server.\n\n\nno need to change the addr, port changed from '1' to '5' by 'stats socket command'\n\n\n",
+    );
     assert.deepEqual(
       r.map((x) => [x.output === '' ? '' : x.output.slice(0, 8), isCommandError(x)]),
       [

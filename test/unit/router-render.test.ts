@@ -15,14 +15,30 @@ import { compileTemplate, renderHaproxyConfig, renderSkeleton, type RenderInput 
 const TEMPLATE = fs.readFileSync(path.join(PACKAGE_ROOT, 'templates', 'haproxy.cfg.hbs'), 'utf8');
 const GOLDEN = path.join(PACKAGE_ROOT, 'test', 'golden');
 
-const base: Omit<RenderInput, 'groups'> = { routerId: 'router-1', bindAddress: '0.0.0.0', adminSocket: '/run/zkmha/haproxy.sock' };
+const base: Omit<RenderInput, 'groups'> = {
+  routerId: 'router-1',
+  bindAddress: '0.0.0.0',
+  adminSocket: '/run/zkmha/haproxy.sock',
+};
 const orders: GroupState = {
   ...emptyGroup('orders', 13306, 13307, 4),
   epoch: 7,
   write: { node: '10.0.0.5:3306', addr: '10.0.0.5', port: 3306 },
-  read: [{ node: '10.0.0.6:3306', addr: '10.0.0.6', port: 3306 }, null, { node: 'db7.example:3307', addr: '10.0.0.7', port: 3307 }, null],
+  read: [
+    { node: '10.0.0.6:3306', addr: '10.0.0.6', port: 3306 },
+    null,
+    { node: 'db7.example:3307', addr: '10.0.0.7', port: 3307 },
+    null,
+  ],
 };
-const fenced: GroupState = { ...orders, name: 'billing-eu_1', writePort: 14306, readPort: 14307, epoch: 8, write: null };
+const fenced: GroupState = {
+  ...orders,
+  name: 'billing-eu_1',
+  writePort: 14306,
+  readPort: 14307,
+  epoch: 8,
+  write: null,
+};
 
 export const GOLDEN_CASES: Record<string, RenderInput> = {
   'no-groups': { ...base, groups: [] },
@@ -62,7 +78,13 @@ describe('router render: properties', () => {
 
   it('the skeleton ignores servers and epochs but not listeners', () => {
     const a = renderSkeleton(TEMPLATE, { ...base, groups: [orders] });
-    assert.equal(a, renderSkeleton(TEMPLATE, { ...base, groups: [{ ...orders, epoch: 9, write: null, read: [null, null, null, null] }] }));
+    assert.equal(
+      a,
+      renderSkeleton(TEMPLATE, {
+        ...base,
+        groups: [{ ...orders, epoch: 9, write: null, read: [null, null, null, null] }],
+      }),
+    );
     assert.notEqual(a, renderSkeleton(TEMPLATE, { ...base, groups: [{ ...orders, readPort: 13308 }] }));
     assert.notEqual(a, renderSkeleton(TEMPLATE, { ...base, groups: [orders, fenced] }));
   });
@@ -70,12 +92,16 @@ describe('router render: properties', () => {
   it('a template syntax error is a one-line BAD_CONFIG error at compile time', () => {
     assert.throws(
       () => compileTemplate('global\n{{#each groups}}\nlisten {{name}}\n'),
-      (err: unknown) => isZkmhaError(err, 'BAD_CONFIG') && /^template: /.test(err.message) && !err.message.includes('\n'),
+      (err: unknown) =>
+        isZkmhaError(err, 'BAD_CONFIG') && /^template: /.test(err.message) && !err.message.includes('\n'),
     );
   });
 
   it('a template naming a field that does not exist fails (strict), instead of rendering empty', () => {
     const fn = compileTemplate('{{#each groups}}bind :{{writeport}}\n{{/each}}');
-    assert.throws(() => renderHaproxyConfig(fn, { ...base, groups: [orders] }), (err: unknown) => isZkmhaError(err, 'BAD_CONFIG') && /writeport/.test(err.message));
+    assert.throws(
+      () => renderHaproxyConfig(fn, { ...base, groups: [orders] }),
+      (err: unknown) => isZkmhaError(err, 'BAD_CONFIG') && /writeport/.test(err.message),
+    );
   });
 });

@@ -6,7 +6,18 @@ import * as path from 'node:path';
 import { parseConfig } from '../../core/config';
 import { ZkmhaError } from '../../core/errors';
 import { clientOptionFile, configText, mhaWrapperText } from '../../sandbox/config';
-import { allPorts, choosePortPlan, DEFAULT_PORT_BASE, findNode, nodesFor, portPlan, readState, sandboxLayout, writeState, type SandboxState } from '../../sandbox/layout';
+import {
+  allPorts,
+  choosePortPlan,
+  DEFAULT_PORT_BASE,
+  findNode,
+  nodesFor,
+  portPlan,
+  readState,
+  sandboxLayout,
+  writeState,
+  type SandboxState,
+} from '../../sandbox/layout';
 
 /** The sandbox's pure parts: ports, the state file that says what it started, its config files. */
 describe('sandbox ports', () => {
@@ -21,7 +32,11 @@ describe('sandbox ports', () => {
   });
 
   it('a bad base is a usage error', () => {
-    for (const b of [80, 65500, 23300.5]) assert.throws(() => portPlan(b), (e: unknown) => e instanceof ZkmhaError && e.code === 'BAD_USAGE');
+    for (const b of [80, 65500, 23300.5])
+      assert.throws(
+        () => portPlan(b),
+        (e: unknown) => e instanceof ZkmhaError && e.code === 'BAD_USAGE',
+      );
   });
 
   it('moves 100 up when a default port is taken, and names what was busy when nothing fits', async () => {
@@ -83,7 +98,8 @@ describe('sandbox configuration files', () => {
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
   const L = sandboxLayout(dir);
   fs.mkdirSync(L.secretsDir, { recursive: true });
-  for (const f of ['mysql.pass', 'repl.pass']) fs.writeFileSync(path.join(L.secretsDir, f), 'abc123', { mode: 0o600 });
+  for (const f of ['mysql.pass', 'repl.pass'])
+    fs.writeFileSync(path.join(L.secretsDir, f), 'abc123', { mode: 0o600 });
   const plan = portPlan(DEFAULT_PORT_BASE);
   const [n1] = nodesFor(plan);
 
@@ -91,11 +107,17 @@ describe('sandbox configuration files', () => {
     const cli = parseConfig(configText(L, plan, { kind: 'cli' }), 'cli.yaml');
     assert.equal(cli.zookeeper.hosts, '127.0.0.1:23381');
     assert.equal(cli.mysql.password.reveal(), 'abc123');
-    const client = parseConfig(configText(L, plan, { kind: 'client', node: n1!, binlogDir: '/b', dataDir: '/d' }), 'c.yaml');
+    const client = parseConfig(
+      configText(L, plan, { kind: 'client', node: n1!, binlogDir: '/b', dataDir: '/d' }),
+      'c.yaml',
+    );
     assert.equal(client.client?.node, '127.0.0.1:23311');
     assert.equal(client.client?.httpPort, 23321);
     assert.equal(parseConfig(configText(L, plan, { kind: 'server', id: 's1' }), 's.yaml').server?.id, 's1');
-    const router = parseConfig(configText(L, plan, { kind: 'router', id: 'r1', template: '/t.hbs' }), 'r.yaml').router;
+    const router = parseConfig(
+      configText(L, plan, { kind: 'router', id: 'r1', template: '/t.hbs' }),
+      'r.yaml',
+    ).router;
     assert.equal(router?.bindAddress, '127.0.0.1');
     assert.equal(router?.masterSocket, L.haproxy.masterSocket);
   });
@@ -107,11 +129,17 @@ describe('sandbox configuration files', () => {
   });
 
   it('the mariadb option file keeps the password out of argv; non-alphanumeric passwords are refused', () => {
-    assert.equal(clientOptionFile('app', 'x1', 'app'), '[client]\nprotocol=tcp\nhost=127.0.0.1\nuser=app\npassword=x1\ndatabase=app\n');
+    assert.equal(
+      clientOptionFile('app', 'x1', 'app'),
+      '[client]\nprotocol=tcp\nhost=127.0.0.1\nuser=app\npassword=x1\ndatabase=app\n',
+    );
     assert.throws(() => clientOptionFile('app', 'a b'), /alphanumeric/);
   });
 
   it('the mha wrapper quotes paths for the shell', () => {
-    assert.equal(mhaWrapperText('/n', "/a'b/mha.js", '/c.yaml').split('\n')[2], `MHA_CONFIG='/c.yaml' exec '/n' '/a'\\''b/mha.js' "$@"`);
+    assert.equal(
+      mhaWrapperText('/n', "/a'b/mha.js", '/c.yaml').split('\n')[2],
+      `MHA_CONFIG='/c.yaml' exec '/n' '/a'\\''b/mha.js' "$@"`,
+    );
   });
 });
