@@ -521,6 +521,22 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   }
 }
 
+/**
+ * One scenario: runs `fn` on a fresh cluster and closes the cluster afterwards, even on failure;
+ * a failure first says where the cluster's logs are.
+ */
+export async function withCluster(opts: ClusterOptions, fn: (c: Cluster) => Promise<void>): Promise<void> {
+  const c = await startCluster(opts);
+  try {
+    await fn(c);
+  } catch (err) {
+    process.stderr.write(`scenario failed; logs in ${c.dir} (set ZKMHA_KEEP_TMP=1 to keep them)\n`);
+    throw err;
+  } finally {
+    await c.close();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Writer
 

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeRecord, whiteSchema, type TaskRecord } from '../../core/records';
 import { alertOf } from '../../core/view';
-import { startCluster, type Cluster, type ClusterOptions } from '../env/cluster';
+import { withCluster } from '../env/cluster';
 import { waitFor } from '../env/wait';
 import { startZooKeeper, type ZkCluster } from '../env/zookeeper';
 
@@ -19,20 +19,8 @@ describe('failover control', () => {
     await zk?.close();
   });
 
-  async function scenario(opts: ClusterOptions, fn: (c: Cluster) => Promise<void>): Promise<void> {
-    const c = await startCluster({ zk, semiSync: true, ...opts });
-    try {
-      await fn(c);
-    } catch (err) {
-      process.stderr.write(`scenario failed; logs in ${c.dir} (set ZKMHA_KEEP_TMP=1 to keep them)\n`);
-      throw err;
-    } finally {
-      await c.close();
-    }
-  }
-
   it('4. white/<group> set, master killed: no failover, history says why; unwhite lets it fail over', () =>
-    scenario({}, async (c) => {
+    withCluster({ zk, semiSync: true }, async (c) => {
       const [old] = c.nodes as [string];
       await c.startClients();
       await c.startServer('s1');
@@ -72,7 +60,7 @@ describe('failover control', () => {
     }));
 
   it('5. the worker holding the lock SIGKILLed in the middle of a failover: the other completes it', () =>
-    scenario({}, async (c) => {
+    withCluster({ zk, semiSync: true }, async (c) => {
       const [old] = c.nodes as [string];
       await c.startClients();
       // s1 stops (fault injection) right before promoting, with the task recorded at that step.
@@ -111,7 +99,7 @@ describe('failover control', () => {
     }));
 
   it('7. master killed twice within the block period: the second is not automatic, the alert says why; acknowledging lets it go', () =>
-    scenario({}, async (c) => {
+    withCluster({ zk, semiSync: true }, async (c) => {
       const [first] = c.nodes as [string];
       await c.startClients();
       await c.startServer('s1');

@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { alertOf } from '../../core/view';
-import { startCluster, type Cluster, type ClusterOptions } from '../env/cluster';
+import { withCluster } from '../env/cluster';
 import { waitFor } from '../env/wait';
 import { startZooKeeper, type ZkCluster } from '../env/zookeeper';
 
@@ -24,20 +24,8 @@ describe('failover of a dead master', () => {
     await zk?.close();
   });
 
-  async function scenario(opts: ClusterOptions, fn: (c: Cluster) => Promise<void>): Promise<void> {
-    const c = await startCluster({ zk, semiSync: true, ...opts });
-    try {
-      await fn(c);
-    } catch (err) {
-      process.stderr.write(`scenario failed; logs in ${c.dir} (set ZKMHA_KEEP_TMP=1 to keep them)\n`);
-      throw err;
-    } finally {
-      await c.close();
-    }
-  }
-
   it('1. mysqld of the master SIGKILLed: the most advanced replica becomes master, the other follows it', () =>
-    scenario({}, async (c) => {
+    withCluster({ zk, semiSync: true }, async (c) => {
       const [old, r1, r2] = c.nodes as [string, string, string];
       // Make the replica that would win a name tie the LESS advanced one: the choice must be by GTID.
       const [behind, ahead] = r1 < r2 ? [r1, r2] : [r2, r1];
@@ -74,7 +62,7 @@ describe('failover of a dead master', () => {
     }));
 
   it('2. mysqld and its client SIGKILLed (host death): failover after the session expires', () =>
-    scenario({}, async (c) => {
+    withCluster({ zk, semiSync: true }, async (c) => {
       const [old] = c.nodes as [string];
       await c.startClients();
       await c.startServer('s1');
@@ -96,7 +84,7 @@ describe('failover of a dead master', () => {
     }));
 
   it('3. only the master client SIGKILLed, mysqld healthy: no failover, watch_down alert, resolved when the heartbeat returns', () =>
-    scenario({}, async (c) => {
+    withCluster({ zk, semiSync: true }, async (c) => {
       const [old] = c.nodes as [string];
       await c.startClients();
       await c.startServer('s1');
@@ -130,7 +118,7 @@ describe('failover of a dead master', () => {
     }));
 
   it('8. workers started after the master already died: the failover happens at start-up', () =>
-    scenario({}, async (c) => {
+    withCluster({ zk, semiSync: true }, async (c) => {
       const [old] = c.nodes as [string];
       await c.startClients();
       await c.instance(old).kill();

@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startCluster, type Cluster, type ClusterOptions } from '../env/cluster';
+import { withCluster } from '../env/cluster';
 import { waitFor } from '../env/wait';
 import { startZooKeeper, type ZkCluster } from '../env/zookeeper';
 
@@ -14,20 +14,8 @@ describe('read pool and promotion rules', () => {
     await zk?.close();
   });
 
-  async function scenario(opts: ClusterOptions, fn: (c: Cluster) => Promise<void>): Promise<void> {
-    const c = await startCluster({ zk, semiSync: true, ...opts });
-    try {
-      await fn(c);
-    } catch (err) {
-      process.stderr.write(`scenario failed; logs in ${c.dir} (set ZKMHA_KEEP_TMP=1 to keep them)\n`);
-      throw err;
-    } finally {
-      await c.close();
-    }
-  }
-
   it('6. a replica killed leaves the read list with a slave_down entry; restarted, it comes back by itself', () =>
-    scenario({}, async (c) => {
+    withCluster({ zk, semiSync: true }, async (c) => {
       const [master, r1, r2] = c.nodes as [string, string, string];
       await c.startClients();
       await c.startServer('s1');
@@ -82,28 +70,31 @@ describe('read pool and promotion rules', () => {
     }));
 
   it('9. a priority-0 replica is never promoted, even when most advanced; nothing it holds is lost', () =>
-    scenario({ hosts: [{ priority: 1 }, { priority: 0 }, { priority: 2 }] }, async (c) => {
-      const [old, never, candidate] = c.nodes as [string, string, string];
-      await c.startClients();
-      await c.startServer('s1');
-      await c.startServer('s2');
-      const w = await c.startWriter();
-      await w.waitForAcks(10);
-      // The promotable replica falls behind; only the priority-0 one receives (and acknowledges) the rest.
-      await c.instance(candidate).query('STOP SLAVE IO_THREAD');
-      await w.waitForAcks(30);
+    withCluster(
+      { zk, semiSync: true, hosts: [{ priority: 1 }, { priority: 0 }, { priority: 2 }] },
+      async (c) => {
+        const [old, never, candidate] = c.nodes as [string, string, string];
+        await c.startClients();
+        await c.startServer('s1');
+        await c.startServer('s2');
+        const w = await c.startWriter();
+        await w.waitForAcks(10);
+        // The promotable replica falls behind; only the priority-0 one receives (and acknowledges) the rest.
+        await c.instance(candidate).query('STOP SLAVE IO_THREAD');
+        await w.waitForAcks(30);
 
-      await c.instance(old).kill();
-      const m = await c.waitForNewMaster({ notNode: old });
-      assert.equal(m.node, candidate, 'priority 0 is skipped');
-      await w.waitForAcks(10);
-      await w.stop();
-      await c.assertInvariants({ master: candidate, writer: w, noLostRows: true });
-      const ev = (await c.history()).find((h) => h.kind === 'failover')!;
-      assert.ok(
-        ev.steps.some((s) => s.name === 'catchup'),
-        'the candidate caught up from the priority-0 replica',
-      );
-      assert.equal((ev.detail.catchUpFrom as { node: string } | null)?.node, never);
-    }));
+        await c.instance(old).kill();
+        const m = await c.waitForNewMaster({ notNode: old });
+        assert.equal(m.node, candidate, 'priority 0 is skipped');
+        await w.waitForAcks(10);
+        await w.stop();
+        await c.assertInvariants({ master: candidate, writer: w, noLostRows: true });
+        const ev = (await c.history()).find((h) => h.kind === 'failover')!;
+        assert.ok(
+          ev.steps.some((s) => s.name === 'catchup'),
+          'the candidate caught up from the priority-0 replica',
+        );
+        assert.equal((ev.detail.catchUpFrom as { node: string } | null)?.node, never);
+      },
+    ));
 });
