@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { errorMessage, isZkmhaError } from '../core/errors';
+import { errorMessage } from '../core/errors';
 import { alertSchema, decodeRecord } from '../core/records';
 import type { Watch } from '../core/zk/client';
 import { parseWatchDownName } from '../core/zk/paths';
@@ -45,12 +45,7 @@ async function readAlert(
 }
 
 async function alertNames(ctx: CliContext): Promise<string[]> {
-  try {
-    return (await ctx.zk.children(ctx.paths.dir('watch_down'))).sort();
-  } catch (err) {
-    if (isZkmhaError(err, 'ZK_NO_NODE')) return [];
-    throw err;
-  }
+  return (await ctx.zk.childrenOrEmpty(ctx.paths.dir('watch_down'))).sort();
 }
 
 export async function listAlerts(ctx: CliContext, group?: string): Promise<AlertEntry[]> {

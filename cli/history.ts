@@ -1,4 +1,4 @@
-import { errorMessage, isZkmhaError } from '../core/errors';
+import { errorMessage } from '../core/errors';
 import { decodeRecord, historySchema, type HistoryRecord } from '../core/records';
 import type { CliContext } from './context';
 import { existingGroup } from './lookup';
@@ -18,14 +18,7 @@ export function eventSeq(name: string): number | null {
 export async function readHistory(ctx: CliContext, group: string): Promise<HistoryEntry[]> {
   await existingGroup(ctx, group);
   const dir = ctx.paths.historyDir(group);
-  let names: string[];
-  try {
-    names = await ctx.zk.children(dir);
-  } catch (err) {
-    if (isZkmhaError(err, 'ZK_NO_NODE')) return [];
-    throw err;
-  }
-  const events = names
+  const events = (await ctx.zk.childrenOrEmpty(dir))
     .map((name) => ({ name, seq: eventSeq(name) }))
     .filter((e): e is { name: string; seq: number } => e.seq !== null)
     .sort((a, b) => a.seq - b.seq);

@@ -1,5 +1,5 @@
 import { chooseCandidate, type NodePosition } from '../core/candidate';
-import { ZkmhaError, errorMessage, isZkmhaError } from '../core/errors';
+import { ZkmhaError, errorMessage } from '../core/errors';
 import { NodeConnections, readGtidPositions } from '../core/ops';
 import {
   decodeRecord,
@@ -303,13 +303,7 @@ async function readEphemerals<T>(
   decode: (name: string, data: Buffer | null, path: string) => T,
   problems: { path: string; message: string }[],
 ): Promise<({ id: string } & T)[]> {
-  let names: string[];
-  try {
-    names = await ctx.zk.children(dir);
-  } catch (err) {
-    if (isZkmhaError(err, 'ZK_NO_NODE')) return [];
-    throw err;
-  }
+  const names = await ctx.zk.childrenOrEmpty(dir);
   const out = await Promise.all(
     names.sort().map(async (id) => {
       const p = `${dir}/${id}`;

@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { errorMessage, isZkmhaError } from './errors';
+import { errorMessage } from './errors';
 import {
   agentSchema,
   alertSchema,
@@ -126,15 +126,6 @@ async function readRecord<S extends z.ZodTypeAny>(
   }
 }
 
-async function childrenOrEmpty(zk: Zk, path: string): Promise<string[]> {
-  try {
-    return await zk.children(path);
-  } catch (err) {
-    if (isZkmhaError(err, 'ZK_NO_NODE')) return [];
-    throw err;
-  }
-}
-
 const value = <T>(r: Read<T>): T | null => (r.kind === 'ok' ? r.value : null);
 const versioned = <T>(r: Read<T>): Versioned<T> | null =>
   r.kind === 'ok' ? { record: r.value, version: r.version } : null;
@@ -149,8 +140,8 @@ export async function readGroupView(zk: Zk, paths: ZkPaths, group: string): Prom
     readRecord(zk, haproxySchema, paths.haproxy(group), problems),
     readRecord(zk, whiteSchema, paths.white(group), problems),
     readRecord(zk, taskSchema, paths.task(group), problems),
-    childrenOrEmpty(zk, paths.slaveDownDir(group)),
-    childrenOrEmpty(zk, paths.dir('watch_down')),
+    zk.childrenOrEmpty(paths.slaveDownDir(group)),
+    zk.childrenOrEmpty(paths.dir('watch_down')),
   ]);
   const meta = value(metaR);
   if (meta !== null && meta.name !== group) {
@@ -244,7 +235,7 @@ export async function readGroupView(zk: Zk, paths: ZkPaths, group: string): Prom
 
 /** Group names under meta_group/ (invalid names are skipped and reported). */
 export async function listGroups(zk: Zk, paths: ZkPaths, problems?: ViewProblem[]): Promise<string[]> {
-  const names = await childrenOrEmpty(zk, paths.dir('meta_group'));
+  const names = await zk.childrenOrEmpty(paths.dir('meta_group'));
   return names
     .filter((n) => {
       if (isGroupName(n)) return true;

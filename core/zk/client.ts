@@ -626,6 +626,16 @@ export class Zk extends EventEmitter {
     );
   }
 
+  /** The children of `path`, none when it does not exist. */
+  async childrenOrEmpty(path: string): Promise<string[]> {
+    try {
+      return await this.children(path);
+    } catch (err) {
+      if (err instanceof ZkmhaError && err.code === 'ZK_NO_NODE') return [];
+      throw err;
+    }
+  }
+
   delete(path: string, version = -1): Promise<void> {
     return this.call<void>('delete', path, (c, done) => c.remove(path, version, (err) => done(err)));
   }

@@ -300,14 +300,7 @@ function holdLock(zk: Zk, path: string, session: string, opts: LockOptions): Loc
 export async function readLockHolder(zk: Zk, paths: ZkPaths, group: string): Promise<LockHolder | null> {
   const dir = paths.lockDir(group);
   for (let attempt = 0; attempt < 5; attempt++) {
-    let children: string[];
-    try {
-      children = await zk.children(dir);
-    } catch (err) {
-      if (isZkmhaError(err, 'ZK_NO_NODE')) return null;
-      throw err;
-    }
-    const q = lockQueue(children);
+    const q = lockQueue(await zk.childrenOrEmpty(dir));
     const first = q[0];
     if (first === undefined) return null;
     const path = `${dir}/${first.name}`;

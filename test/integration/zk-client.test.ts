@@ -70,6 +70,11 @@ describe('Zk client (standalone ZooKeeper)', () => {
       (await zk.children('/t/basic')).sort(),
       ['a', 'deep', seq.slice('/t/basic/'.length)].sort(),
     );
+    assert.deepEqual(await zk.childrenOrEmpty('/t/nothing/here'), []);
+    assert.deepEqual(
+      (await zk.childrenOrEmpty('/t/basic')).sort(),
+      ['a', 'deep', seq.slice('/t/basic/'.length)].sort(),
+    );
     assert.equal(await zk.deleteIfExists('/t/basic/a'), true);
     assert.equal(await zk.deleteIfExists('/t/basic/a'), false);
   });
