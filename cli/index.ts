@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { untilSignal } from '../core/signals';
 import { runAdd } from './add';
 import { alertJson, clearAlerts, followAlerts, listAlerts, renderAlerts, runAlertCommand } from './alerts';
 import {
@@ -296,15 +297,7 @@ export function registerAdminCommands(program: Command): void {
           (name, error) => process.stderr.write(`mha alerts: invalid alert ${name}: ${error}\n`),
         );
         process.stderr.write('following alerts (Ctrl-C to stop)\n');
-        await new Promise<void>((resolve) => {
-          const done = (): void => {
-            process.off('SIGINT', done);
-            process.off('SIGTERM', done);
-            resolve();
-          };
-          process.on('SIGINT', done);
-          process.on('SIGTERM', done);
-        });
+        await untilSignal();
         await follower.stop();
       });
     });

@@ -1,5 +1,6 @@
 import { loadConfig, requireSection } from '../core/config';
 import { createLogger } from '../core/log';
+import { untilSignal } from '../core/signals';
 import { RouterAgent } from './agent';
 
 export { RouterAgent } from './agent';
@@ -14,15 +15,7 @@ export async function runRouter(configPath: string | undefined): Promise<void> {
   const log = createLogger({ level: cfg.log.level, name: `router:${router.id}` });
   const agent = new RouterAgent({ router, zookeeper: cfg.zookeeper, log });
   await agent.start();
-  await new Promise<void>((resolve) => {
-    const onSignal = (sig: NodeJS.Signals): void => {
-      log.info({ signal: sig }, 'router: stopping');
-      process.off('SIGTERM', onSignal);
-      process.off('SIGINT', onSignal);
-      resolve();
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
+  const signal = await untilSignal();
+  log.info({ signal }, 'router: stopping');
   await agent.stop();
 }

@@ -1,6 +1,7 @@
 import { loadConfig, requireSection, type Config } from '../core/config';
-import { ZkmhaError, errorMessage } from '../core/errors';
+import { ZkmhaError } from '../core/errors';
 import { createLogger, type Logger } from '../core/log';
+import { stopOnSignal } from '../core/signals';
 import { Zk } from '../core/zk/client';
 import { ZkPaths } from '../core/zk/paths';
 import { FAILOVER_STEPS, type FailoverStep } from './failover';
@@ -82,18 +83,5 @@ export async function runServer(configPath?: string): Promise<void> {
   requireSection(cfg, 'server');
   const log = createLogger({ level: cfg.log.level, name: 'zkmha-server' });
   const handle = await startServer(cfg, { logger: log });
-  await new Promise<void>((resolve) => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (stopping) return;
-      stopping = true;
-      log.info({ signal }, 'stopping server worker');
-      handle.stop().then(resolve, (err: unknown) => {
-        log.error({ err: errorMessage(err) }, 'error while stopping');
-        resolve();
-      });
-    };
-    process.once('SIGTERM', onSignal);
-    process.once('SIGINT', onSignal);
-  });
+  await stopOnSignal(log, 'stopping server worker', () => handle.stop());
 }
