@@ -271,7 +271,9 @@ function holdLock(zk: Zk, path: string, session: string, opts: LockOptions): Loc
     path,
     owner: opts.owner,
     lost,
-    isHeld: () => held && zk.sessionId === session,
+    // A process frozen (GC, SIGSTOP, VM pause) past the session timeout runs on before any timer
+    // or event tells it the lock is gone; the silence since the last answer tells it at once.
+    isHeld: () => held && zk.sessionId === session && Date.now() - zk.lastHeardAt < lostAfterMs,
     onLost(cb) {
       if (!held && !released) cb();
       else if (held) callbacks.push(cb);

@@ -4,6 +4,8 @@ import { Secret } from '../../core/config';
 import { isZkmhaError, ZkmhaError } from '../../core/errors';
 import { masterSchema } from '../../core/records';
 import { Zk, type NodeData } from '../../core/zk/client';
+import { acquireLock } from '../../core/zk/lock';
+import { ZkPaths } from '../../core/zk/paths';
 import { readRecord, readRecordOrNull, setRecord } from '../../core/zk/store';
 import { waitFor } from '../env/wait';
 import { startZooKeeper, testLogger, type ZkCluster } from '../env/zookeeper';
@@ -243,6 +245,21 @@ describe('Zk client (standalone ZooKeeper)', () => {
     );
     const sameUser = await connect({ auth: { user: 'mha', password: new Secret('s3cret') } });
     assert.equal((await sameUser.get('/t-secure')).data?.toString(), 'x');
+  });
+
+  it('a lock holder frozen past 2/3 of its session no longer holds the lock when it thaws', async () => {
+    const paths = new ZkPaths('/lockthaw');
+    const c = await connect();
+    const lock = await acquireLock(c, paths, 'g1', { timeoutMs: 2000, owner: 'frozen-worker' });
+    assert.equal(lock.isHeld(), true);
+    // Block the event loop as a GC pause or SIGSTOP would: no timer, no event, no answer runs.
+    const frozenUntil = Date.now() + Math.ceil((SESSION_MS * 2) / 3) + 100;
+    while (Date.now() < frozenUntil) {
+      // busy: the process is "frozen"
+    }
+    // The first thing the thawed holder asks must be answered with the truth as far as it knows.
+    assert.equal(lock.isHeld(), false, 'a thawed holder must not act on a lock it may have lost');
+    await lock.release();
   });
 
   it('fails a connect to nothing with ZK_TIMEOUT within the bound', async () => {
