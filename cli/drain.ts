@@ -1,8 +1,8 @@
-import { encodeRecord, haproxySchema, slaveDownSchema, type OnlineRecord } from '../core/records';
+import { encodeRecord, slaveDownSchema, type OnlineRecord } from '../core/records';
 import type { MemberView } from '../core/view';
 import type { MultiOp } from '../core/zk/client';
 import type { CliContext } from './context';
-import { existingGroup, groupOfNode, withGroupLock } from './lookup';
+import { existingGroup, groupOfNode, setReadPool, withGroupLock } from './lookup';
 import { refuse, step } from './output';
 
 /**
@@ -63,16 +63,8 @@ async function drainLocked(ctx: CliContext, group: string, node: string): Promis
   ];
   const route = view.route!;
   if (route.record.read.includes(node)) {
-    ops.push({
-      op: 'set',
-      path: paths.haproxy(group),
-      data: encodeRecord(
-        haproxySchema,
-        { ...route.record, read: route.record.read.filter((r) => r !== node) },
-        paths.haproxy(group),
-      ),
-      version: route.version,
-    });
+    const read = route.record.read.filter((r) => r !== node);
+    ops.push(setReadPool(ctx, group, route, read));
   }
   await step('drain', () => zk.multi(ops));
   return { group, node, changed: true };
@@ -103,18 +95,8 @@ async function undrainLocked(ctx: CliContext, group: string, node: string): Prom
   const ops: MultiOp[] = [];
   if (healthy) {
     ops.push({ op: 'delete', path: p, version: m.slaveDown.version });
-    if (!route.record.read.includes(node)) {
-      ops.push({
-        op: 'set',
-        path: paths.haproxy(group),
-        data: encodeRecord(
-          haproxySchema,
-          { ...route.record, read: [...route.record.read, node] },
-          paths.haproxy(group),
-        ),
-        version: route.version,
-      });
-    }
+    if (!route.record.read.includes(node))
+      ops.push(setReadPool(ctx, group, route, [...route.record.read, node]));
   } else {
     // Not healthy now: hand it to the server's read-pool upkeep, which returns it once healthy.
     ops.push({

@@ -1,12 +1,12 @@
-import { encodeRecord, haproxySchema, metaGroupSchema, metaHostSchema, type MetaHost } from '../core/records';
+import { encodeRecord, metaGroupSchema, metaHostSchema, type MetaHost } from '../core/records';
 import { parseNode } from '../core/names';
 import type { MultiOp } from '../core/zk/client';
 import type { CliContext } from './context';
-import { existingGroup, readMeta, withGroupLock } from './lookup';
+import { existingGroup, readMeta, refuseOpenTask, setReadPool, withGroupLock } from './lookup';
 import { errantForReplica, readStates, withNodes } from './mysql';
 import { flavorFor } from '../core/mysql/index';
 import { refuse, step } from './output';
-import { waitReplicating } from './replication';
+import { replicateFromMaster } from './replication';
 
 /**
  * `mha addhost`: a new replica joins a running group — checked (reachable, no errant GTIDs),
@@ -43,11 +43,7 @@ async function addHostLocked(ctx: CliContext, input: AddHostInput): Promise<AddH
     throw refuse(S, `${input.node} is already a member of '${input.group}'`);
   if ((await zk.exists(paths.metaHost(input.node))) !== null)
     throw refuse(S, `${input.node} already belongs to a group (${paths.metaHost(input.node)})`);
-  if (view.task !== null)
-    throw refuse(
-      S,
-      `an operation on '${input.group}' is open (${paths.task(input.group)}, kind ${view.task.record.kind})`,
-    );
+  refuseOpenTask(ctx, input.group, view);
   const flavor = flavorFor(meta.flavor);
 
   await withNodes(cfg, [master, input.node], async (conns) => {
@@ -58,19 +54,13 @@ async function addHostLocked(ctx: CliContext, input: AddHostInput): Promise<AddH
         'check nodes',
         `errant GTIDs: node ${input.node} has transactions the master ${master} lacks: ${errant}`,
       );
-    const { host, port } = parseNode(master);
-    await step(`replicate ${input.node} from ${master}`, () =>
-      flavor.replicateFrom(conns.get(input.node)!, {
-        host,
-        port,
-        user: cfg.mysql.replicationUser,
-        password: cfg.mysql.replicationPassword,
-        semiSync: meta.settings.semiSync,
-        gtidMode: 'current_pos',
-      }),
-    );
-    await step('await replication', () =>
-      waitReplicating(flavor, conns.get(input.node)!, input.node, master, 10000),
+    await replicateFromMaster(
+      flavor,
+      conns.get(input.node)!,
+      input.node,
+      master,
+      cfg.mysql,
+      meta.settings.semiSync,
     );
   });
 
@@ -103,12 +93,7 @@ async function addHostLocked(ctx: CliContext, input: AddHostInput): Promise<AddH
       ),
       version: metaVersion,
     },
-    {
-      op: 'set',
-      path: paths.haproxy(input.group),
-      data: encodeRecord(haproxySchema, { ...route.record, read }, paths.haproxy(input.group)),
-      version: route.version,
-    },
+    setReadPool(ctx, input.group, route, read),
   ];
   await step('register host', () => zk.multi(ops));
   return { group: input.group, node: input.node, master, inReadPool: true };
@@ -128,11 +113,7 @@ async function removeHostLocked(ctx: CliContext, group: string, node: string): P
   if (view.master?.record.node === node)
     throw refuse(S, `${node} is the master of '${group}'; switch over first`);
   if (view.route?.record.write === node) throw refuse(S, `${node} is the write target of '${group}'`);
-  if (view.task !== null)
-    throw refuse(
-      S,
-      `an operation on '${group}' is open (${paths.task(group)}, kind ${view.task.record.kind})`,
-    );
+  refuseOpenTask(ctx, group, view);
   const ops: MultiOp[] = [
     {
       op: 'set',
@@ -147,18 +128,15 @@ async function removeHostLocked(ctx: CliContext, group: string, node: string): P
   ];
   const hostStat = await zk.exists(paths.metaHost(node));
   if (hostStat !== null) ops.push({ op: 'delete', path: paths.metaHost(node), version: hostStat.version });
-  if (view.route !== null && view.route.record.read.includes(node)) {
-    ops.push({
-      op: 'set',
-      path: paths.haproxy(group),
-      data: encodeRecord(
-        haproxySchema,
-        { ...view.route.record, read: view.route.record.read.filter((r) => r !== node) },
-        paths.haproxy(group),
+  if (view.route !== null && view.route.record.read.includes(node))
+    ops.push(
+      setReadPool(
+        ctx,
+        group,
+        view.route,
+        view.route.record.read.filter((r) => r !== node),
       ),
-      version: view.route.version,
-    });
-  }
+    );
   const m = view.members.find((x) => x.node === node);
   if (m?.slaveDown)
     ops.push({ op: 'delete', path: paths.slaveDown(group, node), version: m.slaveDown.version });

@@ -1,19 +1,26 @@
 import { ZkmhaError } from '../core/errors';
 import {
   decodeRecord,
+  encodeRecord,
+  haproxySchema,
   metaGroupSchema,
   metaHostSchema,
+  type HaproxyRecord,
   type MetaGroup,
   type MetaHost,
 } from '../core/records';
 import type { Versioned } from '../core/view';
 import { readGroupView, type GroupView } from '../core/view';
+import type { MultiOp } from '../core/zk/client';
 import { acquireLock } from '../core/zk/lock';
 import type { CliContext } from './context';
 import { cliWorker } from './worker';
 import { refuse, step } from './output';
 
-/** Reads shared by several commands; each refuses (exit 1) with the step named. */
+/**
+ * Reads and checks shared by several commands; each refuses (exit 1) with the step named. Also the
+ * one write they share: a new read pool for haproxy/<group>.
+ */
 export async function groupOfNode(ctx: CliContext, node: string): Promise<MetaHost> {
   return step(`look up ${node}`, async () => {
     const p = ctx.paths.metaHost(node);
@@ -48,6 +55,31 @@ export async function existingGroup(
         : `group '${group}' has no route record`,
     );
   return view;
+}
+
+/** Refuses while task/<group> records an open operation (failover, switchover, add). */
+export function refuseOpenTask(ctx: CliContext, group: string, view: GroupView): void {
+  if (view.task !== null)
+    throw refuse(
+      'check zookeeper',
+      `an operation on '${group}' is open (${ctx.paths.task(group)}, kind ${view.task.record.kind})`,
+    );
+}
+
+/** Compare-and-set of haproxy/<group> with `read` as its read pool (epoch and write target kept). */
+export function setReadPool(
+  ctx: CliContext,
+  group: string,
+  route: Versioned<HaproxyRecord>,
+  read: readonly string[],
+): MultiOp {
+  const path = ctx.paths.haproxy(group);
+  return {
+    op: 'set',
+    path,
+    data: encodeRecord(haproxySchema, { ...route.record, read: [...read] }, path),
+    version: route.version,
+  };
 }
 
 function problemsOf(view: GroupView): string {

@@ -1,8 +1,38 @@
+import type { MysqlConfig } from '../core/config';
 import { delay } from '../core/timeout';
 import { ZkmhaError } from '../core/errors';
 import type { MysqlConnection } from '../core/mysql/connection';
 import type { Flavor, ServerState } from '../core/mysql/flavor';
+import { parseNode } from '../core/names';
 import { masterOf } from './mysql';
+import { step } from './output';
+
+/**
+ * Steps `replicate <node> from <master>` and `await replication`: re-points `node` to `master` with
+ * GTID current_pos (the node's own binlog counts, so an old master resumes after what it wrote)
+ * and waits up to 10 s until both threads run.
+ */
+export async function replicateFromMaster(
+  flavor: Flavor,
+  conn: MysqlConnection,
+  node: string,
+  master: string,
+  mysql: MysqlConfig,
+  semiSync: boolean,
+): Promise<void> {
+  const { host, port } = parseNode(master);
+  await step(`replicate ${node} from ${master}`, () =>
+    flavor.replicateFrom(conn, {
+      host,
+      port,
+      user: mysql.replicationUser,
+      password: mysql.replicationPassword,
+      semiSync,
+      gtidMode: 'current_pos',
+    }),
+  );
+  await step('await replication', () => waitReplicating(flavor, conn, node, master, 10000));
+}
 
 /**
  * Waits until `node` replicates from `master` with both threads running; fails with the

@@ -1,12 +1,10 @@
-import { encodeRecord, haproxySchema } from '../core/records';
-import { parseNode } from '../core/names';
 import type { MultiOp } from '../core/zk/client';
 import type { CliContext } from './context';
-import { existingGroup, groupOfNode, withGroupLock } from './lookup';
+import { existingGroup, groupOfNode, refuseOpenTask, setReadPool, withGroupLock } from './lookup';
 import { errantTransactions, readStates, withNodes } from './mysql';
 import { flavorFor } from '../core/mysql/index';
 import { refuse, step } from './output';
-import { waitReplicating } from './replication';
+import { replicateFromMaster } from './replication';
 
 /**
  * `mha setha <node>`: return a recovered node (typically an old master) to service. Refused while
@@ -36,11 +34,7 @@ async function setHaLocked(ctx: CliContext, group: string, node: string): Promis
   const S = 'check zookeeper';
   if (!meta.members.includes(node)) throw refuse(S, `${node} is not a member of '${group}'`);
   if (master === node) throw refuse(S, `${node} is the master of '${group}'`);
-  if (view.task !== null)
-    throw refuse(
-      S,
-      `an operation on '${group}' is open (${paths.task(group)}, kind ${view.task.record.kind})`,
-    );
+  refuseOpenTask(ctx, group, view);
   const flavor = flavorFor(meta.flavor);
 
   await withNodes(cfg, [master, node], async (conns) => {
@@ -59,18 +53,7 @@ async function setHaLocked(ctx: CliContext, group: string, node: string): Promis
         `${node} holds transactions the master ${master} lacks: ${errant}; they must be undone (or applied to the master) before it can rejoin`,
       );
     }
-    const { host, port } = parseNode(master);
-    await step(`replicate ${node} from ${master}`, () =>
-      flavor.replicateFrom(conns.get(node)!, {
-        host,
-        port,
-        user: cfg.mysql.replicationUser,
-        password: cfg.mysql.replicationPassword,
-        semiSync: meta.settings.semiSync,
-        gtidMode: 'current_pos',
-      }),
-    );
-    await step('await replication', () => waitReplicating(flavor, conns.get(node)!, node, master, 10000));
+    await replicateFromMaster(flavor, conns.get(node)!, node, master, cfg.mysql, meta.settings.semiSync);
   });
 
   // Re-read (compare-and-set on what is current).
@@ -83,18 +66,8 @@ async function setHaLocked(ctx: CliContext, group: string, node: string): Promis
   if (m?.slaveDown)
     ops.push({ op: 'delete', path: paths.slaveDown(group, node), version: m.slaveDown.version });
   const route = after.route!;
-  if (!route.record.read.includes(node)) {
-    ops.push({
-      op: 'set',
-      path: paths.haproxy(group),
-      data: encodeRecord(
-        haproxySchema,
-        { ...route.record, read: [...route.record.read, node] },
-        paths.haproxy(group),
-      ),
-      version: route.version,
-    });
-  }
+  if (!route.record.read.includes(node))
+    ops.push(setReadPool(ctx, group, route, [...route.record.read, node]));
   if (ops.length > 0) await step('commit', () => zk.multi(ops));
   return { group, node, master, clearedRejoin: m?.rejoin != null, clearedSlaveDown: m?.slaveDown != null };
 }
