@@ -47,7 +47,7 @@ export interface StartMariaDBOptions {
   readonly startTimeoutMs?: number;
 }
 
-export interface MariaDBInstance {
+export interface MariaDBInstance extends MariaDBFiles {
   readonly index: number;
   readonly serverId: number;
   readonly host: '127.0.0.1';
@@ -55,12 +55,6 @@ export interface MariaDBInstance {
   /** `127.0.0.1:<port>` */
   readonly node: string;
   readonly dir: string;
-  readonly datadir: string;
-  readonly binlogDir: string;
-  readonly tmpdir: string;
-  readonly socket: string;
-  readonly pidFile: string;
-  readonly errorLog: string;
   /** Pid of the running mariadbd, or null when it is not running. */
   readonly pid: number | null;
   readonly running: boolean;
