@@ -24,7 +24,7 @@ import { printOut, toJson } from './output';
 import { setHa } from './setha';
 import { setMaster } from './setmaster';
 import { readStatus, renderStatus } from './status';
-import { switchover } from './switchover';
+import { switchover, switchoverFaultFromEnv } from './switchover';
 import { setWhite, unWhite } from './white';
 
 /**
@@ -190,8 +190,15 @@ export function registerAdminCommands(program: Command): void {
           opts.catchUpTimeoutMs === '0'
             ? 0
             : positiveIntArg(opts.catchUpTimeoutMs, '--catch-up-timeout-ms', 10000, 3_600_000);
+        const fault = switchoverFaultFromEnv(process.env.MHA_FAULT_SWITCHOVER_PAUSE_BEFORE_STEP);
         const r = await withContext(opts.config, (ctx) =>
-          switchover(ctx, { group, maxPauseMs, catchUpTimeoutMs, ...(to !== undefined ? { to } : {}) }),
+          switchover(ctx, {
+            group,
+            maxPauseMs,
+            catchUpTimeoutMs,
+            ...(to !== undefined ? { to } : {}),
+            ...(fault !== undefined ? { pauseBeforeStep: fault } : {}),
+          }),
         );
         if (opts.json === true) return printOut(toJson(r));
         const bad = Object.entries(r.repointed).filter(([, v]) => !v.ok);

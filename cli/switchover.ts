@@ -1,16 +1,21 @@
 import { chooseCandidate, type NodePosition } from '../core/candidate';
-import { ZkmhaError, errorMessage } from '../core/errors';
+import { ZkmhaError, errorMessage, isZkmhaError } from '../core/errors';
 import type { Flavor, ServerState } from '../core/mysql/flavor';
-import { withTimeout } from '../core/timeout';
+import { delay, withTimeout } from '../core/timeout';
 import { parseNode } from '../core/names';
 import {
   NodeConnections,
+  SWITCHOVER_STEPS,
+  StepTimer,
   alertOps,
   commitMasterChange,
   readGtidPositions,
   repointReplicas,
+  rollBackSwitchover,
   writeFencingRoute,
   type OpsContext,
+  type StepTiming,
+  type SwitchoverStep,
 } from '../core/ops';
 import { decodeRecord, encodeRecord, haproxySchema, taskSchema, type TaskRecord } from '../core/records';
 import type { GroupView } from '../core/view';
@@ -36,6 +41,13 @@ import { waitReplicating } from './replication';
  * The write pause is the time from the fencing route to the committed new route. If the candidate
  * cannot catch up in time (or promotion fails) it rolls back: candidate replicating again, old
  * master writable and routed — at epoch+1, since routers never go back to a lower epoch.
+ *
+ * The lock is taken before task/<group> is written and released only after the task is deleted
+ * (or deliberately left on a failure), so a task nobody holds the lock for belongs to a process
+ * that is gone: a server worker then resolves it from the step recorded (core/ops/switchover.ts
+ * lists them; the records that would cost write-pause time are written while the step runs). For
+ * the same reason this command stops acting — no rollback either — once it lost the lock or finds
+ * its task rewritten by a worker that took it over.
  */
 export interface SwitchoverInput {
   readonly group: string;
@@ -46,12 +58,27 @@ export interface SwitchoverInput {
    * that wait and leaves everything to the --max-pause-ms budget.
    */
   readonly catchUpTimeoutMs?: number;
+  /** Fault injection for tests (MHA_FAULT_SWITCHOVER_PAUSE_BEFORE_STEP=step:ms). */
+  readonly pauseBeforeStep?: { readonly step: SwitchoverStep; readonly ms: number };
 }
 
-export interface StepTiming {
-  readonly name: string;
-  readonly ms: number;
-  readonly ok: boolean;
+export type { StepTiming };
+
+/**
+ * Parses MHA_FAULT_SWITCHOVER_PAUSE_BEFORE_STEP ("promote:5000"): pause before that step, after
+ * recording it in task/<group> ('commit': after the promotion, before the commit multi).
+ */
+export function switchoverFaultFromEnv(
+  value: string | undefined,
+): { step: SwitchoverStep; ms: number } | undefined {
+  if (value === undefined || value === '') return undefined;
+  const m = /^([a-z]+):(\d{1,7})$/.exec(value);
+  if (m === null || !SWITCHOVER_STEPS.includes(m[1] as SwitchoverStep))
+    throw new ZkmhaError(
+      'BAD_CONFIG',
+      `MHA_FAULT_SWITCHOVER_PAUSE_BEFORE_STEP must be <step>:<ms> with step one of ${SWITCHOVER_STEPS.join(', ')}`,
+    );
+  return { step: m[1] as SwitchoverStep, ms: Number(m[2]) };
 }
 
 export interface SwitchoverResult {
@@ -97,22 +124,6 @@ export function pickSwitchoverCandidate(
       reason: `${to} is not receiving from ${master ?? 'the master'} (IO thread stopped)`,
     };
   return { kind: 'ok', node: to, reason: 'given with --to' };
-}
-
-class Timer {
-  readonly steps: StepTiming[] = [];
-  /** `okOf` says whether a result that is not an exception still counts as a failed step. */
-  async run<T>(name: string, fn: () => Promise<T>, okOf: (r: T) => boolean = () => true): Promise<T> {
-    const t0 = performance.now();
-    try {
-      const r = await fn();
-      this.steps.push({ name, ms: Math.round((performance.now() - t0) * 10) / 10, ok: okOf(r) });
-      return r;
-    } catch (err) {
-      this.steps.push({ name, ms: Math.round((performance.now() - t0) * 10) / 10, ok: false });
-      throw err;
-    }
-  }
 }
 
 export async function switchover(ctx: CliContext, input: SwitchoverInput): Promise<SwitchoverResult> {
@@ -226,7 +237,7 @@ async function switchoverLocked(
   // ---- act ----
   const epoch = masterRec.record.epoch + 1;
   const startedAt = Date.now();
-  const timer = new Timer();
+  const timer = new StepTimer();
   let task: TaskRecord = {
     v: 1,
     id: `switchover-${startedAt}`,
@@ -242,10 +253,43 @@ async function switchoverLocked(
   const taskPath = paths.task(group);
   await step('write task', () => zk.create(taskPath, encodeRecord(taskSchema, task, taskPath), 'persistent'));
   let taskVersion = 0;
-  const setTask = async (stepName: string, detail: Record<string, unknown> = {}): Promise<void> => {
-    task = { ...task, step: stepName, detail: { ...task.detail, ...detail } };
-    taskVersion = (await zk.set(taskPath, encodeRecord(taskSchema, task, taskPath), taskVersion)).version;
+  /** Records a step (CAS: fails with ZK_BAD_VERSION / ZK_NO_NODE once a worker took the task over). */
+  const setTask = async (stepName: SwitchoverStep, detail: Record<string, unknown> = {}): Promise<void> => {
+    const next: TaskRecord = { ...task, step: stepName, detail: { ...task.detail, ...detail } };
+    taskVersion = (await zk.set(taskPath, encodeRecord(taskSchema, next, taskPath), taskVersion)).version;
+    task = next;
   };
+  /** A step record written while the step runs; settles to the error, never rejects. */
+  const recordWhile = (stepName: SwitchoverStep, detail: Record<string, unknown> = {}): Promise<unknown> =>
+    setTask(stepName, detail).then(
+      () => null,
+      (err: unknown) => err ?? new Error('unknown error'),
+    );
+  const pause = input.pauseBeforeStep;
+  const pauseBefore = async (s: SwitchoverStep): Promise<void> => {
+    if (pause?.step !== s) return;
+    process.stderr.write(`mha switchover: fault injection: pausing ${pause.ms} ms before step '${s}'\n`);
+    await delay(pause.ms);
+  };
+  /**
+   * The lock is gone (or a worker rewrote the task): whatever this process did next could race the
+   * worker that now resolves the task, so it stops here — no rollback either.
+   */
+  const stopHere = (why: string): ZkmhaError =>
+    new ZkmhaError(
+      'OPERATION_FAILED',
+      `${why} at step '${task.step}': stopped; ${taskPath} is left to the server workers, which resolve an abandoned switchover (roll back before the promotion, forward after)`,
+      { step: task.step },
+    );
+  const takenOver = (err: unknown): boolean =>
+    isZkmhaError(err, 'ZK_BAD_VERSION') || isZkmhaError(err, 'ZK_NO_NODE');
+
+  await pauseBefore('fence');
+  if (!held()) {
+    // Nothing was cut yet: take the task back if it is still ours.
+    await zk.delete(taskPath, taskVersion).catch(() => undefined);
+    throw refuse(`lock ${group}`, 'lost the lock');
+  }
 
   // 1. Cut writes at every router and on the old master itself, both at once.
   const pauseStart = performance.now();
@@ -272,6 +316,14 @@ async function switchoverLocked(
   const routeVersion = routeCut.value.version;
   let repointStarted = false;
   const rollback = async (why: string, candidateTouched: boolean): Promise<never> => {
+    if (!held()) throw stopHere(`${why}; lost lock/${group}`);
+    try {
+      await setTask('rollback', { why: why.slice(0, 2000) });
+    } catch (err) {
+      if (takenOver(err)) throw stopHere(`${why}; ${taskPath} was taken over`);
+      // ZooKeeper trouble: the rollback's own commit tells whether it can be recorded.
+    }
+    await pauseBefore('rollback');
     const outcome = await rollBack(ctx, ops, {
       group,
       oldMaster,
@@ -296,6 +348,14 @@ async function switchoverLocked(
   const target = masterCut.value.gtidBinlogPos;
 
   // 2. The candidate executes everything the old master wrote, within what is left of the budget.
+  //    The step and the target (what a worker finishing this switchover must find on the new
+  //    master) are recorded meanwhile.
+  const catchupRecorded = recordWhile('catchup', { target });
+  if (pause?.step === 'catchup') {
+    const err = await catchupRecorded;
+    if (err !== null) return rollback(`record step catchup: ${errorMessage(err)}`, false);
+    await pauseBefore('catchup');
+  }
   const left = Math.max(1, Math.round(input.maxPauseMs - (performance.now() - pauseStart)));
   let applied: boolean;
   try {
@@ -305,7 +365,13 @@ async function switchoverLocked(
       (ok) => ok,
     );
   } catch (err) {
+    await catchupRecorded;
     return rollback(`catch up: ${errorMessage(err)}`, false);
+  }
+  const catchupErr = await catchupRecorded;
+  if (catchupErr !== null) {
+    if (takenOver(catchupErr)) throw stopHere(`${taskPath} was taken over`);
+    return rollback(`record step catchup: ${errorMessage(catchupErr)}`, false);
   }
   if (!applied)
     return rollback(
@@ -314,8 +380,18 @@ async function switchoverLocked(
     );
 
   // 3. Promote; meanwhile the others and the old master already attach to the candidate (it holds
-  //    everything, and semi-sync replicas must be connected before its first commit). Then the
-  //    new master and route in one multi.
+  //    everything, and semi-sync replicas must be connected before its first commit), and the
+  //    step is recorded. Then the new master and route in one multi.
+  const promoteRecorded = recordWhile('promote');
+  if (pause?.step === 'promote') {
+    const err = await promoteRecorded;
+    if (err !== null && takenOver(err)) throw stopHere(`${taskPath} was taken over`);
+    await pauseBefore('promote');
+  }
+  if (!held()) {
+    await promoteRecorded;
+    throw stopHere(`lost lock/${group}`);
+  }
   const others = replicas.filter((n) => n !== candidate);
   repointStarted = true;
   const repointing = repointAll(ctx, ops, { oldMaster, candidate, others, semiSync: meta.settings.semiSync });
@@ -327,8 +403,16 @@ async function switchoverLocked(
     );
   } catch (err) {
     await repointing.catch(() => undefined);
+    const recErr = await promoteRecorded;
+    if (recErr !== null && takenOver(recErr)) throw stopHere(`${taskPath} was taken over`);
     return rollback(`promote ${candidate}: ${errorMessage(err)}`, true);
   }
+  const promoteErr = await promoteRecorded;
+  if (promoteErr !== null && takenOver(promoteErr)) throw stopHere(`${taskPath} was taken over`);
+  // (Any other failure to record leaves taskVersion stale: the commit below fails on it and the
+  // task says 'catchup' — a worker then sees the writable candidate and rolls forward.)
+  await pauseBefore('commit');
+  if (!held()) throw stopHere(`lost lock/${group}`);
   // Nodes out of the read pool stay out; the old master joins once it replicates.
   const read = routeRec.record.read.filter((n) => n !== candidate && n !== oldMaster);
   const commitStart = Date.now();
@@ -359,7 +443,7 @@ async function switchoverLocked(
     await setTask('commit', { failed: errorMessage(err).slice(0, 2000) }).catch(() => undefined);
     throw new ZkmhaError(
       'OPERATION_FAILED',
-      `commit: ${errorMessage(err)} — ${candidate} is promoted in MySQL but not recorded; left ${taskPath}; fix with 'mha setmaster ${group} ${candidate} --reroute'`,
+      `commit: ${errorMessage(err)} — ${candidate} is promoted in MySQL but not recorded; left ${taskPath} (a server worker finishes it; or 'mha setmaster ${group} ${candidate} --reroute')`,
       { step: 'commit' },
     );
   }
@@ -466,72 +550,43 @@ interface RollbackArgs {
   readonly others: readonly string[];
   readonly taskVersion: number;
   readonly why: string;
-  readonly timer: Timer;
+  readonly timer: StepTimer;
   readonly startedAt: number;
 }
 
 /**
- * Undo a switchover that has cut writes: the candidate replicates from the old master again (if
- * it was touched), the old master is writable, and master/ + haproxy/ name it at the new epoch
- * (routers never apply a lower one) — one multi, with the history event and the task deleted.
- * Returns a sentence for the error message; on a failed rollback it leaves the task record and
- * a `switchover-failed` alert.
+ * Undo a switchover that has cut writes (core/ops rollBackSwitchover: the candidate and the others
+ * replicate from the old master again, the old master is writable once every other node is
+ * read-only, and master/ + haproxy/ name it at the new epoch in one multi with the history event
+ * and the task deleted). Returns a sentence for the error message; on a failed rollback it leaves
+ * the task record and a `switchover-failed` alert.
  */
 async function rollBack(ctx: CliContext, ops: OpsContext, a: RollbackArgs): Promise<string> {
   const { zk, paths, cfg } = ctx;
-  let notBack: string[] = [];
   try {
-    if (a.candidateTouched) {
-      const { host, port } = parseNode(a.oldMaster);
-      await a.timer.run('rollback candidate', () =>
-        ops.conns.run(a.candidate, (c) =>
-          ops.flavor.replicateFrom(c, {
-            host,
-            port,
-            user: cfg.mysql.replicationUser,
-            password: cfg.mysql.replicationPassword,
-            semiSync: a.semiSync,
-            gtidMode: 'slave_pos',
-          }),
-        ),
-      );
-    }
-    if (a.repointed) {
-      // The old master had started replicating from the candidate: make it the master again, and
-      // the others its replicas (nothing was written meanwhile: every node was read-only).
-      await a.timer.run('rollback old master', () =>
-        ops.conns.run(a.oldMaster, (c) => ops.flavor.promote(c, { semiSync: a.semiSync })),
-      );
-      const back = await repointReplicas(ops, a.others, a.oldMaster, {
-        replication: { user: cfg.mysql.replicationUser, password: cfg.mysql.replicationPassword },
-        semiSync: a.semiSync,
-        timeoutMs: 5000,
-      });
-      notBack = [...back].filter(([, r]) => !r.ok).map(([n]) => n);
-    } else {
-      await a.timer.run('rollback old master', () =>
-        ops.conns.run(a.oldMaster, (c) => ops.flavor.setReadOnly(c, false)),
-      );
-    }
-    await a.timer.run('rollback route', () =>
-      commitMasterChange(zk, paths, {
+    const { notBack } = await rollBackSwitchover(
+      zk,
+      paths,
+      ops,
+      {
         group: a.group,
-        newMaster: a.oldMaster,
+        oldMaster: a.oldMaster,
+        candidate: a.candidate,
+        others: a.others,
         epoch: a.epoch,
-        reason: 'switchover rolled back',
         masterVersion: a.masterVersion,
-        route: { read: a.read, version: a.routeVersion },
-        history: {
-          kind: 'switchover',
-          from: a.oldMaster,
-          to: a.oldMaster,
-          startedAt: a.startedAt,
-          endedAt: Date.now(),
-          steps: a.timer.steps.map((s) => ({ ...s })),
-          detail: { rolledBack: true, candidate: a.candidate, why: a.why },
-        },
+        routeVersion: a.routeVersion,
+        read: a.read,
+        semiSync: a.semiSync,
+        replication: { user: cfg.mysql.replicationUser, password: cfg.mysql.replicationPassword },
+        candidateTouched: a.candidateTouched,
+        repointed: a.repointed,
         taskVersion: a.taskVersion,
-      }),
+        startedAt: a.startedAt,
+        reason: 'switchover rolled back',
+        history: { kind: 'switchover', detail: { rolledBack: true, candidate: a.candidate, why: a.why } },
+      },
+      a.timer,
     );
     return `rolled back: ${a.oldMaster} is writable again and routed (epoch ${a.epoch})${notBack.length > 0 ? `; not re-pointed back: ${notBack.join(', ')} (fix with mha setha)` : ''}`;
   } catch (err) {
@@ -556,6 +611,6 @@ async function rollBack(ctx: CliContext, ops: OpsContext, a: RollbackArgs): Prom
         ),
       )
       .catch(() => undefined);
-    return `ROLLBACK FAILED (${msg}); writes stay cut; left ${paths.task(a.group)} and alert ${paths.watchDown(a.group, 'switchover-failed')}`;
+    return `ROLLBACK FAILED (${msg}); writes stay cut; left ${paths.task(a.group)} (a server worker retries the rollback) and alert ${paths.watchDown(a.group, 'switchover-failed')}`;
   }
 }

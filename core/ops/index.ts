@@ -7,3 +7,4 @@ export * from './connections';
 export * from './positions';
 export * from './promote';
 export * from './commit';
+export * from './switchover';

@@ -1,0 +1,203 @@
+import { z } from 'zod';
+import { ZkmhaError } from '../errors';
+import { parseNode } from '../names';
+import type { HistoryRecord } from '../records';
+import type { MultiOp, Zk } from '../zk/client';
+import type { ZkPaths } from '../zk/paths';
+import { commitMasterChange } from './commit';
+import { readGtidPositions } from './positions';
+import { repointReplicas, type OpsContext, type ReplicationCredentials } from './promote';
+
+/**
+ * What the CLI's `mha switchover` and the server worker share about a switchover: the steps it
+ * records in `task/<group>.step`, what it keeps in `task.detail`, a step timer, and the rollback.
+ *
+ * Steps as recorded (each written before, or — where noted — while, the step runs):
+ *   fence     task created: route `write: null` at epoch+1 and the old master read-only, at once
+ *   catchup   both fences done; `detail.target` = the fenced old master's final gtid_binlog_pos
+ *             (written while the candidate catches up: it is off the write pause)
+ *   promote   the candidate caught up; being promoted, the others re-pointed to it (written while
+ *             the promotion runs: a promoted candidate is also seen directly — it is writable)
+ *   commit    the commit multi failed: MySQL has the new master, ZooKeeper does not
+ *   rollback  rolling back (`detail.why`)
+ * A server worker that takes over an abandoned switchover records its own steps:
+ *   abandoned-rollback / abandoned-rollforward
+ */
+export const SWITCHOVER_STEPS = ['fence', 'catchup', 'promote', 'commit', 'rollback'] as const;
+export type SwitchoverStep = (typeof SWITCHOVER_STEPS)[number];
+
+/** Steps a server worker records while it resolves a switchover whose process died. */
+export const ABANDONED_STEPS = ['abandoned-rollback', 'abandoned-rollforward'] as const;
+export type AbandonedStep = (typeof ABANDONED_STEPS)[number];
+
+/** What a switchover keeps in task.detail (unknown fields pass through). */
+export const switchoverDetailSchema = z
+  .object({
+    maxPauseMs: z.number().optional(),
+    /** The old master's gtid_binlog_pos once fenced: what the new master must hold. */
+    target: z.string().optional(),
+    /** Why the CLI is rolling back. */
+    why: z.string().optional(),
+    failed: z.string().optional(),
+  })
+  .passthrough();
+export type SwitchoverDetail = z.infer<typeof switchoverDetailSchema>;
+
+export function parseSwitchoverDetail(detail: Record<string, unknown>): SwitchoverDetail {
+  const r = switchoverDetailSchema.safeParse(detail);
+  return r.success ? r.data : {};
+}
+
+export interface StepTiming {
+  readonly name: string;
+  readonly ms: number;
+  readonly ok: boolean;
+}
+
+/** Times named steps for the history record. */
+export class StepTimer {
+  readonly steps: StepTiming[] = [];
+  /** `okOf` says whether a result that is not an exception still counts as a failed step. */
+  async run<T>(name: string, fn: () => Promise<T>, okOf: (r: T) => boolean = () => true): Promise<T> {
+    const t0 = performance.now();
+    try {
+      const r = await fn();
+      this.steps.push({ name, ms: Math.round((performance.now() - t0) * 10) / 10, ok: okOf(r) });
+      return r;
+    } catch (err) {
+      this.steps.push({ name, ms: Math.round((performance.now() - t0) * 10) / 10, ok: false });
+      throw err;
+    }
+  }
+}
+
+export interface SwitchoverRollback {
+  readonly group: string;
+  readonly oldMaster: string;
+  readonly candidate: string;
+  /** The other replicas (neither old master nor candidate). */
+  readonly others: readonly string[];
+  /** The switchover's epoch (master epoch + 1): routers never go back to a lower one. */
+  readonly epoch: number;
+  readonly masterVersion: number;
+  /** haproxy/<group> version as last written/read (CAS); null when it does not exist. */
+  readonly routeVersion: number | null;
+  /** Read pool of the restored route. */
+  readonly read: readonly string[];
+  readonly semiSync: boolean;
+  readonly replication: ReplicationCredentials;
+  /** Re-point the candidate to the old master (it was drained, promoted, or its state is unknown). */
+  readonly candidateTouched: boolean;
+  /**
+   * The others and the old master may replicate from the candidate: re-point the others back and
+   * promote the old master (replication forgotten), instead of only clearing its read_only.
+   */
+  readonly repointed: boolean;
+  readonly taskVersion: number;
+  readonly startedAt: number;
+  /** master/<group>.reason of the restored master. */
+  readonly reason: string;
+  /** The history event (from/to/epoch/steps are filled in). */
+  readonly history: { readonly kind: string; readonly detail: Record<string, unknown> };
+  readonly extraOps?: readonly MultiOp[];
+  readonly timeoutMs?: number;
+}
+
+export interface RollbackOutcome {
+  /** Replicas that could not be re-pointed back to the old master (left out of the read pool). */
+  readonly notBack: readonly string[];
+  readonly historyPath: string;
+}
+
+/**
+ * Undoes a switchover that cut writes: the candidate replicates from the old master again, the
+ * others too, and only when every reachable one of them reads back read_only=ON is the old master
+ * made writable (design §9.1: never two writable nodes; an unreachable one is fenced by the route,
+ * which names the old master alone). Then ONE multi: master/ + haproxy/ naming the old master at
+ * the switchover's epoch, the history event, the task deleted, plus `extraOps`.
+ *
+ * Lossless by construction: no write is routed anywhere but the old master before a switchover's
+ * commit, so the old master holds every acknowledged transaction. Each step is idempotent; a
+ * failure throws (the task is left, and whoever retries starts again from the top).
+ */
+export async function rollBackSwitchover(
+  zk: Zk,
+  paths: ZkPaths,
+  ops: OpsContext,
+  a: SwitchoverRollback,
+  timer: StepTimer,
+): Promise<RollbackOutcome> {
+  const timeoutMs = a.timeoutMs ?? 5000;
+  const { host, port } = parseNode(a.oldMaster);
+  if (a.candidateTouched) {
+    await timer.run('rollback candidate', () =>
+      ops.conns.run(a.candidate, (c) =>
+        ops.flavor.replicateFrom(c, {
+          host,
+          port,
+          ...a.replication,
+          semiSync: a.semiSync,
+          gtidMode: 'slave_pos',
+        }),
+      ),
+    );
+  }
+  let notBack: string[] = [];
+  if (a.repointed && a.others.length > 0) {
+    const back = await timer.run('rollback replicas', () =>
+      repointReplicas(ops, a.others, a.oldMaster, {
+        replication: a.replication,
+        semiSync: a.semiSync,
+        timeoutMs,
+      }),
+    );
+    notBack = [...back].filter(([, r]) => !r.ok).map(([n]) => n);
+  }
+  // Before the old master takes writes again, every other node that answers must be read-only.
+  await timer.run('check read-only', async () => {
+    const { positions } = await readGtidPositions(
+      ops.conns,
+      ops.flavor,
+      [a.candidate, ...a.others],
+      timeoutMs,
+    );
+    const writable = [...positions].filter(([, p]) => p.reachable && !p.readOnly).map(([n]) => n);
+    if (writable.length > 0)
+      throw new ZkmhaError(
+        'CONFLICT',
+        `not making ${a.oldMaster} writable: ${writable.join(', ')} ${writable.length === 1 ? 'is' : 'are'} writable too`,
+      );
+  });
+  if (a.repointed) {
+    // It may have started replicating from the candidate: make it the master again.
+    await timer.run('rollback old master', () =>
+      ops.conns.run(a.oldMaster, (c) => ops.flavor.promote(c, { semiSync: a.semiSync })),
+    );
+  } else {
+    await timer.run('rollback old master', () =>
+      ops.conns.run(a.oldMaster, (c) => ops.flavor.setReadOnly(c, false)),
+    );
+  }
+  const committed = await timer.run('rollback route', () =>
+    commitMasterChange(zk, paths, {
+      group: a.group,
+      newMaster: a.oldMaster,
+      epoch: a.epoch,
+      reason: a.reason,
+      masterVersion: a.masterVersion,
+      route: { read: a.read.filter((n) => !notBack.includes(n)), version: a.routeVersion },
+      history: {
+        kind: a.history.kind,
+        from: a.oldMaster,
+        to: a.oldMaster,
+        startedAt: a.startedAt,
+        endedAt: Date.now(),
+        steps: timer.steps.map((s) => ({ ...s })) satisfies HistoryRecord['steps'],
+        detail: a.history.detail,
+      },
+      taskVersion: a.taskVersion,
+      ...(a.extraOps !== undefined ? { extraOps: a.extraOps } : {}),
+    }),
+  );
+  return { notBack, historyPath: committed.historyPath };
+}
