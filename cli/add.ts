@@ -16,6 +16,7 @@ import {
   type TaskRecord,
 } from '../core/records';
 import { listGroups } from '../core/view';
+import { acquireLock } from '../core/zk/lock';
 import type { MultiOp } from '../core/zk/client';
 import { decodeRecord } from '../core/records';
 import type { CliContext } from './context';
@@ -204,82 +205,93 @@ export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResul
       detail: { nodes: input.nodes },
     };
     await step('prepare zookeeper', () => initLayout(ctx));
+    // Held from before the task exists until after it is deleted (or left on a failure): a task
+    // nobody holds the lock for is one whose process is gone, and the server workers say so.
+    const lock = await step(`lock ${input.group}`, () =>
+      acquireLock(zk, paths, input.group, { timeoutMs: 5000, owner: cliWorker() }),
+    );
     try {
-      await zk.create(
-        paths.task(input.group),
-        encodeRecord(taskSchema, task, paths.task(input.group)),
-        'persistent',
-      );
-    } catch (err) {
-      if (err instanceof ZkmhaError && err.code === 'ZK_NODE_EXISTS')
-        throw refuse('check zookeeper', `another operation on '${input.group}' started meanwhile`);
-      throw err;
-    }
-    let taskVersion = 0;
-    const setStep = async (name: string, detail: Record<string, unknown> = {}): Promise<void> => {
-      task = { ...task, step: name, detail: { ...task.detail, ...detail } };
-      const st = await zk.set(
-        paths.task(input.group),
-        encodeRecord(taskSchema, task, paths.task(input.group)),
-        taskVersion,
-      );
-      taskVersion = st.version;
-    };
-    const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
-      const t0 = Date.now();
-      await setStep(name);
       try {
-        const r = await fn();
-        steps.push({ name, ms: Date.now() - t0, ok: true });
-        return r;
+        await zk.create(
+          paths.task(input.group),
+          encodeRecord(taskSchema, task, paths.task(input.group)),
+          'persistent',
+        );
       } catch (err) {
-        steps.push({ name, ms: Date.now() - t0, ok: false });
+        if (err instanceof ZkmhaError && err.code === 'ZK_NODE_EXISTS')
+          throw refuse('check zookeeper', `another operation on '${input.group}' started meanwhile`);
         throw err;
       }
-    };
+      let taskVersion = 0;
+      const setStep = async (name: string, detail: Record<string, unknown> = {}): Promise<void> => {
+        task = { ...task, step: name, detail: { ...task.detail, ...detail } };
+        const st = await zk.set(
+          paths.task(input.group),
+          encodeRecord(taskSchema, task, paths.task(input.group)),
+          taskVersion,
+        );
+        taskVersion = st.version;
+      };
+      const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+        const t0 = Date.now();
+        await setStep(name);
+        try {
+          const r = await fn();
+          steps.push({ name, ms: Date.now() - t0, ok: true });
+          return r;
+        } catch (err) {
+          steps.push({ name, ms: Date.now() - t0, ok: false });
+          throw err;
+        }
+      };
 
-    try {
-      await timed('promote master', () =>
-        step(`make ${plan.master} the master`, () =>
-          flavor.promote(conns.get(plan.master)!, { semiSync: settings.semiSync }),
-        ),
-      );
-      await timed('start replication', () =>
-        Promise.all(
-          plan.replicas.map((r) => {
-            const { host, port } = parseNode(plan.master);
-            return step(`replicate ${r} from ${plan.master}`, () =>
-              flavor.replicateFrom(conns.get(r)!, {
-                host,
-                port,
-                user: cfg.mysql.replicationUser,
-                password: cfg.mysql.replicationPassword,
-                semiSync: settings.semiSync,
-                // current_pos: a node holding part of the master's history (checked above) resumes after it.
-                gtidMode: 'current_pos',
-              }),
-            );
-          }),
-        ),
-      );
-      await timed('await replication', () =>
-        Promise.all(plan.replicas.map((r) => waitReplicating(flavor, conns.get(r)!, r, plan.master, 10000))),
-      );
-      await timed('commit', () => commitAdd(ctx, input, plan, settings, steps, startedAt, taskVersion));
-    } catch (err) {
-      const msg = errorMessage(err);
       try {
-        await setStep(task.step, { failed: msg.slice(0, 2000), failedAt: Date.now() });
-      } catch {
-        // ZooKeeper is unreachable: the task record still names the step reached.
+        await timed('promote master', () =>
+          step(`make ${plan.master} the master`, () =>
+            flavor.promote(conns.get(plan.master)!, { semiSync: settings.semiSync }),
+          ),
+        );
+        await timed('start replication', () =>
+          Promise.all(
+            plan.replicas.map((r) => {
+              const { host, port } = parseNode(plan.master);
+              return step(`replicate ${r} from ${plan.master}`, () =>
+                flavor.replicateFrom(conns.get(r)!, {
+                  host,
+                  port,
+                  user: cfg.mysql.replicationUser,
+                  password: cfg.mysql.replicationPassword,
+                  semiSync: settings.semiSync,
+                  // current_pos: a node holding part of the master's history (checked above) resumes after it.
+                  gtidMode: 'current_pos',
+                }),
+              );
+            }),
+          ),
+        );
+        await timed('await replication', () =>
+          Promise.all(
+            plan.replicas.map((r) => waitReplicating(flavor, conns.get(r)!, r, plan.master, 10000)),
+          ),
+        );
+        await timed('commit', () => commitAdd(ctx, input, plan, settings, steps, startedAt, taskVersion));
+      } catch (err) {
+        const msg = errorMessage(err);
+        try {
+          await setStep(task.step, { failed: msg.slice(0, 2000), failedAt: Date.now() });
+        } catch {
+          // ZooKeeper is unreachable: the task record still names the step reached.
+        }
+        throw new ZkmhaError(
+          err instanceof ZkmhaError ? err.code : 'OPERATION_FAILED',
+          `${msg} (left ${paths.task(input.group)} at step '${task.step}')`,
+          { step: task.step },
+        );
       }
-      throw new ZkmhaError(
-        err instanceof ZkmhaError ? err.code : 'OPERATION_FAILED',
-        `${msg} (left ${paths.task(input.group)} at step '${task.step}')`,
-        { step: task.step },
-      );
+      return { group: input.group, master: plan.master, replicas: plan.replicas, why: plan.why };
+    } finally {
+      await lock.release().catch(() => undefined);
     }
-    return { group: input.group, master: plan.master, replicas: plan.replicas, why: plan.why };
   });
 }
 
