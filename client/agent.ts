@@ -34,6 +34,7 @@ import {
   liveStatus,
   liveStatusAt,
   onlineAction,
+  reportsMysqldDown,
   type Health,
   type Observation,
   type OnlineWish,
@@ -344,7 +345,8 @@ class Agent {
   }
 
   private logTransition(prev: Health, next: Health, obs: Observation): void {
-    if (prev.kind === next.kind && !(next.kind === 'suspect' && prev.kind === 'suspect')) return;
+    const reasonChanged = prev.kind === 'down' && next.kind === 'down' && prev.reason !== next.reason;
+    if (prev.kind === next.kind && next.kind !== 'suspect' && !reasonChanged) return;
     const base = { from: prev.kind, to: next.kind, check: obs.kind };
     switch (next.kind) {
       case 'up':
@@ -357,7 +359,10 @@ class Agent {
         );
         break;
       case 'down':
-        this.log.warn({ ...base, reason: next.reason, why: next.message }, 'mysqld down');
+        this.log.warn(
+          { ...base, reason: next.reason, reportedDown: reportsMysqldDown(next), why: next.message },
+          'mysqld down',
+        );
         break;
       case 'starting':
         break;
@@ -372,7 +377,7 @@ class Agent {
       pid: process.pid,
       httpPort: this.http.port,
       binlogDir: this.cc.binlogDir,
-      ...(this.health.kind === 'down' ? { mysqldDown: true } : {}),
+      ...(reportsMysqldDown(this.health) ? { mysqldDown: true } : {}),
       at: Date.now(),
     };
   }
@@ -380,8 +385,10 @@ class Agent {
   private async reconcile(): Promise<void> {
     if (this.closed || !this.zk.connected) return;
     try {
-      // agent/ first: when online/ vanishes, the agent already says why (design §5.3).
-      const wantDown = this.health.kind === 'down';
+      // agent/ first: when online/ vanishes, the agent already says why (design §5.3). Only a
+      // mysqld that is really not running is reported down; a hung or erroring one is left to the
+      // server's own probe (reportsMysqldDown).
+      const wantDown = reportsMysqldDown(this.health);
       if (this.agentPublished === null || (this.agentPublished.mysqldDown === true) !== wantDown) {
         const rec = this.agentRecord();
         await this.putEphemeral(

@@ -28,9 +28,9 @@ export interface ReplicaStatus {
 
 /**
  * One check's outcome. `refused` (nothing listens, socket missing) and `dropped` (the persistent
- * connection died and one reconnect attempt failed other than by timing out) are unambiguous:
- * down at once. `timeout` (a hung mysqld) and `error` (mysqld answers but the check failed, e.g.
- * too many connections) are counted up to failAfter.
+ * connection died and the one reconnect attempt was refused) are unambiguous: mysqld is not
+ * running, down at once. `timeout` (a hung mysqld) and `error` (mysqld answers but the check
+ * failed, e.g. too many connections, a lock wait, access denied) are counted up to failAfter.
  */
 export type Observation =
   | { readonly kind: 'ok'; readonly at: number; readonly status: MysqlStatus }
@@ -58,26 +58,30 @@ export type Health =
 
 export type DownReason = 'refused' | 'dropped' | 'timeouts' | 'errors';
 
-/** Moves health by one observation. `failAfter` ≥ 1 counted failures make a hung mysqld down. */
+/**
+ * Moves health by one observation. `failAfter` ≥ 1 counted failures make a hung mysqld down.
+ * While down, `reason` follows the latest failure (keeping `since`): a mysqld that was refused and
+ * now times out is running again (starting, or hung), so it no longer counts as not running.
+ */
 export function decideHealth(prev: Health, obs: Observation, failAfter: number): Health {
   switch (obs.kind) {
     case 'ok':
       return { kind: 'up', since: prev.kind === 'up' ? prev.since : obs.at, status: obs.status, at: obs.at };
     case 'refused':
     case 'dropped':
-      if (prev.kind === 'down') return prev;
-      return { kind: 'down', since: obs.at, reason: obs.kind, message: obs.message };
+      return {
+        kind: 'down',
+        since: prev.kind === 'down' ? prev.since : obs.at,
+        reason: obs.kind,
+        message: obs.message,
+      };
     case 'timeout':
     case 'error': {
-      if (prev.kind === 'down') return prev;
+      const counted: DownReason = obs.kind === 'timeout' ? 'timeouts' : 'errors';
+      if (prev.kind === 'down') return { ...prev, reason: counted, message: obs.message };
       const failures = prev.kind === 'suspect' ? prev.failures + 1 : 1;
       if (failures >= failAfter) {
-        return {
-          kind: 'down',
-          since: obs.at,
-          reason: obs.kind === 'timeout' ? 'timeouts' : 'errors',
-          message: obs.message,
-        };
+        return { kind: 'down', since: obs.at, reason: counted, message: obs.message };
       }
       const status = prev.kind === 'up' || prev.kind === 'suspect' ? prev.status : null;
       const statusAt = prev.kind === 'up' ? prev.at : prev.kind === 'suspect' ? prev.statusAt : null;
@@ -86,6 +90,28 @@ export function decideHealth(prev: Health, obs: Observation, failAfter: number):
     }
     default:
       return assertNever(obs);
+  }
+}
+
+/**
+ * Whether agent/<node> says `mysqldDown: true`, which the server takes as a definitive "dead" and
+ * fails over on without probing (design §5.3: "an alive agent reporting its mysqld down"). Only
+ * when mysqld is really not running: the latest failure was a refused connection or a dropped one
+ * that could not be reopened. A mysqld that times out or answers with errors (too many
+ * connections, lock waits, access denied) may well be serving: its online/ still goes at once
+ * (down after failAfter), but the server must probe it itself before deciding.
+ */
+export function reportsMysqldDown(h: Health): boolean {
+  if (h.kind !== 'down') return false;
+  switch (h.reason) {
+    case 'refused':
+    case 'dropped':
+      return true;
+    case 'timeouts':
+    case 'errors':
+      return false;
+    default:
+      return assertNever(h.reason);
   }
 }
 

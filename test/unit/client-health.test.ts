@@ -6,6 +6,7 @@ import {
   lagBucket,
   onlineAction,
   onlineRecordFor,
+  reportsMysqldDown,
   type Health,
   type MysqlStatus,
   type Observation,
@@ -113,10 +114,22 @@ describe('client decideHealth (failAfter 3)', () => {
       { kind: 'suspect', status: null, statusAt: null },
     ],
     [
-      'down stays down on more failures (keeps since)',
+      'down stays down on a timeout (keeps since); reason follows: mysqld answers the socket again',
       DOWN,
       fail('timeout', 50),
+      { kind: 'down', since: 5, reason: 'timeouts' },
+    ],
+    [
+      'down (timeouts) then refused → reason refused, keeps since',
+      { kind: 'down', since: 5, reason: 'timeouts', message: 't' },
+      fail('refused', 50),
       { kind: 'down', since: 5, reason: 'refused' },
+    ],
+    [
+      'down (errors) then dropped → reason dropped, keeps since',
+      { kind: 'down', since: 5, reason: 'errors', message: 'e' },
+      fail('dropped', 50),
+      { kind: 'down', since: 5, reason: 'dropped' },
     ],
     ['down → up on a good check', DOWN, ok(60), { kind: 'up', since: 60 }],
   ];
@@ -130,6 +143,61 @@ describe('client decideHealth (failAfter 3)', () => {
   it('failAfter 1 makes the first timeout down', () => {
     assert.equal(decideHealth(UP, fail('timeout', 1), 1).kind, 'down');
   });
+});
+
+describe('client reportsMysqldDown (agent/<node>.mysqldDown: the server fails over without a probe)', () => {
+  // Only a mysqld that is really not running may be reported down; one that times out or answers
+  // with errors is left to the server's own probe (design §5.3).
+  const table: Array<[string, Health, boolean]> = [
+    ['starting → no', { kind: 'starting' }, false],
+    ['up → no', UP, false],
+    ['suspect (one timeout) → no', SUSPECT1, false],
+    ['down, refused (nothing listens) → yes', DOWN, true],
+    ['down, dropped (connection died, reconnect refused) → yes', { ...DOWN, reason: 'dropped' }, true],
+    ['down, timeouts (hung mysqld) → no: the server probes', { ...DOWN, reason: 'timeouts' }, false],
+    [
+      'down, errors (too many connections, lock waits, access denied) → no: the server probes',
+      { ...DOWN, reason: 'errors' },
+      false,
+    ],
+  ];
+  for (const [name, h, expected] of table) {
+    it(name, () => assert.equal(reportsMysqldDown(h), expected));
+  }
+
+  const run = (obs: readonly Observation[]): Health =>
+    obs.reduce<Health>((h, o) => decideHealth(h, o, 3), UP);
+  const sequences: Array<[string, Observation[], string, boolean]> = [
+    ['killed mysqld: one refused check', [fail('refused', 1)], 'down', true],
+    ['killed under an open connection: dropped', [fail('dropped', 1)], 'down', true],
+    [
+      'three errors (too many connections)',
+      [fail('error', 1), fail('error', 2), fail('error', 3)],
+      'down',
+      false,
+    ],
+    ['three timeouts (SIGSTOP)', [fail('timeout', 1), fail('timeout', 2), fail('timeout', 3)], 'down', false],
+    ['two errors: still suspect', [fail('error', 1), fail('error', 2)], 'suspect', false],
+    [
+      'hung, then killed: refused makes it definitive',
+      [fail('timeout', 1), fail('timeout', 2), fail('timeout', 3), fail('refused', 4)],
+      'down',
+      true,
+    ],
+    [
+      'killed, then restarting but not answering yet: no longer definitive',
+      [fail('refused', 1), fail('timeout', 2)],
+      'down',
+      false,
+    ],
+  ];
+  for (const [name, obs, kind, down] of sequences) {
+    it(`${name} → ${kind}, mysqldDown ${down}`, () => {
+      const h = run(obs);
+      assert.equal(h.kind, kind);
+      assert.equal(reportsMysqldDown(h), down);
+    });
+  }
 });
 
 describe('client lag buckets', () => {
