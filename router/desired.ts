@@ -5,15 +5,21 @@ import { assignReadSlots, emptyGroup, fitSlots, type GroupState, type Slot } fro
 
 /**
  * What ZooKeeper wants, as one pure decision: from a snapshot of `meta_group/` and `haproxy/` and
- * the state applied last, the state to apply now and the problems found on the way. A defective
- * input for a group never changes that group: it keeps what was applied (design §2, §6).
+ * the state applied last, the state to apply now and the problems found on the way.
+ *
+ * The write side follows the newest epoch whatever else is wrong (design §3, §9.1): a route whose
+ * epoch is not below the applied one always decides w1, and when its write node cannot be routed,
+ * w1 is emptied (writes refused) rather than left on the previous master. Read nodes that cannot
+ * be routed are dropped one by one. Only a record with nothing trustworthy in it (invalid JSON or
+ * schema) keeps the group as applied; a route with a lower epoch never applies.
  */
 
 /** A znode as the watcher last saw it. */
 export type Loaded<T> =
   | { readonly kind: 'loading' } // listed, value not read yet
   | { readonly kind: 'absent' }
-  | { readonly kind: 'invalid'; readonly error: string }
+  /** `epoch`: the record's epoch when it can still be read (a JSON object with an integer epoch). */
+  | { readonly kind: 'invalid'; readonly error: string; readonly epoch?: number }
   | { readonly kind: 'ok'; readonly value: T };
 
 export interface GroupSnapshot {
@@ -91,23 +97,32 @@ export function buildDesired(input: DesiredInput): Desired {
       if (prevFit) out.set(name, prevFit);
       continue;
     }
+    let base: GroupState;
+    let trust: Trust;
     if (meta.kind === 'invalid') {
       problems.push({ group: name, kind: 'bad-record', message: `meta_group/${name}: ${meta.error}` });
-      if (prevFit) out.set(name, prevFit);
-      continue;
+      if (!prevFit) continue; // no ports known: nothing to listen on
+      // Without a member list only the nodes already routed can be vouched for; the route's write
+      // side still applies (a fence always does), see applyRoute.
+      base = prevFit;
+      trust = {
+        nodes: new Set(nodesOf(prevFit)),
+        why: `not checkable (meta_group/${name} is invalid; only nodes already routed are accepted)`,
+      };
+    } else {
+      const m = meta.value;
+      base = prevFit
+        ? { ...prevFit, writePort: m.writePort, readPort: m.readPort }
+        : emptyGroup(name, m.writePort, m.readPort, input.readSlots);
+      trust = { nodes: new Set(m.members), why: `not a member of meta_group/${name}` };
     }
-    const m = meta.value;
-    const base: GroupState = prevFit
-      ? { ...prevFit, writePort: m.writePort, readPort: m.readPort }
-      : emptyGroup(name, m.writePort, m.readPort, input.readSlots);
     const route = snap.route;
     if (route.kind === 'loading' || route.kind === 'absent') {
-      out.set(name, base);
+      out.set(name, base); // a missing record never drops routes
       continue;
     }
     if (route.kind === 'invalid') {
-      problems.push({ group: name, kind: 'bad-record', message: `haproxy/${name}: ${route.error}` });
-      out.set(name, base);
+      out.set(name, invalidRoute(name, base, route, problems));
       continue;
     }
     const r = route.value;
@@ -120,46 +135,112 @@ export function buildDesired(input: DesiredInput): Desired {
       out.set(name, base);
       continue;
     }
-    const members = new Set(m.members);
-    const unknown = [...(r.write === null ? [] : [r.write]), ...r.read].filter((n) => !members.has(n));
-    if (unknown.length > 0) {
-      problems.push({
-        group: name,
-        kind: 'unknown-node',
-        message: `haproxy/${name}: ${[...new Set(unknown)].join(', ')} not a member of meta_group/${name}; ignored`,
-      });
-      out.set(name, base);
-      continue;
-    }
-    const readNodes = [...new Set(r.read)];
-    const all = [...(r.write === null ? [] : [r.write]), ...readNodes];
-    const unresolved = all.filter((n) => slotFor(n, input.resolved) === null);
-    if (unresolved.length > 0) {
-      problems.push({
-        group: name,
-        kind: 'unresolved',
-        message: `haproxy/${name}: cannot resolve ${unresolved.join(', ')}; ignored`,
-      });
-      out.set(name, base);
-      continue;
-    }
-    const write = r.write === null ? null : slotFor(r.write, input.resolved);
-    const { slots, overflow } = assignReadSlots(
-      base.read,
-      readNodes.map((n) => slotFor(n, input.resolved)!),
-      input.readSlots,
-    );
-    if (overflow.length > 0) {
-      problems.push({
-        group: name,
-        kind: 'too-many-reads',
-        message: `haproxy/${name}: ${readNodes.length} read nodes but ${input.readSlots} read slots; not routed: ${overflow.map((s) => s.node).join(', ')}`,
-      });
-    }
-    out.set(name, { ...base, epoch: r.epoch, write, read: slots });
+    out.set(name, applyRoute(name, base, r, trust, input, problems));
   }
 
   return { groups: resolvePortConflicts([...out.values()], prevByName, problems), problems };
+}
+
+/** The nodes a route may name, and why any other is refused. */
+interface Trust {
+  readonly nodes: ReadonlySet<string>;
+  readonly why: string;
+}
+
+function nodesOf(g: GroupState): string[] {
+  return [g.write, ...g.read].filter((s): s is Slot => s !== null).map((s) => s.node);
+}
+
+/**
+ * A valid route at an epoch not below the applied one. Its write side always applies (design §3,
+ * §9.1): `write: null` empties w1, and a write node that cannot be routed (not trusted, or its host
+ * does not resolve and it has no known address) empties w1 as well — refusing writes is safe,
+ * sending them to the previous master is not. Read nodes that cannot be routed are left out one by
+ * one; the others are routed. Every node left out is reported.
+ */
+function applyRoute(
+  name: string,
+  base: GroupState,
+  r: HaproxyRecord,
+  trust: Trust,
+  input: DesiredInput,
+  problems: Problem[],
+): GroupState {
+  // A node already routed keeps the address it had when its name stops resolving (a DNS blip on
+  // one router must not take its master or replicas away); the route still names that node.
+  const known = new Map(
+    [base.write, ...base.read].filter((s): s is Slot => s !== null).map((s) => [s.node, s.addr]),
+  );
+  const stale: string[] = [];
+  const place = (node: string): { slot: Slot } | { refused: 'unknown-node' | 'unresolved' } => {
+    if (!trust.nodes.has(node)) return { refused: 'unknown-node' };
+    const slot = slotFor(node, input.resolved);
+    if (slot !== null) return { slot };
+    const addr = known.get(node);
+    if (addr === undefined) return { refused: 'unresolved' };
+    stale.push(`${node} (keeping ${addr})`);
+    return { slot: { node, addr, port: parseNode(node).port } };
+  };
+  const say = (kind: ProblemKind, message: string): void => {
+    problems.push({ group: name, kind, message: `haproxy/${name}: ${message}` });
+  };
+  const refusal = (kind: 'unknown-node' | 'unresolved', nodes: readonly string[]): string =>
+    kind === 'unknown-node' ? `${nodes.join(', ')} ${trust.why}` : `cannot resolve ${nodes.join(', ')}`;
+
+  let write: Slot | null = null;
+  if (r.write !== null) {
+    const p = place(r.write);
+    if ('slot' in p) write = p.slot;
+    else say(p.refused, `${refusal(p.refused, [r.write])}; write node not routed, writes refused`);
+  }
+
+  const readNodes = [...new Set(r.read)];
+  const targets: Slot[] = [];
+  const left: Record<'unknown-node' | 'unresolved', string[]> = { 'unknown-node': [], unresolved: [] };
+  for (const n of readNodes) {
+    const p = place(n);
+    if ('slot' in p) targets.push(p.slot);
+    else left[p.refused].push(n);
+  }
+  for (const kind of ['unknown-node', 'unresolved'] as const)
+    if (left[kind].length > 0) say(kind, `${refusal(kind, left[kind])}; read node not routed`);
+  if (stale.length > 0) say('unresolved', `cannot resolve ${stale.join(', ')}`);
+
+  const { slots, overflow } = assignReadSlots(base.read, targets, input.readSlots);
+  if (overflow.length > 0) {
+    say(
+      'too-many-reads',
+      `${targets.length} read nodes but ${input.readSlots} read slots; not routed: ${overflow.map((s) => s.node).join(', ')}`,
+    );
+  }
+  return { ...base, epoch: r.epoch, write, read: slots };
+}
+
+/**
+ * A route that fails validation: nothing in it can be trusted, so the group keeps what it has —
+ * except that when the record still shows an epoch above the applied one, the write server is
+ * emptied: whatever that record meant, the master we route writes to belongs to an older epoch.
+ * The applied epoch does not move (a corrected record at the old epoch applies again). A record
+ * whose epoch cannot be read changes nothing: every writer (server, CLI) validates before it
+ * writes, so such a record is a manual slip, and refusing writes on every router for a typo would
+ * be an outage of its own (design §6, §9.5).
+ */
+function invalidRoute(
+  name: string,
+  base: GroupState,
+  route: { readonly error: string; readonly epoch?: number },
+  problems: Problem[],
+): GroupState {
+  const fence =
+    route.epoch !== undefined && base.epoch !== null && route.epoch > base.epoch && base.write !== null;
+  problems.push({
+    group: name,
+    kind: 'bad-record',
+    message: fence
+      ? `haproxy/${name}: ${route.error}; its epoch ${route.epoch} is above the applied epoch ${base.epoch}: writes refused`
+      : `haproxy/${name}: ${route.error}`,
+  });
+  return fence ? { ...base, write: null } : base;
 }
 
 /**

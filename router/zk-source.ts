@@ -131,6 +131,25 @@ function decode(
     return { kind: 'ok', value: meta };
   } catch (err) {
     // decodeRecord's message starts with the path; the problem message adds it again.
-    return { kind: 'invalid', error: errorMessage(err).replace(`${path}: `, '') };
+    const error = errorMessage(err).replace(`${path}: `, '');
+    const epoch = dir === 'haproxy' ? readableEpoch(nd.data) : undefined;
+    return epoch === undefined ? { kind: 'invalid', error } : { kind: 'invalid', error, epoch };
+  }
+}
+
+/**
+ * The epoch of a route that fails validation, when it can still be read: a JSON object whose
+ * `epoch` is a non-negative integer. Enough to know that the applied write target is outdated,
+ * never enough to route anything (buildDesired).
+ */
+export function readableEpoch(data: Buffer | null): number | undefined {
+  if (data === null) return undefined;
+  try {
+    const o: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data));
+    if (typeof o !== 'object' || o === null || Array.isArray(o)) return undefined;
+    const e = (o as { epoch?: unknown }).epoch;
+    return typeof e === 'number' && Number.isSafeInteger(e) && e >= 0 ? e : undefined;
+  } catch {
+    return undefined;
   }
 }

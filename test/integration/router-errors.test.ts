@@ -20,7 +20,9 @@ import { waitFor } from '../env/wait';
  * Given a group served by a router, when ZooKeeper holds a defective record, names a node that is
  * not a member, goes back in epoch, or the template breaks, or a reload fails, then the previous
  * state keeps serving, `meta_router/<id>.lastError` says why and `watch_down/<group>__router`
- * alerts — and once the input is fixed, the router follows again and lastError clears.
+ * alerts — and once the input is fixed, the router follows again and lastError clears. The write
+ * side is the exception: a route at a newer (or the same) epoch always decides it, and a write
+ * node that cannot be routed leaves the write listener empty, never on the previous master.
  */
 describe('router: bad input leaves the previous state serving, with an alert', () => {
   let w: RouterWorld;
@@ -56,6 +58,14 @@ describe('router: bad input leaves the previous state serving, with an alert', (
     );
   const cleared = (what: string) =>
     waitFor(async () => (await metaRouter())?.lastError === undefined, { timeoutMs: 10_000, what });
+  /** The write listener has no server: connections are refused or closed, and status says so. */
+  const writesRefused = async (what: string) => {
+    await waitFor(async () => typeof (await whoAnswers(g1.writePort)) !== 'number', {
+      timeoutMs: 5000,
+      what: `write port refuses (${what})`,
+    });
+    assert.equal(agent.status().applied.find((g) => g.name === 'g1')?.write, null);
+  };
   const serving = async (write: string, read: string) => {
     assert.equal(await whoAnswers(g1.writePort), portOf(write));
     assert.equal(await whoAnswers(g1.readPort), portOf(read));
@@ -88,26 +98,48 @@ describe('router: bad input leaves the previous state serving, with an alert', (
     // A record that parses but breaks the schema is refused the same way.
     await w.setRaw(
       w.paths.haproxy('g1'),
-      Buffer.from(JSON.stringify({ v: 1, epoch: 6, write: 'not a node', read: [] })),
+      Buffer.from(JSON.stringify({ v: 1, epoch: 5, write: 'not a node', read: [] })),
     );
     await reported('g1', /haproxy\/g1: write: must be host:port/, 'invalid record reported');
     await serving(n[0]!, n[1]!);
+    // ... but when it shows a newer epoch, the master routed so far is outdated: writes are
+    // refused (reads go on), and the applied epoch stays, so a corrected record applies again.
+    await w.setRaw(
+      w.paths.haproxy('g1'),
+      Buffer.from(JSON.stringify({ v: 1, epoch: 6, write: 'not a node', read: [] })),
+    );
+    await reported('g1', /its epoch 6 is above the applied epoch 5: writes refused/, 'fence reported');
+    await writesRefused('invalid record at a newer epoch');
+    assert.equal(await whoAnswers(g1.readPort), portOf(n[1]!));
+    assert.equal((await metaRouter())?.applied.g1, 5);
     await w.setRoute('g1', { epoch: 5, write: n[0]!, read: [n[2]!] });
     await cleared('lastError cleared after a good record');
     await serving(n[0]!, n[2]!);
   });
 
-  it('a node that is not a member of meta_group', async () => {
+  it('a node that is not a member of meta_group: the write side still follows the newest epoch', async () => {
+    // A failover's fence naming an unknown write node: writes are refused rather than left on the
+    // previous master; the readers keep serving.
     await w.setRoute('g1', { epoch: 6, write: '127.0.0.1:1', read: [n[2]!] });
-    const { mr } = await reported('g1', /127\.0\.0\.1:1 not a member/, 'unknown node reported');
-    assert.equal(mr.applied.g1, 5);
-    await serving(n[0]!, n[2]!);
-    await w.setRoute('g1', { epoch: 6, write: n[1]!, read: [n[2]!] });
-    await cleared('lastError cleared');
+    const { mr } = await reported(
+      'g1',
+      /127\.0\.0\.1:1 not a member.*writes refused/,
+      'unknown node reported',
+    );
+    assert.equal(mr.applied.g1, 6);
+    await writesRefused('unknown write node');
+    assert.equal(await whoAnswers(g1.readPort), portOf(n[2]!));
+    // The new master with one unknown reader: the master and the good reader are routed.
+    await w.setRoute('g1', { epoch: 6, write: n[1]!, read: ['127.0.0.1:2', n[2]!] });
+    await reported('g1', /127\.0\.0\.1:2 not a member.*read node not routed/, 'unknown reader reported');
     await waitFor(async () => (await whoAnswers(g1.writePort)) === portOf(n[1]!), {
       timeoutMs: 5000,
-      what: 'write on n1',
+      what: 'write on n1 despite the unknown reader',
     });
+    assert.equal(await whoAnswers(g1.readPort), portOf(n[2]!));
+    await w.setRoute('g1', { epoch: 6, write: n[1]!, read: [n[2]!] });
+    await cleared('lastError cleared');
+    await serving(n[1]!, n[2]!);
   });
 
   it('a record with a lower epoch than applied', async () => {

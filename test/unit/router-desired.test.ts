@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { buildDesired, hostsToResolve, type GroupSnapshot, type Loaded } from '../../router/desired';
 import { assignReadSlots, emptyGroup, type GroupState, type Slot } from '../../router/model';
 import type { HaproxyRecord, MetaGroup } from '../../core/records';
+import { readableEpoch } from '../../router/zk-source';
 
 const A = '10.0.0.1:3306';
 const B = '10.0.0.2:3306';
@@ -97,36 +98,258 @@ describe('router buildDesired: what ZooKeeper wants', () => {
     assert.deepEqual(d.problems, []);
   });
 
-  const keeps: Array<[string, GroupSnapshot, string]> = [
-    [
-      'an invalid route',
-      snap('g1', meta('g1', [A, B]), { kind: 'invalid', error: 'epoch: Expected number' }),
-      'bad-record',
-    ],
-    [
-      'a route naming a node outside meta_group.members',
-      snap('g1', meta('g1', [A, B]), route(6, C, [B])),
-      'unknown-node',
-    ],
-    ['a reader outside members', snap('g1', meta('g1', [A, B]), route(6, A, [C])), 'unknown-node'],
-    [
-      'an invalid meta_group',
-      snap('g1', { kind: 'invalid', error: 'writePort: must be a port' }, route(6, B, [])),
-      'bad-record',
-    ],
-    ['an unresolvable host', snap('g1', meta('g1', [A, D]), route(6, D, [])), 'unresolved'],
+  it('a route with a lower epoch is ignored even when it is otherwise good (and so is its write: null)', () => {
+    const prev = applied('g1', 5, A, [B]);
+    const d = desired([snap('g1', meta('g1', [A, B]), route(4, null, [B]))], [prev]);
+    assert.deepEqual(d.groups, [prev]);
+    assert.deepEqual(
+      d.problems.map((p) => [p.group, p.kind]),
+      [['g1', 'stale-epoch']],
+    );
+  });
+
+  /**
+   * The write side follows the newest route whatever else is wrong with it (design §3, §9.1).
+   * Applied before each case: epoch 5, w1 = A, r1 = B (addresses as in the node names; a host name
+   * D routed before at 10.0.0.4). E is never a member; D resolves only where the case says so.
+   */
+  interface Case {
+    readonly what: string;
+    readonly meta?: Loaded<MetaGroup>;
+    readonly route: Loaded<HaproxyRecord>;
+    /** Default: epoch 5, A, [B]; null: nothing applied yet. */
+    readonly prev?: GroupState | null;
+    readonly resolved?: ReadonlyMap<string, string>;
+    readonly want:
+      { epoch: number | null; write: Slot | null; read: (string | null)[] } | 'unchanged' | 'gone';
+    readonly problems: readonly string[];
+    /** The problem messages (joined by newlines) match. */
+    readonly says?: RegExp;
+  }
+  const E = '10.0.0.5:3306';
+  const members = meta('g1', [A, B, C, D]);
+  const withD = (write: string | null, read: (string | null)[]): GroupState => ({
+    ...applied('g1', 5, null, []),
+    write: write === null ? null : write === D ? slot(D, '10.0.0.4') : slot(write),
+    read: [...read, null, null, null, null]
+      .slice(0, 4)
+      .map((n) => (n === null ? null : n === D ? slot(D, '10.0.0.4') : slot(n))),
+  });
+  const invalid = (error: string, epoch?: number): Loaded<HaproxyRecord> =>
+    epoch === undefined ? { kind: 'invalid', error } : { kind: 'invalid', error, epoch };
+  const cases: Case[] = [
+    // -- a newer epoch: the write side always applies, bad read nodes are dropped one by one
+    {
+      what: 'newer epoch, write: null, a reader whose host does not resolve',
+      route: route(6, null, [B, D]),
+      want: { epoch: 6, write: null, read: [B, null, null, null] },
+      problems: ['unresolved'],
+      says: /cannot resolve db4\.example:3306; read node not routed/,
+    },
+    {
+      what: 'newer epoch, a new master, a reader outside meta_group.members',
+      route: route(6, C, [B, E]),
+      want: { epoch: 6, write: slot(C), read: [B, null, null, null] },
+      problems: ['unknown-node'],
+      says: /10\.0\.0\.5:3306 not a member of meta_group\/g1; read node not routed/,
+    },
+    {
+      what: 'newer epoch, a write node outside meta_group.members: writes refused, not left on A',
+      route: route(6, E, [B, C]),
+      want: { epoch: 6, write: null, read: [B, C, null, null] },
+      problems: ['unknown-node'],
+      says: /10\.0\.0\.5:3306 not a member .*writes refused/,
+    },
+    {
+      what: 'newer epoch, a write node whose host does not resolve: writes refused',
+      route: route(6, D, [B]),
+      want: { epoch: 6, write: null, read: [B, null, null, null] },
+      problems: ['unresolved'],
+      says: /cannot resolve db4\.example:3306; write node not routed, writes refused/,
+    },
+    {
+      what: 'newer epoch, a bad write node and a bad reader: both reported, good readers routed',
+      route: route(6, E, [D, C, B]),
+      want: { epoch: 6, write: null, read: [B, C, null, null] },
+      problems: ['unknown-node', 'unresolved'],
+    },
+    {
+      what: 'newer epoch, every reader bad: the read pool empties, the new master is routed',
+      route: route(6, C, [E, D]),
+      want: { epoch: 6, write: slot(C), read: [null, null, null, null] },
+      problems: ['unknown-node', 'unresolved'],
+    },
+    // -- the same epoch (a fence's final write, read-pool changes) applies the same way
+    {
+      what: 'same epoch, write: null',
+      route: route(5, null, [B]),
+      want: { epoch: 5, write: null, read: [B, null, null, null] },
+      problems: [],
+    },
+    {
+      what: 'same epoch, a write node outside members: writes refused',
+      route: route(5, E, [B]),
+      want: { epoch: 5, write: null, read: [B, null, null, null] },
+      problems: ['unknown-node'],
+    },
+    {
+      what: 'same epoch, a read-pool change with a reader outside members',
+      route: route(5, A, [C, E]),
+      want: { epoch: 5, write: slot(A), read: [null, C, null, null] },
+      problems: ['unknown-node'],
+    },
+    {
+      what: 'the write node already routed stops resolving: it keeps its last address',
+      prev: withD(D, [B]),
+      route: route(5, D, [B, C]),
+      want: { epoch: 5, write: slot(D, '10.0.0.4'), read: [B, C, null, null] },
+      problems: ['unresolved'],
+      says: /cannot resolve db4\.example:3306 \(keeping 10\.0\.0\.4\)$/,
+    },
+    {
+      what: 'a reader already routed stops resolving: it keeps its slot and last address',
+      prev: withD(A, [B, D]),
+      route: route(6, A, [D]),
+      want: { epoch: 6, write: slot(A), read: [null, D, null, null] },
+      problems: ['unresolved'],
+    },
+    {
+      what: 'a name that resolves to a new address takes it',
+      prev: withD(D, []),
+      resolved: new Map([['db4.example', '10.0.0.9']]),
+      route: route(6, D, []),
+      want: { epoch: 6, write: slot(D, '10.0.0.9'), read: [null, null, null, null] },
+      problems: [],
+    },
+    // -- records that fail validation: nothing to apply, except that a readable newer epoch fences
+    {
+      what: 'an invalid route whose epoch cannot be read',
+      route: invalid('not UTF-8 JSON (Unexpected end of JSON input)'),
+      want: 'unchanged',
+      problems: ['bad-record'],
+    },
+    {
+      what: 'an invalid route at the applied epoch',
+      route: invalid('write: must be host:port', 5),
+      want: 'unchanged',
+      problems: ['bad-record'],
+    },
+    {
+      what: 'an invalid route at a lower epoch',
+      route: invalid('write: must be host:port', 4),
+      want: 'unchanged',
+      problems: ['bad-record'],
+    },
+    {
+      what: 'an invalid route at a newer epoch: writes refused, reads kept, epoch not advanced',
+      route: invalid('write: must be host:port', 6),
+      want: { epoch: 5, write: null, read: [B, null, null, null] },
+      problems: ['bad-record'],
+      says: /write: must be host:port; its epoch 6 is above the applied epoch 5: writes refused/,
+    },
+    // -- an invalid meta_group: only nodes already routed are accepted, the write side still applies
+    {
+      what: 'invalid meta_group, newer route with the same master and a new reader',
+      meta: { kind: 'invalid', error: 'writePort: must be a port' },
+      route: route(6, A, [B, C]),
+      want: { epoch: 6, write: slot(A), read: [B, null, null, null] },
+      problems: ['bad-record', 'unknown-node'],
+    },
+    {
+      what: 'invalid meta_group, newer route with write: null',
+      meta: { kind: 'invalid', error: 'writePort: must be a port' },
+      route: route(6, null, [B]),
+      want: { epoch: 6, write: null, read: [B, null, null, null] },
+      problems: ['bad-record'],
+    },
+    {
+      what: 'invalid meta_group, newer route naming a master not routed before: writes refused',
+      meta: { kind: 'invalid', error: 'writePort: must be a port' },
+      route: route(6, C, [B]),
+      want: { epoch: 6, write: null, read: [B, null, null, null] },
+      problems: ['bad-record', 'unknown-node'],
+    },
+    {
+      what: 'invalid meta_group, newer route promoting a routed reader (a failover)',
+      meta: { kind: 'invalid', error: 'writePort: must be a port' },
+      route: route(6, B, [A]),
+      want: { epoch: 6, write: slot(B), read: [null, A, null, null] },
+      problems: ['bad-record'],
+    },
+    {
+      what: 'invalid meta_group, route at a lower epoch',
+      meta: { kind: 'invalid', error: 'writePort: must be a port' },
+      route: route(4, C, []),
+      want: 'unchanged',
+      problems: ['bad-record', 'stale-epoch'],
+    },
+    {
+      what: 'invalid meta_group and a group never routed: no ports, no listeners',
+      meta: { kind: 'invalid', error: 'writePort: must be a port' },
+      prev: null,
+      route: route(6, A, []),
+      want: 'gone',
+      problems: ['bad-record'],
+    },
   ];
-  for (const [what, s, kind] of keeps) {
-    it(`${what} leaves the applied group as it was and is reported (${kind})`, () => {
-      const prev = applied('g1', 5, A, [B]);
-      const d = desired([s], [prev]);
-      assert.deepEqual(d.groups, [prev]);
+  for (const c of cases) {
+    it(`${c.what} → ${typeof c.want === 'string' ? c.want : `w1 ${c.want.write?.node ?? 'empty'}`}`, () => {
+      const prev = c.prev === undefined ? applied('g1', 5, A, [B]) : c.prev;
+      const d = desired(
+        [snap('g1', c.meta ?? members, c.route)],
+        prev === null ? [] : [prev],
+        new Map(c.resolved ?? []),
+      );
+      const g1 = d.groups.find((g) => g.name === 'g1');
+      if (c.want === 'unchanged') assert.deepEqual(g1, prev);
+      else if (c.want === 'gone') assert.equal(g1, undefined);
+      else {
+        assert.ok(g1, 'g1 routed');
+        assert.deepEqual(
+          { epoch: g1.epoch, write: g1.write, read: readNodes(g1) },
+          { epoch: c.want.epoch, write: c.want.write, read: c.want.read },
+        );
+        assert.deepEqual([g1.writePort, g1.readPort], [13306, 13307]);
+      }
       assert.deepEqual(
         d.problems.map((p) => [p.group, p.kind]),
-        [['g1', kind]],
+        c.problems.map((k) => ['g1', k]),
       );
+      if (c.says) assert.match(d.problems.map((p) => p.message).join('\n'), c.says);
     });
   }
+
+  it('an invalid meta_group alone leaves the applied group as it was and is reported', () => {
+    const prev = applied('g1', 5, A, [B]);
+    const d = desired(
+      [snap('g1', { kind: 'invalid', error: 'writePort: must be a port' }, { kind: 'absent' })],
+      [prev],
+    );
+    assert.deepEqual(d.groups, [prev]);
+    assert.deepEqual(
+      d.problems.map((p) => [p.group, p.kind]),
+      [['g1', 'bad-record']],
+    );
+  });
+
+  describe('readableEpoch: the epoch of a route that fails validation', () => {
+    const table: Array<[string, string, number | undefined]> = [
+      ['a schema error keeps a readable epoch', '{"v":1,"epoch":6,"write":"x","read":[]}', 6],
+      ['a newer record version', '{"v":2,"epoch":7,"write":{"node":"a:1"}}', 7],
+      ['not JSON', '{"v":1,"epoch":6,"write":null', undefined],
+      ['epoch as a string', '{"v":1,"epoch":"6"}', undefined],
+      ['a negative epoch', '{"epoch":-1}', undefined],
+      ['a fractional epoch', '{"epoch":1.5}', undefined],
+      ['an array', '[6]', undefined],
+      ['no epoch', '{"v":1}', undefined],
+    ];
+    for (const [what, text, want] of table)
+      it(what, () => assert.equal(readableEpoch(Buffer.from(text)), want));
+    it('no value / bad UTF-8', () => {
+      assert.equal(readableEpoch(null), undefined);
+      assert.equal(readableEpoch(Buffer.from([0x7b, 0xff, 0x7d])), undefined);
+    });
+  });
 
   it('hosts that are names are resolved through the given map', () => {
     const s = [snap('g1', meta('g1', [A, D]), route(1, D, [A]))];
