@@ -340,6 +340,7 @@ async function switchoverLocked(
       why,
       timer,
       startedAt,
+      held,
     });
     throw new ZkmhaError('OPERATION_FAILED', `${why}; ${outcome}`, { step: task.step });
   };
@@ -552,6 +553,7 @@ interface RollbackArgs {
   readonly why: string;
   readonly timer: StepTimer;
   readonly startedAt: number;
+  readonly held: () => boolean;
 }
 
 /**
@@ -585,6 +587,7 @@ async function rollBack(ctx: CliContext, ops: OpsContext, a: RollbackArgs): Prom
         startedAt: a.startedAt,
         reason: 'switchover rolled back',
         history: { kind: 'switchover', detail: { rolledBack: true, candidate: a.candidate, why: a.why } },
+        held: a.held,
       },
       a.timer,
     );

@@ -34,7 +34,10 @@ export type Verdict =
   | { readonly kind: 'not-managed'; readonly why: string }
   /** A failover is recorded in task/<group>: resume it from its step. */
   | { readonly kind: 'resume-failover'; readonly task: TaskRecord }
-  /** A switchover / add run by the CLI is in progress (it holds the lock): leave the group alone. */
+  /**
+   * A switchover / add run by the CLI is open: left alone while its process holds lock/<group>;
+   * resolved by the worker once nobody has held it for a while (server/abandoned.ts).
+   */
   | { readonly kind: 'operation-in-progress'; readonly task: TaskRecord }
   | { readonly kind: 'master-healthy'; readonly master: string }
   /** online/<master> is gone: connect to it before deciding. */

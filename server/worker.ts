@@ -6,21 +6,27 @@ import { flavorFor } from '../core/mysql/index';
 import type { Flavor } from '../core/mysql/flavor';
 import { alertOps, historyOps } from '../core/ops/commit';
 import { NodeConnections } from '../core/ops/connections';
+import { isGroupName } from '../core/names';
 import {
+  decodeRecord,
   encodeRecord,
   haproxySchema,
   serverSchema,
   slaveDownSchema,
+  taskSchema,
   type HaproxyRecord,
+  type TaskRecord,
 } from '../core/records';
-import { alertOf, listGroups, readGroupView, type GroupView } from '../core/view';
+import { alertOf, listGroups, readGroupView, type GroupView, type Versioned } from '../core/view';
 import type { MultiOp, Watch, Zk } from '../core/zk/client';
-import { acquireLock, type LockHandle } from '../core/zk/lock';
+import { acquireLock, readLockHolder, type LockHandle } from '../core/zk/lock';
 import type { ZkPaths } from '../core/zk/paths';
+import { abandonment, taskKey, type OrphanMark } from './abandoned';
 import { detect, type MasterProbe, type Verdict } from './detect';
 import { createFailoverTask, runFailover, type FailoverDeps, type FailoverStep } from './failover';
 import { confirmMaster, probeReplica } from './probe';
 import { planReadPool, type ReplicaProbe } from './readpool';
+import { resolveAbandonedTask } from './resolve';
 
 /**
  * The server worker (design §5): watches every group, decides from snapshots with the pure
@@ -41,6 +47,11 @@ import { planReadPool, type ReplicaProbe } from './readpool';
  *   <group>__failover-failed       a failover step failed (which, why); retried every reconcile interval
  *   <group>__no-candidate          no replica can be promoted (retried)
  *   <group>__route-mismatch        haproxy/ does not serve master/ and no operation is open
+ *   <group>__operation-abandoned   a switchover / add whose process died (task/ without a lock holder
+ *                                  for a session timeout): what was done about it (server/abandoned.ts —
+ *                                  a switchover is rolled back or finished, an add only reported)
+ * Tasks of groups not registered yet (an `mha add` that died before its commit) are found by
+ * listing task/ as well.
  * Locking: lock/<group> is taken per action (failover, read-pool change), never held while idle, so
  * the CLI's switchover can take it; alerts and history events need no lock (compare-and-set).
  */
@@ -52,6 +63,11 @@ export interface WorkerOptions {
   readonly log: Logger;
   /** Fault injection for tests (MHA_FAULT_PAUSE_BEFORE_STEP=step:ms): pause before running a step. */
   readonly pauseBeforeStep?: { readonly step: FailoverStep; readonly ms: number };
+  /**
+   * How long a switchover / add task must stay unchanged with nobody holding lock/<group> before
+   * it counts as abandoned (default: the ZooKeeper session timeout; see server/abandoned.ts).
+   */
+  readonly abandonGraceMs?: number;
 }
 
 interface GroupState {
@@ -81,6 +97,13 @@ export class ServerWorker {
   #timer: NodeJS.Timeout | null = null;
   #stopped = false;
   readonly #locks = new Set<LockHandle>();
+  /** Per group: since when its task has been seen without a lock holder. */
+  readonly #orphans = new Map<string, OrphanMark>();
+  /** Per group: the task (key) whose only resolution was an alert, already written. */
+  readonly #settled = new Map<string, string>();
+  #scanning: Promise<void> | null = null;
+  #scanAgain = false;
+  #scanTimer: NodeJS.Timeout | null = null;
   readonly #onSession = (): void => {
     void this.#register();
     this.#kickAll();
@@ -113,10 +136,20 @@ export class ServerWorker {
     zk.on('session', this.#onSession);
     this.#watches.push(zk.watchChildren(paths.dir('meta_group'), () => void this.#syncGroups()));
     // Directory-level changes concern some group; a fresh evaluation of each is cheap.
-    for (const d of ['white', 'task', 'watch_down'] as const)
+    for (const d of ['white', 'watch_down'] as const)
       this.#watches.push(zk.watchChildren(paths.dir(d), () => this.#kickAll()));
+    this.#watches.push(
+      zk.watchChildren(paths.dir('task'), () => {
+        this.#kickAll();
+        this.#scanTasks();
+      }),
+    );
     await this.#syncGroups();
-    this.#timer = setInterval(() => this.#kickAll(), this.#o.server.reconcileIntervalMs);
+    this.#scanTasks();
+    this.#timer = setInterval(() => {
+      this.#kickAll();
+      this.#scanTasks();
+    }, this.#o.server.reconcileIntervalMs);
     this.#log.info({ serverId: this.id, groups: [...this.#groups.keys()] }, 'server worker started');
   }
 
@@ -124,11 +157,12 @@ export class ServerWorker {
     if (this.#stopped) return;
     this.#stopped = true;
     if (this.#timer !== null) clearInterval(this.#timer);
+    if (this.#scanTimer !== null) clearTimeout(this.#scanTimer);
     this.#o.zk.off('session', this.#onSession);
     for (const w of this.#watches) w.cancel();
     for (const g of this.#groups.values()) this.#dropGroup(g);
     await Promise.race([
-      Promise.all([...this.#groups.values()].map((g) => g.running)),
+      Promise.all([...[...this.#groups.values()].map((g) => g.running), this.#scanning]),
       new Promise((r) => setTimeout(r, 5000).unref()),
     ]);
     await Promise.all([...this.#locks].map((l) => l.release().catch(() => undefined)));
@@ -343,10 +377,18 @@ export class ServerWorker {
     }
     this.#noteVerdict(g, verdict);
     const confirmMs = Date.now() - kickedAt;
+    if (verdict.kind !== 'operation-in-progress') {
+      this.#orphans.delete(g.name);
+      this.#settled.delete(g.name);
+    }
 
     switch (verdict.kind) {
       case 'not-managed':
+        return;
       case 'operation-in-progress':
+        await this.#operationInProgress(g.name, view.task!, this.#flavor(view), (at) =>
+          this.#schedule(g, at),
+        );
         return;
       case 'master-healthy':
         await this.#healthy(g, view);
@@ -557,6 +599,168 @@ export class ServerWorker {
       online === null &&
       master?.version === view.master?.version &&
       (route?.version ?? null) === (view.route?.version ?? null)
+    );
+  }
+
+  // --- switchover / add tasks whose process died (server/abandoned.ts) -----------------------------
+
+  /**
+   * A switchover or add task is open: nothing to do while someone holds lock/<group>; once nobody
+   * has for the grace period, take the lock and resolve it. `schedule` asks for another look.
+   */
+  async #operationInProgress(
+    group: string,
+    task: Versioned<TaskRecord>,
+    flavor: Flavor,
+    schedule: (at: number) => void,
+  ): Promise<void> {
+    const { zk, paths } = this.#o;
+    let holder;
+    try {
+      holder = await readLockHolder(zk, paths, group);
+    } catch (err) {
+      this.#log.warn({ group, err: errorMessage(err) }, 'could not read lock holder; looking again later');
+      return;
+    }
+    const graceMs = this.#o.abandonGraceMs ?? zk.sessionTimeoutMs;
+    const prev = this.#orphans.get(group) ?? null;
+    const a = abandonment({ task, holder, mark: prev, now: Date.now(), graceMs, selfId: this.id });
+    switch (a.kind) {
+      case 'not-applicable':
+      case 'owner-active':
+        this.#orphans.delete(group);
+        return;
+      case 'grace':
+        if (prev?.key !== a.mark.key)
+          this.#log.info(
+            {
+              group,
+              task: task.record.id,
+              kind: task.record.kind,
+              step: task.record.step,
+              by: task.record.worker,
+              graceMs,
+            },
+            'open task without a lock holder: its process may be gone; looking again after the grace period',
+          );
+        this.#orphans.set(group, a.mark);
+        schedule(a.until);
+        return;
+      case 'abandoned':
+        break;
+    }
+    // Reported already and nothing else to do (an add): until the task changes.
+    if (this.#settled.get(group) === taskKey(task)) return;
+    const outcome = await this.#withLock(group, (lock) =>
+      resolveAbandonedTask(
+        {
+          zk,
+          paths,
+          cfg: this.#o.cfg,
+          log: this.#log,
+          conns: this.#conns,
+          flavor,
+          workerId: this.id,
+        },
+        group,
+        lock,
+        { key: taskKey(task), why: a.why },
+      ),
+    );
+    const retryAt = Date.now() + this.#o.server.reconcileIntervalMs;
+    if (outcome === BUSY) return schedule(Date.now());
+    switch (outcome.kind) {
+      case 'resolved':
+        this.#orphans.delete(group);
+        this.#log.warn(
+          { group, ...outcome },
+          `abandoned ${task.record.kind} resolved: ${outcome.resolution}`,
+        );
+        // A failover handed over is resumed on the next evaluation.
+        return schedule(Date.now());
+      case 'stale':
+        return schedule(Date.now());
+      case 'alerted':
+        if (outcome.retry) schedule(retryAt);
+        else this.#settled.set(group, taskKey(task));
+        return;
+      case 'failed':
+        return schedule(retryAt);
+    }
+  }
+
+  /**
+   * Open tasks of groups that have no meta_group/ record (an `mha add` before its commit): the
+   * group evaluations never see those. Serial; a request during a scan runs another right after.
+   */
+  #scanTasks(): void {
+    if (this.#stopped) return;
+    if (this.#scanning !== null) {
+      this.#scanAgain = true;
+      return;
+    }
+    this.#scanning = (async () => {
+      do {
+        this.#scanAgain = false;
+        try {
+          await this.#scanTasksOnce();
+        } catch (err) {
+          this.#log.warn({ err: errorMessage(err) }, 'task scan failed; retrying on the next tick');
+        }
+      } while (this.#scanAgain && !this.#stopped);
+      this.#scanning = null;
+    })();
+  }
+
+  async #scanTasksOnce(): Promise<void> {
+    const { zk, paths } = this.#o;
+    let names: string[];
+    try {
+      names = await zk.children(paths.dir('task'));
+    } catch (err) {
+      if (isZkmhaError(err, 'ZK_NO_NODE')) return;
+      throw err;
+    }
+    const unregistered = names.filter((n) => isGroupName(n) && !this.#groups.has(n));
+    for (const m of [this.#orphans, this.#settled])
+      for (const [g] of m) if (!this.#groups.has(g) && !unregistered.includes(g)) m.delete(g);
+    for (const group of unregistered) {
+      if (this.#stopped) return;
+      const p = paths.task(group);
+      const nd = await zk.getOrNull(p);
+      if (nd === null) continue;
+      let task: TaskRecord;
+      try {
+        task = decodeRecord(taskSchema, nd.data, p);
+      } catch (err) {
+        this.#log.debug({ path: p, err: errorMessage(err) }, 'invalid task record of an unregistered group');
+        continue;
+      }
+      // Nothing is done on MySQL for these (an add is only reported): the flavor is not used.
+      await this.#operationInProgress(
+        group,
+        { record: task, version: nd.stat.version },
+        flavorFor('mariadb'),
+        (at) => this.#scheduleScan(at),
+      );
+    }
+  }
+
+  #scanAt = 0;
+
+  #scheduleScan(at: number): void {
+    if (this.#stopped) return;
+    if (this.#scanTimer !== null) {
+      if (this.#scanAt <= at) return; // an earlier look is due anyway (and the tick scans too)
+      clearTimeout(this.#scanTimer);
+    }
+    this.#scanAt = at;
+    this.#scanTimer = setTimeout(
+      () => {
+        this.#scanTimer = null;
+        this.#scanTasks();
+      },
+      Math.max(0, at - Date.now()),
     );
   }
 

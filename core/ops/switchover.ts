@@ -101,6 +101,8 @@ export interface SwitchoverRollback {
   readonly history: { readonly kind: string; readonly detail: Record<string, unknown> };
   readonly extraOps?: readonly MultiOp[];
   readonly timeoutMs?: number;
+  /** Whether the caller still holds lock/<group>; checked before every step (default: always). */
+  readonly held?: () => boolean;
 }
 
 export interface RollbackOutcome {
@@ -129,8 +131,13 @@ export async function rollBackSwitchover(
 ): Promise<RollbackOutcome> {
   const timeoutMs = a.timeoutMs ?? 5000;
   const { host, port } = parseNode(a.oldMaster);
+  const step = <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+    if (a.held !== undefined && !a.held())
+      throw new ZkmhaError('LOCK_TIMEOUT', `lost lock/${a.group} before step '${name}' of the rollback`);
+    return timer.run(name, fn);
+  };
   if (a.candidateTouched) {
-    await timer.run('rollback candidate', () =>
+    await step('rollback candidate', () =>
       ops.conns.run(a.candidate, (c) =>
         ops.flavor.replicateFrom(c, {
           host,
@@ -144,7 +151,7 @@ export async function rollBackSwitchover(
   }
   let notBack: string[] = [];
   if (a.repointed && a.others.length > 0) {
-    const back = await timer.run('rollback replicas', () =>
+    const back = await step('rollback replicas', () =>
       repointReplicas(ops, a.others, a.oldMaster, {
         replication: a.replication,
         semiSync: a.semiSync,
@@ -154,7 +161,7 @@ export async function rollBackSwitchover(
     notBack = [...back].filter(([, r]) => !r.ok).map(([n]) => n);
   }
   // Before the old master takes writes again, every other node that answers must be read-only.
-  await timer.run('check read-only', async () => {
+  await step('check read-only', async () => {
     const { positions } = await readGtidPositions(
       ops.conns,
       ops.flavor,
@@ -170,15 +177,15 @@ export async function rollBackSwitchover(
   });
   if (a.repointed) {
     // It may have started replicating from the candidate: make it the master again.
-    await timer.run('rollback old master', () =>
+    await step('rollback old master', () =>
       ops.conns.run(a.oldMaster, (c) => ops.flavor.promote(c, { semiSync: a.semiSync })),
     );
   } else {
-    await timer.run('rollback old master', () =>
+    await step('rollback old master', () =>
       ops.conns.run(a.oldMaster, (c) => ops.flavor.setReadOnly(c, false)),
     );
   }
-  const committed = await timer.run('rollback route', () =>
+  const committed = await step('rollback route', () =>
     commitMasterChange(zk, paths, {
       group: a.group,
       newMaster: a.oldMaster,
