@@ -1,10 +1,12 @@
 import { chooseCandidate, type NodePosition } from '../core/candidate';
 import { ZkmhaError, errorMessage } from '../core/errors';
 import { NodeConnections, readGtidPositions } from '../core/ops';
+import { isGroupName } from '../core/names';
 import {
   decodeRecord,
   metaRouterSchema,
   serverSchema,
+  taskSchema,
   type MetaRouterRecord,
   type OnlineRecord,
   type ServerRecord,
@@ -73,6 +75,11 @@ export interface GroupStatus {
     readonly step: string;
     readonly worker: string;
     readonly startedAt: number;
+    /**
+     * A switchover / add with nobody holding lock/<group>: its process is gone (the server workers
+     * resolve it after a grace period and raise `operation-abandoned`).
+     */
+    readonly noLockHolder: boolean;
   } | null;
   readonly lock: { readonly owner: string; readonly at: number; readonly waiters: number } | null;
   readonly nodes: readonly NodeStatus[];
@@ -89,8 +96,21 @@ export interface GroupStatus {
   readonly warnings: readonly string[];
 }
 
+/** task/<group> of a group that has no meta_group/ record: an `mha add` running, or dead. */
+export interface OpenTaskStatus {
+  readonly group: string;
+  readonly kind: string;
+  readonly step: string;
+  readonly worker: string;
+  readonly startedAt: number;
+  readonly lock: { readonly owner: string; readonly at: number } | null;
+  readonly alerts: GroupStatus['alerts'];
+}
+
 export interface StatusReport {
   readonly groups: readonly GroupStatus[];
+  /** Open tasks of groups not registered (yet). */
+  readonly openTasks: readonly OpenTaskStatus[];
   readonly servers: readonly ({ readonly id: string } & ServerRecord)[];
   readonly routers: readonly ({ readonly id: string } & MetaRouterRecord)[];
   readonly problems: readonly { readonly path: string; readonly message: string }[];
@@ -202,6 +222,7 @@ export function buildGroupStatus(
             step: view.task.record.step,
             worker: view.task.record.worker,
             startedAt: view.task.record.startedAt,
+            noLockHolder: view.task.record.kind !== 'failover' && lock === null,
           },
     lock: lock === null ? null : { owner: lock.owner, at: lock.at, waiters: lock.waiters },
     nodes,
@@ -240,7 +261,10 @@ export function renderGroupStatus(g: GroupStatus, now: number): string {
     );
   if (g.task !== null)
     out.push(
-      `  task: ${g.task.kind} at step '${g.task.step}' by ${g.task.worker}, started ${ago(g.task.startedAt, now)}`,
+      `  task: ${g.task.kind} at step '${g.task.step}' by ${g.task.worker}, started ${ago(g.task.startedAt, now)}` +
+        (g.task.noLockHolder
+          ? ' — NO LOCK HOLDER: its process is gone; the server workers resolve it (alert operation-abandoned)'
+          : ''),
     );
   if (g.lock !== null)
     out.push(
@@ -284,9 +308,21 @@ export function renderGroupStatus(g: GroupStatus, now: number): string {
   return out.join('\n') + '\n';
 }
 
+export function renderOpenTask(t: OpenTaskStatus, now: number): string {
+  const out = [
+    `group ${t.group} (not registered): task ${t.kind} at step '${t.step}' by ${t.worker}, started ${ago(t.startedAt, now)}` +
+      (t.lock !== null
+        ? `; lock held by ${t.lock.owner}`
+        : ' — NO LOCK HOLDER: its process is gone; check the nodes, delete the task and run the command again'),
+  ];
+  for (const a of t.alerts) out.push(`  ALERT ${a.kind} ${ago(a.at, now)}: ${JSON.stringify(a.detail)}`);
+  return out.join('\n') + '\n';
+}
+
 export function renderStatus(r: StatusReport, now: number): string {
   const parts = r.groups.map((g) => renderGroupStatus(g, now));
-  if (r.groups.length === 0) parts.push('no groups\n');
+  parts.push(...r.openTasks.map((t) => renderOpenTask(t, now)));
+  if (r.groups.length === 0 && r.openTasks.length === 0) parts.push('no groups\n');
   const servers = r.servers.map((s) => `${s.id} (${s.host} pid ${s.pid}, up since ${ago(s.at, now)})`);
   const routers = r.routers.map((x) => `${x.id} (${x.host})`);
   parts.push(
@@ -325,7 +361,19 @@ export async function readStatus(
   opts: { group?: string; mysql: boolean },
 ): Promise<StatusReport> {
   const problems: { path: string; message: string }[] = [];
-  const groups = opts.group !== undefined ? [opts.group] : await listGroups(ctx.zk, ctx.paths, problems);
+  const listed = opts.group !== undefined ? [opts.group] : await listGroups(ctx.zk, ctx.paths, problems);
+  // Tasks of groups without meta_group/ (an add not committed): shown apart.
+  const taskGroups = (
+    opts.group !== undefined ? [opts.group] : (await ctx.zk.childrenOrEmpty(ctx.paths.dir('task'))).sort()
+  ).filter((g) => isGroupName(g));
+  const openTasks: OpenTaskStatus[] = [];
+  for (const g of taskGroups) {
+    if (opts.group === undefined && listed.includes(g)) continue;
+    if ((await ctx.zk.exists(ctx.paths.metaGroup(g))) !== null) continue;
+    const t = await readOpenTask(ctx, g, problems);
+    if (t !== null) openTasks.push(t);
+  }
+  const groups = listed.filter((g) => !openTasks.some((t) => t.group === g));
   const [routers, servers] = await Promise.all([
     readEphemerals(
       ctx,
@@ -362,8 +410,43 @@ export async function readStatus(
         return buildGroupStatus(view, positions, routers, lock);
       }),
     );
-    return { groups: statuses, servers, routers, problems };
+    return { groups: statuses, openTasks, servers, routers, problems };
   } finally {
     await conns.closeAll();
   }
+}
+
+async function readOpenTask(
+  ctx: CliContext,
+  group: string,
+  problems: { path: string; message: string }[],
+): Promise<OpenTaskStatus | null> {
+  const p = ctx.paths.task(group);
+  const nd = await ctx.zk.getOrNull(p);
+  if (nd === null) return null;
+  let task;
+  try {
+    task = decodeRecord(taskSchema, nd.data, p);
+  } catch (err) {
+    problems.push({ path: p, message: errorMessage(err) });
+    return null;
+  }
+  const [lock, view] = await Promise.all([
+    readLockHolder(ctx.zk, ctx.paths, group).catch(() => null),
+    readGroupView(ctx.zk, ctx.paths, group),
+  ]);
+  return {
+    group,
+    kind: task.kind,
+    step: task.step,
+    worker: task.worker,
+    startedAt: task.startedAt,
+    lock: lock === null ? null : { owner: lock.owner, at: lock.at },
+    alerts: view.alerts.map((a) => ({
+      name: a.name,
+      kind: a.record.kind,
+      at: a.record.at,
+      detail: a.record.detail,
+    })),
+  };
 }
