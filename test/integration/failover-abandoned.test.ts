@@ -13,8 +13,9 @@ import { waitFor } from '../env/wait';
  * process, pauses at a step (MHA_FAULT_SWITCHOVER_PAUSE_BEFORE_STEP) and is SIGKILLed there, with
  * two server workers, three heartbeat clients and a writer that follows haproxy/<group>.write.
  * Once its lock is gone (session timeout) and the grace period has passed, exactly one worker
- * resolves the switchover — rolled back before the promotion, finished after it — and the design
- * §9 invariants hold with no acknowledged write lost. A dead `mha add` is only reported.
+ * resolves the switchover — rolled back before the promotion, finished after it, handed to a
+ * failover when the old master died with it — and the design §9 invariants hold with no
+ * acknowledged write lost. A dead `mha add` is only reported.
  */
 describe('a switchover or add whose process died', () => {
   let c: Cluster;
@@ -216,6 +217,45 @@ describe('a switchover or add whose process died', () => {
     } finally {
       await c.zkClient.deleteIfExists(p);
       await c.zkClient.deleteIfExists(c.paths.watchDown(group, 'operation-abandoned'));
+    }
+  });
+  it('killed before the promotion together with the old master (its host crashed): handed over to a failover', async () => {
+    const before = await c.master();
+    const old = before.node;
+    const w = await c.startWriter();
+    try {
+      await w.waitForAcks(20);
+      const sw = await pausedSwitchover('catchup');
+      // The CLI, the old master's mysqld and its heartbeat client all die at once.
+      const killedAt = await sw.kill();
+      await c.client(old)!.kill('SIGKILL');
+      await c.instance(old).kill();
+      const after = await waitFor(
+        async () => {
+          const x = await c.master();
+          return x.epoch === before.epoch + 1 ? x : null;
+        },
+        { timeoutMs: 30000, what: 'the abandoned switchover resolved by a failover' },
+      );
+      assert.notEqual(after.node, old);
+      assert.equal(after.reason, 'failover');
+      await w.waitForAcks(20);
+      await c.assertInvariants({ master: after.node, writer: w, noLostRows: true });
+
+      const events = (await c.history()).filter((e) => e.epoch === before.epoch + 1);
+      assert.deepEqual(
+        events.map((e) => [e.kind, e.detail.resolution ?? null]),
+        [
+          ['switchover-abandoned', 'handed-to-failover'],
+          ['failover', null],
+        ],
+      );
+      assert.match(String(events[0]!.detail.why), /unreachable.*failing over/);
+      assert.ok(events[0]!.endedAt >= killedAt);
+      const view = await c.view();
+      assert.equal(view.members.find((m) => m.node === old)?.rejoin?.record.newMaster, after.node);
+    } finally {
+      await w.stop();
     }
   });
 });

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { eventSeq, renderHistory, type HistoryEntry } from '../../cli/history';
 import { renderTable } from '../../cli/output';
-import { buildGroupStatus, positionFromOnline, renderGroupStatus } from '../../cli/status';
+import { buildGroupStatus, positionFromOnline, renderGroupStatus, renderStatus } from '../../cli/status';
 import { healthyReplica } from '../../cli/drain';
 import { A, B, M, online, pos, view } from './server-fixtures';
 
@@ -67,6 +67,70 @@ describe('status', () => {
     ]) {
       assert.match(text, re);
     }
+  });
+
+  it('flags a switchover / add task nobody holds the lock for, not a failover one', () => {
+    const holder = { owner: 'cli:h:1', at: 1, path: '/x', session: '1', waiters: 0 };
+    const members = [{ node: M }, { node: A }];
+    const dead = buildGroupStatus(
+      view({ members, task: { kind: 'switchover', step: 'catchup' } }),
+      new Map(),
+      [],
+      null,
+    );
+    assert.equal(dead.task?.noLockHolder, true);
+    assert.match(renderGroupStatus(dead, 2000), /task: switchover at step 'catchup' .*NO LOCK HOLDER/);
+    const live = buildGroupStatus(
+      view({ members, task: { kind: 'switchover', step: 'catchup' } }),
+      new Map(),
+      [],
+      holder,
+    );
+    assert.equal(live.task?.noLockHolder, false);
+    assert.doesNotMatch(renderGroupStatus(live, 2000), /NO LOCK HOLDER/);
+    const failover = buildGroupStatus(
+      view({ members, task: { kind: 'failover', step: 'drain' } }),
+      new Map(),
+      [],
+      null,
+    );
+    assert.equal(failover.task?.noLockHolder, false, 'failover tasks are resumed by the workers');
+  });
+
+  it('lists a task of an unregistered group (a dead mha add) with its alerts', () => {
+    const text = renderStatus(
+      {
+        groups: [],
+        openTasks: [
+          {
+            group: 'g9',
+            kind: 'add',
+            step: 'start replication',
+            worker: 'cli:gone:1',
+            startedAt: 1000,
+            lock: null,
+            alerts: [
+              {
+                name: 'g9__operation-abandoned',
+                kind: 'operation-abandoned',
+                at: 1500,
+                detail: { taskId: 'add-1' },
+              },
+            ],
+          },
+        ],
+        servers: [],
+        routers: [],
+        problems: [],
+      },
+      2000,
+    );
+    assert.match(
+      text,
+      /group g9 \(not registered\): task add at step 'start replication' by cli:gone:1, .*NO LOCK HOLDER/,
+    );
+    assert.match(text, /ALERT operation-abandoned/);
+    assert.doesNotMatch(text, /no groups/);
   });
 
   it('says nobody would be promoted, and why, when no replica is eligible', () => {
