@@ -12,6 +12,7 @@ import {
   metaGroupSchema,
   metaHostSchema,
   onlineSchema,
+  taskSchema,
   type AgentRecord,
   type MasterRecord,
   type MetaGroup,
@@ -22,11 +23,14 @@ import { ZkPaths } from '../core/zk/paths';
 import type { AgentCounters, AgentSnapshot } from './endpoints';
 import {
   decideFence,
+  decideStray,
   fenceGate,
   fenceThresholdMs,
   replicasToConfirm,
   unregistered,
   type ReplicaReport,
+  type StrayDecision,
+  type StrayView,
 } from './fence';
 import {
   decideHealth,
@@ -49,7 +53,9 @@ import { askReplica, fenceLocal, MysqldProbe, registeredReplicas } from './probe
  *  - publication: bring online/<node> and agent/<node> in line with the health (serialised, re-run
  *    on every change, on reconnect and after a new session);
  *  - fencing: while ZooKeeper is lost for 2/3 of the session timeout, fence a writable mysqld
- *    unless every replica is still attached (re-evaluated on every check while disconnected).
+ *    unless every replica is still attached (re-evaluated on every check while disconnected);
+ *    while connected, fence a writable mysqld that ZooKeeper says must not be writable (master/
+ *    names another node, or rejoin/<node> exists; decideStray), confirmed by fresh reads.
  */
 export interface StartClientOptions {
   readonly logger?: Logger;
@@ -115,7 +121,9 @@ class Agent {
   private zkConnected = false;
   private zkSilentSince: number | null = null;
   private lastFenceLog: string | null = null;
+  /** When either fence last set read_only=ON: statuses read before it are not acted on again. */
   private lastFenceAt: number | null = null;
+  private lastStray: StrayDecision | null = null;
 
   private checkTimer: NodeJS.Timeout | null = null;
   private fenceTimer: NodeJS.Timeout | null = null;
@@ -123,6 +131,7 @@ class Agent {
   private checkAgain = false;
   private readonly publisher = new Serial(() => this.reconcile());
   private readonly fencer = new Serial(() => this.evaluateFence());
+  private readonly strayFencer = new Serial(() => this.evaluateStray());
   private groupWatches: Watch[] = [];
   private nodeWatches: Watch[] = [];
 
@@ -132,6 +141,7 @@ class Agent {
     onlineWrites: number;
     selfFences: number;
     failsafeHolds: number;
+    strayFences: number;
     sessions: number;
     expiries: number;
   } = {
@@ -140,6 +150,7 @@ class Agent {
     onlineWrites: 0,
     selfFences: 0,
     failsafeHolds: 0,
+    strayFences: 0,
     sessions: 0,
     expiries: 0,
   };
@@ -330,6 +341,7 @@ class Agent {
     this.logTransition(prev, this.health, obs);
     this.publisher.kick();
     if (!this.zkConnected) this.fencer.kick();
+    else this.strayFencer.kick();
     if (this.checkAgain) {
       this.checkAgain = false;
       this.requestCheck();
@@ -597,6 +609,143 @@ class Agent {
     this.requestCheck();
   }
 
+  // --- fencing a writable node that is not the master ------------------------------------------
+
+  /** What ZooKeeper says now (decideStray's view), read after the check that saw mysqld writable. */
+  private async readStrayView(group: string): Promise<StrayView> {
+    // node-zookeeper-client has no `sync`: a write-path request (a check-only multi, changing
+    // nothing) makes our ZooKeeper server catch up with the leader first, so the reads below
+    // include every write acknowledged before the check (such as a task naming us the candidate
+    // of a promotion under way). A missing meta_host/ (ZK_NO_NODE) means no group any more.
+    const hostPath = this.paths.metaHost(this.node);
+    try {
+      await this.zk.multi([{ op: 'check', path: hostPath, version: -1 }]);
+    } catch (err) {
+      if (!isZkmhaError(err, 'ZK_NO_NODE')) throw err;
+      return { group: null, master: 'absent', rejoinPending: false, task: null, white: false };
+    }
+    // task/ before master/: a promotion's commit deletes task/ and moves master/ in one multi, so
+    // read in this order a candidate shows up in task/ or as the master, never as neither.
+    const taskPath = this.paths.task(group);
+    const taskNd = await this.zk.getOrNull(taskPath);
+    let task: StrayView['task'] = null;
+    if (taskNd !== null) {
+      try {
+        const t = decodeRecord(taskSchema, taskNd.data, taskPath);
+        task = { kind: t.kind, candidate: t.candidate };
+      } catch (err) {
+        this.log.error({ err: errorMessage(err) }, 'invalid task record');
+        task = 'invalid';
+      }
+    }
+    const white = (await this.zk.exists(this.paths.white(group))) !== null;
+    const masterPath = this.paths.master(group);
+    const masterNd = await this.zk.getOrNull(masterPath);
+    let master: StrayView['master'] = 'absent';
+    if (masterNd !== null) {
+      try {
+        const m = decodeRecord(masterSchema, masterNd.data, masterPath);
+        master = { node: m.node, epoch: m.epoch };
+      } catch (err) {
+        this.log.error({ err: errorMessage(err) }, 'invalid master record');
+        master = 'invalid';
+      }
+    }
+    const rejoinPending = (await this.zk.exists(this.paths.rejoin(this.node))) !== null;
+    return { group, master, rejoinPending, task, white };
+  }
+
+  /** Logs a decision when it differs from the last one; a fence decision is logged every time. */
+  private noteStray(d: StrayDecision, extra: object = {}): void {
+    const key = (x: StrayDecision | null): string | null =>
+      x === null || x.kind === 'fence' ? null : x.kind === 'none' ? `none:${x.why}` : `hold:${x.detail}`;
+    const prev = this.lastStray;
+    this.lastStray = d;
+    if (key(d) !== null && key(d) === key(prev)) return;
+    switch (d.kind) {
+      case 'none':
+        if (prev !== null && prev.kind !== 'none')
+          this.log.info({ why: d.why }, 'no longer writable against zookeeper: nothing to fence');
+        else this.log.debug({ why: d.why }, 'stray-writable check: nothing to fence');
+        break;
+      case 'hold':
+        this.log.warn(
+          { ...extra, stray: d.stray, why: d.why, detail: d.detail },
+          'writable but not the master in zookeeper: not fencing',
+        );
+        break;
+      case 'fence':
+        this.log.error(
+          { ...extra, stray: d.stray, reason: d.reason },
+          'writable but not the master in zookeeper: fencing (read_only=ON, killing client connections)',
+        );
+        break;
+    }
+  }
+
+  private async evaluateStray(): Promise<void> {
+    if (this.closed || !this.zkConnected) return;
+    const h = this.health;
+    // Only a status read by the last check, and read after our last fence, is acted on.
+    if (h.kind !== 'up') {
+      this.noteStray({ kind: 'none', why: 'mysqld-not-up' });
+      return;
+    }
+    if (this.lastFenceAt !== null && h.at <= this.lastFenceAt) return;
+    const readOnly = h.status.readOnly;
+    // The watched records first (no I/O): only a possible fence is worth fresh reads.
+    const watched = decideStray({
+      self: this.node,
+      readOnly,
+      view: {
+        group: this.group,
+        master: this.master === null ? 'absent' : { node: this.master.node, epoch: this.master.epoch },
+        rejoinPending: this.rejoin === 'present',
+        task: null,
+        white: false,
+      },
+    });
+    if (watched.kind !== 'fence' || this.group === null) {
+      this.noteStray(watched);
+      return;
+    }
+    let view: StrayView;
+    try {
+      view = await this.readStrayView(this.group);
+    } catch (err) {
+      if (!this.closed)
+        this.log.warn(
+          { err: errorMessage(err), reason: watched.reason },
+          'writable but maybe not the master: could not confirm in zookeeper; will look again',
+        );
+      return;
+    }
+    if (this.closed) return;
+    const decision = decideStray({ self: this.node, readOnly, view });
+    this.noteStray(decision, { checkedAt: h.at });
+    if (decision.kind !== 'fence') return;
+    try {
+      // The admin and replication accounts are spared: a server worker or the CLI may be working
+      // on this node (setha, re-pointing) and never writes as an application.
+      const killed = await fenceLocal(
+        this.probe,
+        this.flavor,
+        Math.max(200, this.cfg.mysql.connectTimeoutMs),
+        [this.cfg.mysql.user, this.cfg.mysql.replicationUser],
+      );
+      this.lastFenceAt = Date.now();
+      this.counters.strayFences++;
+      this.log.error(
+        { killed, stray: decision.stray, reason: decision.reason },
+        'fenced: read_only=ON, client connections killed',
+      );
+      this.requestCheck();
+    } catch (err) {
+      // No immediate re-check: that would retry in a tight loop; the next regular check does.
+      this.log.error({ err: errorMessage(err) }, 'fencing failed; will try again on the next check');
+    }
+  }
+
   // --- state for HTTP --------------------------------------------------------------------------
 
   snapshot(): AgentSnapshot {
@@ -610,6 +759,7 @@ class Agent {
       zkConnected: this.zkConnected,
       onlinePublished: this.onlinePublished !== null,
       rejoinPending: this.rejoin === 'present',
+      strayWritable: this.lastStray !== null && this.lastStray.kind !== 'none',
       counters,
     };
   }

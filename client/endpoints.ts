@@ -16,6 +16,8 @@ export interface AgentSnapshot {
   readonly zkConnected: boolean;
   readonly onlinePublished: boolean;
   readonly rejoinPending: boolean;
+  /** mysqld is writable while ZooKeeper says it must not be (being fenced, or held: client/fence.ts decideStray). */
+  readonly strayWritable: boolean;
   readonly counters: AgentCounters;
 }
 
@@ -25,6 +27,8 @@ export interface AgentCounters {
   readonly onlineWrites: number;
   readonly selfFences: number;
   readonly failsafeHolds: number;
+  /** Fences of a writable node that ZooKeeper says is not the master (decideStray). */
+  readonly strayFences: number;
   readonly sessions: number;
   readonly expiries: number;
 }
@@ -110,6 +114,12 @@ export function renderMetrics(s: AgentSnapshot): string {
   metric('zkmha_client_rejoin_pending', 'gauge', 'rejoin/<node> exists, online/ is held back', [
     ['', b(s.rejoinPending)],
   ]);
+  metric(
+    'zkmha_client_stray_writable',
+    'gauge',
+    'mysqld is writable but master/<group> names another node or rejoin/<node> exists',
+    [['', b(s.strayWritable)]],
+  );
   metric('zkmha_client_last_check_seconds', 'gauge', 'duration of the last health check', [
     ['', s.counters.lastCheckMs / 1000],
   ]);
@@ -133,6 +143,12 @@ export function renderMetrics(s: AgentSnapshot): string {
     'counter',
     'times fencing was skipped because every replica was attached',
     [['', s.counters.failsafeHolds]],
+  );
+  metric(
+    'zkmha_client_stray_fence_total',
+    'counter',
+    'times the agent fenced its mysqld for being writable while not the master in ZooKeeper',
+    [['', s.counters.strayFences]],
   );
   metric('zkmha_client_zk_sessions_total', 'counter', 'ZooKeeper sessions established', [
     ['', s.counters.sessions],

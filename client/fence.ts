@@ -112,3 +112,101 @@ export function decideFence(input: {
   if (detached.length > 0) return { kind: 'fence', reason: why.join('; '), detached };
   return { kind: 'failsafe', replicas };
 }
+
+// --- A writable node that is not the master (design §9.1) ----------------------------------------
+
+/**
+ * Fencing a stray writable node, pure. The rule above only covers a master that loses ZooKeeper.
+ * A node can also be writable while ZooKeeper has moved on: an old master whose mysqld hung
+ * (SIGSTOP, an I/O stall) and un-hung after a failover that could not reach it to fence it, a
+ * mysqld restarted with read_only=OFF, a replica made writable by hand. Behind a router that is
+ * stale or cut off from ZooKeeper that is a second writable master. So the agent fences its own
+ * mysqld when it is writable AND ZooKeeper says it must not be: master/<group> names another node,
+ * or rejoin/<self> exists (it was failed over and must be reconciled before it may serve).
+ *
+ * Holds (writable, not the master, yet not fenced):
+ *  - task/<group> names this node as its candidate: a failover, switchover or add is promoting it
+ *    (the candidate is writable a moment before master/ names it; a stalled commit leaves it so
+ *    until a worker finishes the task);
+ *  - task/<group> is invalid: unreadable intent is never acted on (design §2);
+ *  - white/<group> exists (maintenance) and the only reason is master/: an operator promoting a
+ *    node by hand before `mha setmaster`. A pending rejoin/ is fenced even then.
+ */
+export interface StrayView {
+  /** The node's group (meta_host/<self>); null when not in a group. */
+  readonly group: string | null;
+  /** master/<group>: whom it names; 'absent' or 'invalid' otherwise. */
+  readonly master: { readonly node: string; readonly epoch: number } | 'absent' | 'invalid';
+  /** rejoin/<self> exists. */
+  readonly rejoinPending: boolean;
+  /** task/<group>: null when absent. */
+  readonly task: { readonly kind: string; readonly candidate: string | null } | null | 'invalid';
+  /** white/<group> exists (valid or not: an invalid one is still someone's intent). */
+  readonly white: boolean;
+}
+
+export type StrayReason = 'not-master' | 'rejoin-pending';
+
+export type StrayDecision =
+  | {
+      readonly kind: 'none';
+      readonly why:
+        'mysqld-not-up' | 'read-only' | 'no-group' | 'master-absent' | 'master-invalid' | 'legitimate-master';
+    }
+  | {
+      readonly kind: 'hold';
+      readonly stray: StrayReason;
+      readonly why: 'promotion-in-progress' | 'task-invalid' | 'maintenance';
+      readonly detail: string;
+    }
+  | { readonly kind: 'fence'; readonly stray: StrayReason; readonly reason: string };
+
+/**
+ * `readOnly` is null unless the last check succeeded (only a fresh status is acted on). `view` must
+ * come from ZooKeeper reads made after that check: a promotion writes task/ before it makes the
+ * candidate writable, so a later read sees the candidate in task/ or (after its commit) in master/.
+ */
+export function decideStray(input: {
+  readonly self: string;
+  readonly readOnly: boolean | null;
+  readonly view: StrayView;
+}): StrayDecision {
+  const { self, view } = input;
+  if (input.readOnly === null) return { kind: 'none', why: 'mysqld-not-up' };
+  if (input.readOnly) return { kind: 'none', why: 'read-only' };
+  if (view.group === null) return { kind: 'none', why: 'no-group' };
+  let stray: StrayReason;
+  let reason: string;
+  if (view.rejoinPending) {
+    stray = 'rejoin-pending';
+    reason = `rejoin/${self} exists: this node was failed over and must be reconciled before it serves`;
+  } else if (view.master === 'absent') return { kind: 'none', why: 'master-absent' };
+  else if (view.master === 'invalid') return { kind: 'none', why: 'master-invalid' };
+  else if (view.master.node === self) return { kind: 'none', why: 'legitimate-master' };
+  else {
+    stray = 'not-master';
+    reason = `master/${view.group} names ${view.master.node} (epoch ${view.master.epoch})`;
+  }
+  if (view.task === 'invalid')
+    return {
+      kind: 'hold',
+      stray,
+      why: 'task-invalid',
+      detail: `task/${view.group} is invalid: not acting on it (${reason})`,
+    };
+  if (view.task !== null && view.task.candidate === self)
+    return {
+      kind: 'hold',
+      stray,
+      why: 'promotion-in-progress',
+      detail: `task/${view.group} (${view.task.kind}) is promoting this node (${reason})`,
+    };
+  if (stray === 'not-master' && view.white)
+    return {
+      kind: 'hold',
+      stray,
+      why: 'maintenance',
+      detail: `white/${view.group} exists: maintenance, left to the operator (${reason})`,
+    };
+  return { kind: 'fence', stray, reason };
+}

@@ -153,11 +153,19 @@ export class MysqldProbe {
   }
 }
 
-/** Fencing: read_only=ON, then kill every client connection (design §4). Returns how many died. */
-export async function fenceLocal(probe: MysqldProbe, flavor: Flavor, timeoutMs: number): Promise<number> {
+/**
+ * Fencing: read_only=ON, then kill every client connection but those of `keepUsers` (design §4).
+ * Returns how many died.
+ */
+export async function fenceLocal(
+  probe: MysqldProbe,
+  flavor: Flavor,
+  timeoutMs: number,
+  keepUsers: readonly string[] = [],
+): Promise<number> {
   return probe.withLocal(timeoutMs, async (conn) => {
     await flavor.setReadOnly(conn, true);
-    return flavor.killClientConnections(conn, { keepUsers: [] });
+    return flavor.killClientConnections(conn, { keepUsers });
   });
 }
 

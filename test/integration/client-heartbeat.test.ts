@@ -16,6 +16,7 @@ import {
   metaHostSchema,
   onlineSchema,
   rejoinSchema,
+  taskSchema,
 } from '../../core/records';
 import { Zk, type NodeData } from '../../core/zk/client';
 import { ZkPaths } from '../../core/zk/paths';
@@ -261,7 +262,8 @@ describe('heartbeat client', () => {
       what: 'GET /replica 200 again',
     });
 
-    // Another node becomes master in master/<group>: /master on the old one answers 503.
+    // Another node becomes master in master/<group>: /master on the old one answers 503, and
+    // being writable while not the master, it is fenced by its agent.
     await zk.set(
       paths.master(GROUP),
       encodeRecord(
@@ -270,10 +272,19 @@ describe('heartbeat client', () => {
         'master',
       ),
     );
-    await waitFor(async () => (await get(cm.httpPort, '/master')).status === 503, {
-      timeoutMs: 5000,
-      what: 'GET /master 503 after master/ moved',
-    });
+    try {
+      await waitFor(async () => (await get(cm.httpPort, '/master')).status === 503, {
+        timeoutMs: 5000,
+        what: 'GET /master 503 after master/ moved',
+      });
+      await waitFor(() => cm.snapshot().counters.strayFences === 1, {
+        timeoutMs: 5000,
+        what: 'the old master fenced by its agent',
+      });
+    } finally {
+      await stopClients();
+      await m.query('SET GLOBAL read_only = OFF');
+    }
   });
 
   it('deletes online/ at once when mysqld is killed (agent/ says mysqldDown), republishes after restart, and holds back while rejoin/ exists (over the Unix socket)', async (t) => {
@@ -457,6 +468,146 @@ describe('heartbeat client', () => {
       await Promise.all([r1.query('START SLAVE'), r2.query('START SLAVE')]);
       await m.query('SET GLOBAL read_only = OFF');
       app.destroy();
+    }
+  });
+
+  it('a replica made writable by hand (master/ names another node) is fenced within a few checks; the master is not', async (t) => {
+    const paths = await freshGroup();
+    const [m, r] = [db.instances[0]!, db.instances[1]!];
+    const cm = await client(paths, m);
+    const cr = await client(paths, r);
+    try {
+      await waitFor(async () => (await online(paths, m)) !== null && (await online(paths, r)) !== null, {
+        timeoutMs: 5000,
+        what: 'online/ of master and replica',
+      });
+      await waitFor(() => cr.snapshot().master !== null, { timeoutMs: 3000, what: 'replica knows master/' });
+      const app = await r.connect('app');
+      t.after(() => app.destroy());
+      let appLost = false;
+      app.onLost(() => (appLost = true));
+
+      const madeWritableAt = Date.now();
+      await r.query('SET GLOBAL read_only = OFF');
+      await explained(
+        cr,
+        waitFor(async () => Number((await r.query('SELECT @@read_only AS ro'))[0]!.ro) === 1, {
+          timeoutMs: CHECK_MS * 20,
+          what: 'the replica turned read-only again by its agent',
+        }),
+      );
+      log.info({ ms: Date.now() - madeWritableAt }, 'replica made writable → fenced by its agent');
+      assert.equal(cr.snapshot().counters.strayFences, 1);
+      await waitFor(() => appLost, { timeoutMs: 3000, what: 'app connection on the replica killed' });
+      await waitFor(async () => (await online(paths, r))?.record.readOnly === true, {
+        timeoutMs: 3000,
+        what: 'online/ of the replica read-only again',
+      });
+      const metrics = await get(cr.httpPort, '/metrics');
+      assert.match(metrics.body, /^zkmha_client_stray_fence_total\{[^}]*\} 1$/m);
+
+      // The real master stays writable throughout: this rule never fences it.
+      await checksPass(cm, 3);
+      const [ro] = await m.query('SELECT @@read_only AS ro');
+      assert.equal(Number(ro!.ro), 0, 'the master stays writable');
+      assert.equal(cm.snapshot().counters.strayFences, 0);
+      assert.equal(cm.snapshot().counters.selfFences, 0);
+    } finally {
+      await stopClients();
+      await r.query('SET GLOBAL read_only = ON');
+    }
+  });
+
+  it('a promotion under way (task/ names the candidate) is not fenced; once master/ moves, the old master back writable with rejoin/ is', async () => {
+    const paths = await freshGroup();
+    const [m, r] = [db.instances[0]!, db.instances[1]!];
+    const cm = await client(paths, m);
+    const cr = await client(paths, r);
+    try {
+      await waitFor(async () => (await online(paths, m)) !== null && (await online(paths, r)) !== null, {
+        timeoutMs: 5000,
+        what: 'online/ of master and replica',
+      });
+      // A failover that could not reach the old master (hung: not fenced in MySQL) promotes r: the
+      // task names r before r becomes writable, and master/ still names m until the commit.
+      const taskPath = paths.task(GROUP);
+      await zk.create(
+        taskPath,
+        encodeRecord(
+          taskSchema,
+          {
+            v: 1,
+            id: 'test-failover',
+            kind: 'failover',
+            step: 'promote',
+            oldMaster: m.node,
+            candidate: r.node,
+            startedAt: Date.now(),
+            worker: 'test',
+            epoch: 2,
+            detail: {},
+          },
+          taskPath,
+        ),
+      );
+      await r.query('SET GLOBAL read_only = OFF');
+      await waitFor(() => cr.snapshot().strayWritable, {
+        timeoutMs: 3000,
+        what: 'candidate agent sees itself writable, not yet the master',
+      });
+      await checksPass(cr, 4);
+      assert.equal(Number((await r.query('SELECT @@read_only AS ro'))[0]!.ro), 0, 'candidate left writable');
+      assert.equal(cr.snapshot().counters.strayFences, 0);
+
+      // The commit: master/ names r, the task goes, rejoin/<m> is created — in one multi.
+      const cur = await zk.get(paths.master(GROUP));
+      await zk.multi([
+        {
+          op: 'set',
+          path: paths.master(GROUP),
+          data: encodeRecord(
+            masterSchema,
+            { v: 1, node: r.node, epoch: 2, since: Date.now(), reason: 'failover' },
+            'master',
+          ),
+          version: cur.stat.version,
+        },
+        { op: 'delete', path: taskPath, version: -1 },
+        {
+          op: 'create',
+          path: paths.rejoin(m.node),
+          data: encodeRecord(
+            rejoinSchema,
+            {
+              v: 1,
+              group: GROUP,
+              newMaster: r.node,
+              epoch: 2,
+              promotedAt: Date.now(),
+              gtidAtPromotion: '0-1-1',
+            },
+            'rejoin',
+          ),
+        },
+      ]);
+      // The old master (still writable: nothing could fence it) is fenced by its own agent.
+      await explained(
+        cm,
+        waitFor(async () => Number((await m.query('SELECT @@read_only AS ro'))[0]!.ro) === 1, {
+          timeoutMs: CHECK_MS * 20,
+          what: 'old master turned read-only by its agent',
+        }),
+      );
+      assert.equal(cm.snapshot().counters.strayFences, 1);
+      // The new master is the legitimate one: never fenced.
+      await waitFor(() => !cr.snapshot().strayWritable, { timeoutMs: 3000, what: 'new master legitimate' });
+      await checksPass(cr, 3);
+      assert.equal(Number((await r.query('SELECT @@read_only AS ro'))[0]!.ro), 0, 'new master writable');
+      assert.equal(cr.snapshot().counters.strayFences, 0);
+    } finally {
+      await stopClients();
+      await r.query('SET GLOBAL read_only = ON');
+      await m.query('SET GLOBAL read_only = OFF');
     }
   });
 

@@ -30,12 +30,14 @@ const base: AgentSnapshot = {
   zkConnected: true,
   onlinePublished: true,
   rejoinPending: false,
+  strayWritable: false,
   counters: {
     checks: { ok: 3, refused: 1, dropped: 0, timeout: 2, error: 0 },
     lastCheckMs: 4,
     onlineWrites: 2,
     selfFences: 0,
     failsafeHolds: 0,
+    strayFences: 0,
     sessions: 1,
     expiries: 0,
   },
@@ -91,6 +93,21 @@ describe('client GET /metrics', () => {
     // every sample line is `name{labels} number`
     for (const line of text.trim().split('\n'))
       if (!line.startsWith('#')) assert.match(line, /^[a-z_]+\{[^}]*\} (-?[0-9.e+-]+|NaN)$/);
+  });
+
+  it('exposes a writable node that is not the master and how often it was fenced', () => {
+    const quiet = renderMetrics(base);
+    assert.match(quiet, /^zkmha_client_stray_writable\{[^}]*\} 0$/m);
+    assert.match(quiet, /^zkmha_client_stray_fence_total\{[^}]*\} 0$/m);
+    const text = renderMetrics({
+      ...base,
+      master: { ...base.master!, node: OTHER },
+      strayWritable: true,
+      counters: { ...base.counters, strayFences: 2 },
+    });
+    assert.match(text, /^# TYPE zkmha_client_stray_fence_total counter$/m);
+    assert.match(text, /^zkmha_client_stray_writable\{[^}]*\} 1$/m);
+    assert.match(text, /^zkmha_client_stray_fence_total\{[^}]*\} 2$/m);
   });
 
   it('shows unknown values as NaN when mysqld is down', () => {
