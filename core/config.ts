@@ -71,6 +71,11 @@ const serverSchema = z
     reconcileIntervalMs: posInt('server.reconcileIntervalMs').default(2000),
     /** Read-pool hysteresis: a replica returns after being healthy this long without interruption. */
     readReturnAfterMs: posInt('server.readReturnAfterMs').default(2000),
+    /**
+     * A master whose heartbeat says read_only=ON with no operation open is made writable again (or
+     * alerted on) after this long (about 2 × the clients' check interval).
+     */
+    readOnlyGraceMs: posInt('server.readOnlyGraceMs').default(1000),
   })
   .strict();
 

@@ -20,7 +20,17 @@ export interface Observations {
   readonly now: number;
   /** The probe, when one was made for this decision. */
   readonly probe?: MasterProbe;
+  /**
+   * Since when the caller has seen online/<master> say `readOnly: true` for this master and epoch
+   * with no task open (`readOnlyMasterKey`); absent when it has not (or does not track it).
+   */
+  readonly masterReadOnlySince?: number;
+  /** How long a read-only master is left alone before it is a 'master-read-only' verdict. */
+  readonly readOnlyGraceMs?: number;
 }
+
+/** Default grace for a master whose heartbeat says read-only (2 × the default check interval). */
+export const READ_ONLY_GRACE_MS = 1000;
 
 /**
  * How the old master was found dead. 'self-fenced': it answers but is read-only with no
@@ -40,6 +50,18 @@ export type Verdict =
    */
   | { readonly kind: 'operation-in-progress'; readonly task: TaskRecord }
   | { readonly kind: 'master-healthy'; readonly master: string }
+  /**
+   * The master's heartbeat is there but says read_only=ON, with no operation open, for longer than
+   * the grace period: nobody can write (a self-fence that outlived its ZooKeeper outage — the same
+   * session survived, so online/ never vanished — or a fence by hand). `white`: maintenance, alert only.
+   */
+  | {
+      readonly kind: 'master-read-only';
+      readonly master: string;
+      readonly epoch: number;
+      readonly since: number;
+      readonly white: boolean;
+    }
   /** online/<master> is gone: connect to it before deciding. */
   | { readonly kind: 'needs-confirmation'; readonly oldMaster: string }
   /** Maintenance: no automatic failover (design §5.1). */
@@ -104,7 +126,22 @@ export function detect(view: GroupView, obs: Observations): Verdict {
 
   const oldMaster = view.master.record.node;
   const m = member(view, oldMaster);
-  if (m?.online) return { kind: 'master-healthy', master: oldMaster };
+  if (m?.online) {
+    const since = obs.masterReadOnlySince;
+    if (
+      m.online.readOnly &&
+      since !== undefined &&
+      obs.now - since >= (obs.readOnlyGraceMs ?? READ_ONLY_GRACE_MS)
+    )
+      return {
+        kind: 'master-read-only',
+        master: oldMaster,
+        epoch: view.master.record.epoch,
+        since,
+        white: view.white !== null || view.invalid.white,
+      };
+    return { kind: 'master-healthy', master: oldMaster };
+  }
 
   // An invalid white record is still someone's intent to hold automation back.
   if (view.white !== null || view.invalid.white)
@@ -144,6 +181,18 @@ export function detect(view: GroupView, obs: Observations): Verdict {
     return { kind: 'no-candidate', oldMaster, why, how };
   }
   return { kind: 'master-dead', oldMaster, how };
+}
+
+/**
+ * What a read-only master is tracked by (`Observations.masterReadOnlySince`): `<node>@<epoch>` while
+ * no task is open, master/ and haproxy/ are valid and online/<master> says readOnly=true; null
+ * otherwise (an operation's own fence happens with its task present, so it never starts the clock).
+ */
+export function readOnlyMasterKey(view: GroupView): string | null {
+  if (view.task !== null || view.invalid.task || view.invalid.master || view.invalid.route) return null;
+  const m = view.master?.record;
+  if (m === undefined) return null;
+  return member(view, m.node)?.online?.readOnly === true ? `${m.node}@${m.epoch}` : null;
 }
 
 /** Maps the probe's raw outcome (error kind from core/mysql classifyMysqlError) to a MasterProbe. */

@@ -3,8 +3,10 @@ import { classifyMysqlError, MysqlError } from '../core/mysql/connection';
 import type { Flavor } from '../core/mysql/flavor';
 import type { NodeConnections } from '../core/ops/connections';
 import { delay } from '../core/timeout';
+import { withTimeout } from '../core/timeout';
 import type { MasterProbe } from './detect';
 import type { ReplicaProbe } from './readpool';
+import type { ReadOnlyProbe } from './readonly';
 
 /**
  * Direct checks of a mysqld (design §5.3): a fresh connection each time (a cached one may be
@@ -75,5 +77,41 @@ export async function probeReplica(
     }
   } catch (err) {
     return { kind: 'down', error: errorMessage(err) };
+  }
+}
+
+/**
+ * A direct look at a master whose heartbeat says read-only (server/readonly.ts): its read_only and
+ * whether it replicates from anyone (an IO or SQL thread running). Fresh connection, bounded.
+ */
+export async function probeReadOnlyMaster(
+  conns: NodeConnections,
+  flavor: Flavor,
+  node: string,
+  timeoutMs: number,
+): Promise<ReadOnlyProbe> {
+  try {
+    return await withTimeout(
+      (async (): Promise<ReadOnlyProbe> => {
+        const conn = await conns.open(node, Math.min(conns.connectTimeoutMs, timeoutMs));
+        try {
+          const st = await flavor.readState(conn);
+          const r = st.replica;
+          const replicating = r !== null && r.masterHost !== '' && (r.ioRunning || r.sqlRunning);
+          return {
+            kind: 'answered',
+            readOnly: st.readOnly,
+            replicatingFrom: replicating ? `${r.masterHost}:${r.masterPort}` : null,
+          };
+        } finally {
+          conn.destroy();
+        }
+      })(),
+      timeoutMs,
+      `probe ${node}`,
+      'MYSQL_TIMEOUT',
+    );
+  } catch (err) {
+    return { kind: 'failed', error: errorMessage(err) };
   }
 }

@@ -6,6 +6,8 @@ import { flavorFor } from '../core/mysql/index';
 import type { Flavor } from '../core/mysql/flavor';
 import { alertOps, historyOps } from '../core/ops/commit';
 import { NodeConnections } from '../core/ops/connections';
+import { readGtidPositions } from '../core/ops/positions';
+import { withTimeout } from '../core/timeout';
 import { isGroupName } from '../core/names';
 import {
   decodeRecord,
@@ -22,10 +24,11 @@ import type { MultiOp, Watch, Zk } from '../core/zk/client';
 import { acquireLock, readLockHolder, type LockHandle } from '../core/zk/lock';
 import type { ZkPaths } from '../core/zk/paths';
 import { abandonment, taskKey, type OrphanMark } from './abandoned';
-import { detect, type MasterProbe, type Verdict } from './detect';
+import { detect, readOnlyMasterKey, type MasterProbe, type Observations, type Verdict } from './detect';
 import { createFailoverTask, runFailover, type FailoverDeps, type FailoverStep } from './failover';
-import { confirmMaster, probeReplica } from './probe';
+import { confirmMaster, probeReadOnlyMaster, probeReplica } from './probe';
 import { planReadPool, type ReplicaProbe } from './readpool';
+import { decideReadOnlyMaster, type OtherNode, type ReadOnlyAction } from './readonly';
 import { resolveAbandonedTask } from './resolve';
 
 /**
@@ -50,6 +53,11 @@ import { resolveAbandonedTask } from './resolve';
  *   <group>__operation-abandoned   a switchover / add whose process died (task/ without a lock holder
  *                                  for a session timeout): what was done about it (server/abandoned.ts —
  *                                  a switchover is rolled back or finished, an add only reported)
+ *   <group>__master-read-only      the master's heartbeat said read_only=ON with no operation open for
+ *                                  longer than server.readOnlyGraceMs (a self-fence that outlived its
+ *                                  ZooKeeper outage, a fence by hand): made writable again under the
+ *                                  lock when that is safe (server/readonly.ts; + history event), else
+ *                                  alert (+ history) only; white-listed: alert only. Each occurrence.
  * Tasks of groups not registered yet (an `mha add` that died before its commit) are found by
  * listing task/ as well.
  * Locking: lock/<group> is taken per action (failover, read-pool change), never held while idle, so
@@ -81,9 +89,17 @@ interface GroupState {
   readonly probes: Map<string, { at: number; probe: ReplicaProbe }>;
   readonly probing: Set<string>;
   recheck: NodeJS.Timeout | null;
+  recheckAt: number;
   retryFailoverAt: number;
   lastVerdict: string;
+  /** online/<master> says read-only (readOnlyMasterKey) since this worker first saw it so. */
+  readOnly: { readonly key: string; readonly since: number } | null;
+  /** No new look at a read-only master before this (after one that changed nothing). */
+  readOnlyRetryAt: number;
 }
+
+/** Alert and history kind of a master that stays read-only (server/readonly.ts). */
+const READ_ONLY_ALERT = 'master-read-only';
 
 /** #withLock's answer when the lock could not be had in time. */
 const BUSY = Symbol('lock busy');
@@ -205,8 +221,11 @@ export class ServerWorker {
         probes: new Map(),
         probing: new Set(),
         recheck: null,
+        recheckAt: 0,
         retryFailoverAt: 0,
         lastVerdict: '',
+        readOnly: null,
+        readOnlyRetryAt: 0,
       };
       this.#groups.set(name, g);
       this.#watchPath(g, this.#o.paths.metaGroup(name));
@@ -284,8 +303,13 @@ export class ServerWorker {
     })();
   }
 
+  /** Asks for an evaluation at `at` (an earlier one already asked for stands: it evaluates everything). */
   #schedule(g: GroupState, at: number): void {
-    if (g.recheck !== null) clearTimeout(g.recheck);
+    if (g.recheck !== null) {
+      if (g.recheckAt <= at) return;
+      clearTimeout(g.recheck);
+    }
+    g.recheckAt = at;
     g.recheck = setTimeout(
       () => {
         g.recheck = null;
@@ -358,13 +382,23 @@ export class ServerWorker {
     const viewMs = performance.now() - t0;
     for (const p of view.problems) this.#log.debug({ group: g.name, ...p }, 'invalid record in view');
     this.#syncMemberWatches(g, view);
-    let verdict = detect(view, { now: Date.now() });
+    const roKey = readOnlyMasterKey(view);
+    if (roKey === null) g.readOnly = null;
+    else if (g.readOnly?.key !== roKey) g.readOnly = { key: roKey, since: Date.now() };
+    const readOnlyGraceMs = this.#o.server.readOnlyGraceMs;
+    const obs = (o: { probe?: MasterProbe } = {}): Observations => ({
+      now: Date.now(),
+      readOnlyGraceMs,
+      ...(g.readOnly !== null ? { masterReadOnlySince: g.readOnly.since } : {}),
+      ...o,
+    });
+    let verdict = detect(view, obs());
     let probe: MasterProbe | undefined;
     if (verdict.kind === 'needs-confirmation') {
       probe = await confirmMaster(this.#conns, this.#flavor(view), verdict.oldMaster, {
         confirmMs: view.meta!.settings.confirmMs,
       });
-      verdict = detect(view, { now: Date.now(), probe });
+      verdict = detect(view, obs({ probe }));
       this.#log.info(
         {
           group: g.name,
@@ -391,6 +425,12 @@ export class ServerWorker {
         );
         return;
       case 'master-healthy':
+        // A read-only master within its grace period: look again when the grace ends.
+        if (g.readOnly !== null) this.#schedule(g, g.readOnly.since + readOnlyGraceMs);
+        await this.#healthy(g, view);
+        return;
+      case 'master-read-only':
+        await this.#masterReadOnly(g, view, verdict);
         await this.#healthy(g, view);
         return;
       case 'needs-confirmation':
@@ -762,6 +802,176 @@ export class ServerWorker {
       },
       Math.max(0, at - Date.now()),
     );
+  }
+
+  // --- a master that stays read-only (server/readonly.ts) ------------------------------------------
+
+  /**
+   * detect said 'master-read-only': white-listed → alert only; otherwise, under lock/<group>, read
+   * the view again, probe the master and every other member directly, and un-fence it when
+   * decideReadOnlyMaster says it is safe — recording a history event and the alert either way.
+   */
+  async #masterReadOnly(
+    g: GroupState,
+    view: GroupView,
+    v: Extract<Verdict, { kind: 'master-read-only' }>,
+  ): Promise<void> {
+    const { zk, paths } = this.#o;
+    const readOnlyMs = Date.now() - v.since;
+    if (v.white) {
+      await this.#readOnlyRecord(
+        view,
+        v,
+        { kind: 'alert-only', why: `white/${g.name} is set (maintenance)` },
+        {
+          readOnlyMs,
+          history: false,
+        },
+      );
+      return;
+    }
+    if (Date.now() < g.readOnlyRetryAt) {
+      this.#schedule(g, g.readOnlyRetryAt);
+      return;
+    }
+    const flavor = this.#flavor(view);
+    const timeoutMs = Math.max(1000, 2 * this.#o.cfg.mysql.connectTimeoutMs);
+    const outcome = await this.#withLock(g.name, async (lock) => {
+      const t0 = performance.now();
+      const v2 = await readGroupView(zk, paths, g.name);
+      const again = detect(v2, {
+        now: Date.now(),
+        masterReadOnlySince: v.since,
+        readOnlyGraceMs: this.#o.server.readOnlyGraceMs,
+      });
+      if (again.kind !== 'master-read-only' || again.master !== v.master || again.epoch !== v.epoch)
+        return { kind: 'none', why: `looked again under the lock: ${again.kind}` } as const;
+      const others = v2.members.map((m) => m.node).filter((n) => n !== v.master);
+      const [probe, { positions }] = await Promise.all([
+        probeReadOnlyMaster(this.#conns, flavor, v.master, timeoutMs),
+        readGtidPositions(this.#conns, flavor, others, timeoutMs),
+      ]);
+      const otherNodes = new Map<string, OtherNode>(
+        [...positions].map(([n, p]) => [
+          n,
+          p.reachable ? { reachable: true, readOnly: p.readOnly } : { reachable: false },
+        ]),
+      );
+      const action = decideReadOnlyMaster({
+        view: v2,
+        master: v.master,
+        epoch: v.epoch,
+        probe,
+        others: otherNodes,
+      });
+      const probeMs = Math.round((performance.now() - t0) * 10) / 10;
+      const steps = [{ name: 'probe', ms: probeMs, ok: probe.kind === 'answered' }];
+      if (action.kind === 'none') return action;
+      if (action.kind === 'unfence') {
+        if (!lock.isHeld()) return { kind: 'none', why: 'lost the lock before un-fencing' } as const;
+        const t1 = performance.now();
+        await withTimeout(
+          this.#conns.run(v.master, (c) => flavor.setReadOnly(c, false)),
+          timeoutMs,
+          `set read_only=OFF on ${v.master}`,
+          'MYSQL_TIMEOUT',
+        );
+        steps.push({ name: 'unfence', ms: Math.round((performance.now() - t1) * 10) / 10, ok: true });
+      }
+      await this.#readOnlyRecord(v2, v, action, { readOnlyMs, history: true, steps });
+      return action;
+    });
+    if (outcome === BUSY) return this.#kick(g);
+    if (outcome.kind === 'unfence') {
+      g.readOnlyRetryAt = 0;
+      this.#log.warn(
+        { group: g.name, master: v.master, epoch: v.epoch, readOnlyMs },
+        'master was read-only with no operation open: made writable again (read_only=OFF)',
+      );
+      return;
+    }
+    // Nothing changed: not again before a reconcile interval (the heartbeat tells of any change).
+    g.readOnlyRetryAt = Date.now() + this.#o.server.reconcileIntervalMs;
+    this.#schedule(g, g.readOnlyRetryAt);
+    this.#log[outcome.kind === 'none' ? 'info' : 'warn'](
+      { group: g.name, master: v.master, epoch: v.epoch, action: outcome.kind, why: outcome.why },
+      outcome.kind === 'none'
+        ? 'read-only master: nothing to do'
+        : 'read-only master: not safe to un-fence, alert only',
+    );
+  }
+
+  /**
+   * The `watch_down/<group>__master-read-only` alert (+ a history event unless `history: false`).
+   * An un-fence is recorded every time; an alert-only outcome once per master, epoch and reason.
+   */
+  async #readOnlyRecord(
+    view: GroupView,
+    v: Extract<Verdict, { kind: 'master-read-only' }>,
+    action: Exclude<ReadOnlyAction, { kind: 'none' }>,
+    o: {
+      readonly readOnlyMs: number;
+      readonly history: boolean;
+      readonly steps?: ReadonlyArray<{ name: string; ms: number; ok: boolean }>;
+    },
+  ): Promise<void> {
+    const { zk, paths } = this.#o;
+    const why = action.kind === 'alert-only' ? action.why : null;
+    const detail: Record<string, unknown> = {
+      epoch: v.epoch,
+      master: v.master,
+      action: action.kind === 'unfence' ? 'unfenced' : 'none',
+      ...(why !== null ? { why } : {}),
+      readOnlySince: v.since,
+      readOnlyMs: o.readOnlyMs,
+      note:
+        action.kind === 'unfence'
+          ? `master ${v.master} was read-only with no operation open (a self-fence that outlived a ZooKeeper outage, or a fence by hand); master/ still names it at epoch ${v.epoch}, nothing else is writable: read_only=OFF`
+          : `master ${v.master} is read-only with no operation open: the group takes no writes; not changed automatically (${why})`,
+    };
+    for (let attempt = 1; ; attempt++) {
+      const cur = attempt === 1 ? view : await readGroupView(zk, paths, view.group);
+      const prev = alertOf(cur, READ_ONLY_ALERT);
+      if (
+        action.kind === 'alert-only' &&
+        prev !== undefined &&
+        prev.record.detail.epoch === v.epoch &&
+        prev.record.detail.master === v.master &&
+        prev.record.detail.why === why
+      )
+        return;
+      const now = Date.now();
+      const ops: MultiOp[] = alertOps(
+        paths,
+        view.group,
+        READ_ONLY_ALERT,
+        { kind: READ_ONLY_ALERT, at: now, detail },
+        prev?.version ?? null,
+      );
+      if (o.history) {
+        await zk.mkdirp(paths.historyDir(view.group));
+        ops.push(
+          ...historyOps(paths, view.group, {
+            kind: READ_ONLY_ALERT,
+            from: v.master,
+            to: v.master,
+            epoch: v.epoch,
+            startedAt: v.since,
+            endedAt: now,
+            steps: [...(o.steps ?? [])],
+            detail,
+          }),
+        );
+      }
+      try {
+        await zk.multi(ops);
+        this.#log.warn({ group: view.group, alert: READ_ONLY_ALERT, detail }, 'alert raised');
+        return;
+      } catch (err) {
+        const raced = isZkmhaError(err, 'ZK_NODE_EXISTS') || isZkmhaError(err, 'ZK_BAD_VERSION');
+        if (!raced || attempt >= 3) throw err;
+      }
+    }
   }
 
   // --- healthy master: alerts that resolved, read pool ---------------------------------------------

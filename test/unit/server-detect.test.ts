@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   detect,
   probeFrom,
+  readOnlyMasterKey,
   type MasterProbe,
   type Observations,
   type VerdictKind,
@@ -216,6 +217,96 @@ describe('detect', () => {
     }
     const w = detect({ ...base, invalid: { ...base.invalid, white: true } }, { now: NOW, probe: refused });
     assert.equal(w.kind, 'white-listed', 'an unreadable white record still holds automation back');
+  });
+});
+
+describe('detect: a master whose heartbeat says read-only', () => {
+  const roMaster = { node: M, online: { readOnly: true, role: 'none' as const } };
+  interface RoCase {
+    readonly name: string;
+    readonly spec: ViewSpec;
+    /** How long ago the worker first saw it read-only (undefined: not tracked). */
+    readonly seenMsAgo?: number;
+    readonly expect: VerdictKind;
+    readonly white?: boolean;
+  }
+  const roCases: RoCase[] = [
+    {
+      name: 'read-only past the grace: master-read-only',
+      spec: { members: [roMaster, ...replicas] },
+      seenMsAgo: 1500,
+      expect: 'master-read-only',
+      white: false,
+    },
+    {
+      name: 'exactly at the grace: master-read-only',
+      spec: { members: [roMaster, ...replicas] },
+      seenMsAgo: 1000,
+      expect: 'master-read-only',
+    },
+    {
+      name: 'read-only within the grace (a transition the agent may be in): healthy for now',
+      spec: { members: [roMaster, ...replicas] },
+      seenMsAgo: 300,
+      expect: 'master-healthy',
+    },
+    {
+      name: 'read-only but not tracked by the caller: healthy',
+      spec: { members: [roMaster, ...replicas] },
+      expect: 'master-healthy',
+    },
+    {
+      name: 'writable master, however long tracked: healthy',
+      spec: { members: [{ node: M }, ...replicas] },
+      seenMsAgo: 60_000,
+      expect: 'master-healthy',
+    },
+    {
+      name: 'read-only while white-listed: master-read-only, flagged white (alert only)',
+      spec: { members: [roMaster, ...replicas], white: true },
+      seenMsAgo: 5000,
+      expect: 'master-read-only',
+      white: true,
+    },
+    {
+      name: 'read-only while a switchover is open (its own fence): the operation',
+      spec: { members: [roMaster, ...replicas], task: { kind: 'switchover' } },
+      seenMsAgo: 5000,
+      expect: 'operation-in-progress',
+    },
+    {
+      name: 'read-only while a failover is open: resume it',
+      spec: { members: [roMaster, ...replicas], task: { kind: 'failover' } },
+      seenMsAgo: 5000,
+      expect: 'resume-failover',
+    },
+  ];
+  for (const c of roCases) {
+    it(c.name, () => {
+      const obs: Observations = {
+        now: NOW,
+        readOnlyGraceMs: 1000,
+        ...(c.seenMsAgo !== undefined ? { masterReadOnlySince: NOW - c.seenMsAgo } : {}),
+      };
+      const v = detect(view(c.spec), obs);
+      assert.equal(v.kind, c.expect, JSON.stringify(v));
+      if (v.kind === 'master-read-only') {
+        assert.equal(v.master, M);
+        assert.equal(v.since, NOW - c.seenMsAgo!);
+        if (c.white !== undefined) assert.equal(v.white, c.white);
+      }
+    });
+  }
+
+  it('readOnlyMasterKey: set only for a read-only master with no task open', () => {
+    const rows: Array<[string, ViewSpec, string | null]> = [
+      ['read-only master', { members: [roMaster, ...replicas], epoch: 4 }, `${M}@4`],
+      ['writable master', { members: [{ node: M }, ...replicas] }, null],
+      ['master offline', { members: [masterGone, ...replicas] }, null],
+      ['task open', { members: [roMaster, ...replicas], task: { kind: 'switchover' } }, null],
+      ['no master record', { members: [roMaster, ...replicas], master: null }, null],
+    ];
+    for (const [name, spec, key] of rows) assert.equal(readOnlyMasterKey(view(spec)), key, name);
   });
 });
 
