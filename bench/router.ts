@@ -1,17 +1,18 @@
-import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { spawnMha } from '../test/env/cli';
 import {
   haproxyDir,
   removeHaproxyDir,
+  routerSection,
   startGreeter,
   stopHaproxyAt,
   trackRouterHaproxy,
   type GreeterServer,
 } from '../test/env/haproxy';
-import { track } from '../test/env/reaper';
 import { startReadLoop, startRouterWorld, type ReadLoop, type RouterWorld } from '../test/env/router';
 import { waitFor } from '../test/env/wait';
 
@@ -73,7 +74,7 @@ async function main(): Promise<void> {
   const w: RouterWorld = await startRouterWorld({ nodes: 3 });
   const greeters: GreeterServer[] = [];
   const hp = haproxyDir('zkmha-bench-router-');
-  let child: ReturnType<typeof spawn> | null = null;
+  let child: ChildProcess | null = null;
   let loop: ReadLoop | null = null;
   try {
     for (const name of ['a', 'b', 'c']) greeters.push(await startGreeter(name));
@@ -87,21 +88,13 @@ async function main(): Promise<void> {
       cfg,
       [
         `zookeeper: { hosts: "${w.zk.connectString}", root: /mha, sessionTimeoutMs: 4000 }`,
-        `router: { id: bench, haproxyConfig: ${hp.haproxyConfig}, template: ${hp.template}, masterSocket: ${hp.masterSocket},`,
-        `          adminSocket: ${hp.adminSocket}, stateDir: ${hp.stateDir}, bindAddress: 127.0.0.1 }`,
+        ...routerSection('bench', hp),
         'log: { level: info }',
         '',
       ].join('\n'),
     );
     const logFile = path.join(hp.dir, 'router.log');
-    const fd = fs.openSync(logFile, 'a');
-    child = spawn(
-      process.execPath,
-      [path.resolve(__dirname, '..', 'bin', 'mha.js'), 'router', '--config', cfg],
-      { stdio: ['ignore', fd, fd] },
-    );
-    fs.closeSync(fd);
-    track(child);
+    child = spawnMha(['router', '--config', cfg], logFile);
     await trackRouterHaproxy(hp);
     await until(wg.writePort, 'hello a\n');
     await waitFor(async () => (await w.zkc.exists(w.paths.metaRouter('bench'))) !== null, {

@@ -1,18 +1,17 @@
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MysqlConnection } from '../core/mysql/connection';
-import { MHA_BIN, runMha } from '../test/env/cli';
+import { runMha, spawnMha } from '../test/env/cli';
 import { startCluster, type Cluster } from '../test/env/cluster';
 import {
   haproxyDir,
   removeHaproxyDir,
+  routerSection,
   stopHaproxyAt,
   trackRouterHaproxy,
   type HaproxyPaths,
 } from '../test/env/haproxy';
 import { secretOf, TEST_CREDENTIALS } from '../test/env/mariadb';
-import { track } from '../test/env/reaper';
 import { waitFor } from '../test/env/wait';
 
 /**
@@ -124,26 +123,14 @@ async function main(): Promise<void> {
       routerCfg,
       [
         fs.readFileSync(cli, 'utf8').split('\nlog:')[0]!,
-        'router:',
-        '  id: bench-router',
-        `  haproxyConfig: ${hp.haproxyConfig}`,
-        `  template: ${hp.template}`,
-        `  masterSocket: ${hp.masterSocket}`,
-        `  adminSocket: ${hp.adminSocket}`,
-        `  stateDir: ${hp.stateDir}`,
-        '  bindAddress: 127.0.0.1',
+        ...routerSection('bench-router', hp),
         'log:',
         '  level: warn',
         '',
       ].join('\n'),
       { mode: 0o600 },
     );
-    const routerLog = fs.openSync(path.join(c.dir, 'router.log'), 'a');
-    const router = spawn(process.execPath, [MHA_BIN, 'router', '--config', routerCfg], {
-      stdio: ['ignore', routerLog, routerLog],
-    });
-    track(router);
-    fs.closeSync(routerLog);
+    spawnMha(['router', '--config', routerCfg], path.join(c.dir, 'router.log'));
     void trackRouterHaproxy(hp).catch(() => undefined);
 
     const meta = (await c.view()).meta!;

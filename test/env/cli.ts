@@ -1,13 +1,35 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import type { Zk } from '../../core/zk/client';
 import type { MariaDBInstance } from './mariadb';
+import { track } from './reaper';
 
 /**
  * Helpers for tests of the admin CLI: run `mha` as a child process (exit code, stdout, stderr),
- * and snapshots of ZooKeeper and MySQL state to prove a refused command changed nothing.
+ * and snapshots of ZooKeeper and MySQL state to prove a refused command changed nothing. Also
+ * `spawnMha` for the long-running roles (`mha client|server|router`).
  */
 export const MHA_BIN = path.resolve(__dirname, '..', '..', 'bin', 'mha.js');
+
+/**
+ * `mha <args>` as a long-running child process (a role, as deployed): stdout and stderr appended
+ * to `logFile`, `env` added to this process's environment, registered with the reaper.
+ */
+export function spawnMha(
+  args: readonly string[],
+  logFile: string,
+  env?: Readonly<Record<string, string>>,
+): ChildProcess {
+  const fd = fs.openSync(logFile, 'a');
+  const child = spawn(process.execPath, [MHA_BIN, ...args], {
+    stdio: ['ignore', fd, fd],
+    env: { ...process.env, ...env },
+  });
+  fs.closeSync(fd);
+  track(child);
+  return child;
+}
 
 export interface MhaRun {
   readonly code: number | null;

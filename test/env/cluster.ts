@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -23,6 +23,7 @@ import {
 import { readGroupView, type GroupView } from '../../core/view';
 import { Zk } from '../../core/zk/client';
 import { ZkPaths } from '../../core/zk/paths';
+import { spawnMha } from './cli';
 import {
   startMariaDB,
   secretOf,
@@ -31,7 +32,7 @@ import {
   type MariaDBInstance,
 } from './mariadb';
 import { freePorts } from './ports';
-import { track, trackDir, untrackDir } from './reaper';
+import { trackDir, untrackDir } from './reaper';
 import { waitFor } from './wait';
 import { startZooKeeper, testLogger, type ZkCluster } from './zookeeper';
 
@@ -48,8 +49,6 @@ import { startZooKeeper, testLogger, type ZkCluster } from './zookeeper';
  *  - `assertInvariants()`: one writable master, replicas following it, master/ and haproxy/ on
  *    one epoch (and every router that reports the group), no acknowledged row missing.
  */
-const MHA_BIN = path.resolve(__dirname, '..', '..', 'bin', 'mha.js');
-
 export interface HostSpec {
   readonly priority?: 0 | 1 | 2;
   readonly dc?: string;
@@ -175,13 +174,7 @@ function startProc(
   logFile: string,
   env?: Readonly<Record<string, string>>,
 ): Proc {
-  const fd = fs.openSync(logFile, 'a');
-  const child = spawn(process.execPath, [MHA_BIN, ...args], {
-    stdio: ['ignore', fd, fd],
-    env: { ...process.env, ...env },
-  });
-  fs.closeSync(fd);
-  track(child);
+  const child = spawnMha(args, logFile, env);
   let running = true;
   const exited = new Promise<number | null>((resolve) => {
     child.once('exit', (code) => {

@@ -1,17 +1,17 @@
-import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeRecord, metaRouterSchema } from '../../core/records';
 import { startCluster, type Cluster, type ClusterOptions } from './cluster';
-import { MHA_BIN } from './cli';
+import { spawnMha } from './cli';
 import {
   haproxyDir,
   removeHaproxyDir,
+  routerSection,
   stopHaproxyAt,
   trackRouterHaproxy,
   type HaproxyPaths,
 } from './haproxy';
-import { track } from './reaper';
 import { startHaproxyWriter, startHaproxyReader, type HaproxyReader, type HaproxyWriter } from './traffic';
 import { waitFor } from './wait';
 
@@ -38,7 +38,7 @@ export interface E2EWorld {
 export async function startE2E(opts: ClusterOptions = {}): Promise<E2EWorld> {
   const c = await startCluster({ semiSync: true, logLevel: 'info', ...opts });
   let hp: HaproxyPaths | null = null;
-  let router: ReturnType<typeof spawn> | null = null;
+  let router: ChildProcess | null = null;
   const traffic: Array<{ stop(): Promise<void> }> = [];
   const close = async (): Promise<void> => {
     await Promise.all(traffic.map((t) => t.stop().catch(() => undefined)));
@@ -72,15 +72,7 @@ export async function startE2E(opts: ClusterOptions = {}): Promise<E2EWorld> {
         `  hosts: ${JSON.stringify(c.zk.connectString)}`,
         `  root: ${JSON.stringify(c.root)}`,
         `  sessionTimeoutMs: ${opts.sessionTimeoutMs ?? 2000}`,
-        'router:',
-        '  id: r1',
-        `  haproxyConfig: ${JSON.stringify(h.haproxyConfig)}`,
-        `  template: ${JSON.stringify(h.template)}`,
-        `  masterSocket: ${JSON.stringify(h.masterSocket)}`,
-        `  adminSocket: ${JSON.stringify(h.adminSocket)}`,
-        `  stateDir: ${JSON.stringify(h.stateDir)}`,
-        '  bindAddress: 127.0.0.1',
-        '  reconcileIntervalMs: 1000',
+        ...routerSection('r1', h, { reconcileIntervalMs: 1000 }),
         'log:',
         `  level: ${opts.logLevel ?? 'info'}`,
         '',
@@ -88,10 +80,7 @@ export async function startE2E(opts: ClusterOptions = {}): Promise<E2EWorld> {
       { mode: 0o600 },
     );
     const routerLog = path.join(c.dir, 'router.log');
-    const fd = fs.openSync(routerLog, 'a');
-    router = spawn(process.execPath, [MHA_BIN, 'router', '--config', cfg], { stdio: ['ignore', fd, fd] });
-    fs.closeSync(fd);
-    track(router);
+    router = spawnMha(['router', '--config', cfg], routerLog);
     const r = router;
     await trackRouterHaproxy(h, 15_000);
     const master = await c.master();

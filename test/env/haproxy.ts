@@ -86,6 +86,40 @@ function alive(pid: number): boolean {
   }
 }
 
+/**
+ * The `router:` section of a config file for a router agent that uses these paths, bound to
+ * 127.0.0.1 unless `extra` says otherwise (`extra` adds or overrides keys, e.g. reconcileIntervalMs).
+ */
+export function routerSection(
+  id: string,
+  p: HaproxyPaths,
+  extra: Readonly<Record<string, string | number>> = {},
+): string[] {
+  const keys: Record<string, string | number> = {
+    id,
+    haproxyConfig: p.haproxyConfig,
+    template: p.template,
+    masterSocket: p.masterSocket,
+    adminSocket: p.adminSocket,
+    stateDir: p.stateDir,
+    bindAddress: '127.0.0.1',
+    ...extra,
+  };
+  return ['router:', ...Object.entries(keys).map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`)];
+}
+
+/** Starts HAProxy on the configuration file already in `p`, registered with the reaper; the master's pid. */
+export async function startHaproxyAt(p: HaproxyPaths): Promise<number> {
+  const proc = await startHaproxy({
+    bin: 'haproxy',
+    configFile: p.haproxyConfig,
+    masterSocket: p.masterSocket,
+    pidFile: p.pidFile,
+  });
+  trackPid(proc.master.pid);
+  return proc.master.pid;
+}
+
 /** Tracks the HAProxy a router started (from its pid file), once it exists. */
 export async function trackRouterHaproxy(p: HaproxyPaths, timeoutMs = 10_000): Promise<number> {
   const pid = await waitFor(() => readPidFile(p.pidFile), {
@@ -158,16 +192,10 @@ export async function startTestHaproxy(
   paths: HaproxyPaths = haproxyDir(),
 ): Promise<TestHaproxy> {
   fs.writeFileSync(paths.haproxyConfig, config);
-  const proc = await startHaproxy({
-    bin: 'haproxy',
-    configFile: paths.haproxyConfig,
-    masterSocket: paths.masterSocket,
-    pidFile: paths.pidFile,
-  });
-  trackPid(proc.master.pid);
+  const masterPid = await startHaproxyAt(paths);
   return {
     paths,
-    masterPid: proc.master.pid,
+    masterPid,
     admin: (cmd) => haproxyCommand(paths.adminSocket, cmd),
     serversState: () => showServersState(paths.adminSocket),
     reload: () => reloadHaproxy(paths.masterSocket),

@@ -8,6 +8,7 @@ import { RouterAgent } from '../../router/agent';
 import {
   haproxyDir,
   removeHaproxyDir,
+  routerSection,
   stopHaproxyAt,
   trackRouterHaproxy,
   type HaproxyPaths,
@@ -118,15 +119,7 @@ export async function startRouterWorld(opts: { readonly nodes?: number } = {}): 
       routerConfig(id, hp, extra = {}) {
         const yaml = [
           `zookeeper: { hosts: "${zk.connectString}", root: /mha, sessionTimeoutMs: 2000 }`,
-          'router:',
-          `  id: ${id}`,
-          `  haproxyConfig: ${hp.haproxyConfig}`,
-          `  template: ${hp.template}`,
-          `  masterSocket: ${hp.masterSocket}`,
-          `  adminSocket: ${hp.adminSocket}`,
-          `  stateDir: ${hp.stateDir}`,
-          '  bindAddress: 127.0.0.1',
-          '  reconcileIntervalMs: 500',
+          ...routerSection(id, hp, { reconcileIntervalMs: 500 }),
         ].join('\n');
         return { ...parseConfig(yaml, `${hp.dir}/mha.yaml`).router!, ...extra };
       },

@@ -1,22 +1,21 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Connection } from 'mysql2/promise';
-import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { showProc, showServersState } from '../../core/haproxy/cli';
-import { startHaproxy } from '../../core/haproxy/process';
 import { decodeRecord, metaRouterSchema } from '../../core/records';
 import type { RouterAgent } from '../../router/agent';
 import {
   haproxyDir,
   removeHaproxyDir,
+  routerSection,
+  startHaproxyAt,
   stopHaproxyAt,
-  trackPid,
   trackRouterHaproxy,
   type HaproxyPaths,
 } from '../env/haproxy';
-import { track } from '../env/reaper';
+import { spawnMha } from '../env/cli';
 import {
   appConnect,
   portOf,
@@ -285,13 +284,7 @@ describe('router: HAProxy follows haproxy/<group>', () => {
     );
     await agent.stop();
     await stopHaproxyAt(hp);
-    const proc = await startHaproxy({
-      bin: 'haproxy',
-      configFile: hp.haproxyConfig,
-      masterSocket: hp.masterSocket,
-      pidFile: hp.pidFile,
-    });
-    trackPid(proc.master.pid);
+    await startHaproxyAt(hp);
     assert.deepEqual(await waitFor(() => slots(), { timeoutMs: 5000, what: 'admin socket' }), before);
     assert.equal(await whoAnswers(g1.writePort), portOf(n[2]!));
     ({ agent } = await w.startRouter('r1', hp));
@@ -304,18 +297,13 @@ describe('router: HAProxy follows haproxy/<group>', () => {
       cfg,
       [
         `zookeeper: { hosts: "${w.zk.connectString}", root: /mha, sessionTimeoutMs: 2000 }`,
-        `router: { id: r3, haproxyConfig: ${hp3.haproxyConfig}, template: ${hp3.template}, masterSocket: ${hp3.masterSocket},`,
-        `          adminSocket: ${hp3.adminSocket}, stateDir: ${hp3.stateDir}, bindAddress: 127.0.0.3, reconcileIntervalMs: 500 }`,
+        ...routerSection('r3', hp3, { bindAddress: '127.0.0.3', reconcileIntervalMs: 500 }),
         'log: { level: info }',
         '',
       ].join('\n'),
     );
     const logFile = path.join(hp3.dir, 'router.log');
-    const fd = fs.openSync(logFile, 'a');
-    const mha = path.resolve(__dirname, '..', '..', 'bin', 'mha.js');
-    const child = spawn(process.execPath, [mha, 'router', '--config', cfg], { stdio: ['ignore', fd, fd] });
-    fs.closeSync(fd);
-    track(child);
+    const child = spawnMha(['router', '--config', cfg], logFile);
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     try {
       await trackRouterHaproxy(hp3);
