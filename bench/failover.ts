@@ -2,6 +2,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeRecord, haproxySchema, masterSchema } from '../core/records';
 import { startCluster, type Cluster } from '../test/env/cluster';
+import { median } from '../test/env/traffic';
 import { waitFor } from '../test/env/wait';
 import { startZooKeeper, type ZkCluster } from '../test/env/zookeeper';
 
@@ -29,12 +30,6 @@ interface Run {
 }
 
 const METRICS = ['detection', 'decision', 'promotion', 'route', 'write'] as const;
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 async function oneRun(zk: ZkCluster, scenario: 1 | 2, run: number): Promise<Run> {
   const c: Cluster = await startCluster({ zk, semiSync: true, logLevel: 'info' });

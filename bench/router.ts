@@ -14,6 +14,7 @@ import {
   type GreeterServer,
 } from '../test/env/haproxy';
 import { startReadLoop, startRouterWorld, type ReadLoop, type RouterWorld } from '../test/env/router';
+import { median } from '../test/env/traffic';
 import { waitFor } from '../test/env/wait';
 
 /**
@@ -33,11 +34,6 @@ import { waitFor } from '../test/env/wait';
 const RUNS = Number(process.env.BENCH_RUNS ?? 30);
 const RELOADS = Number(process.env.BENCH_RELOADS ?? 5);
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 const pct = (xs: readonly number[], p: number): number =>
   [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((xs.length * p) / 100))]!;
 const fmt = (ms: number): string => ms.toFixed(1).padStart(7);

@@ -12,6 +12,7 @@ import {
   type HaproxyPaths,
 } from '../test/env/haproxy';
 import { secretOf, TEST_CREDENTIALS } from '../test/env/mariadb';
+import { median } from '../test/env/traffic';
 import { waitFor } from '../test/env/wait';
 
 /**
@@ -47,12 +48,6 @@ interface Run {
 }
 
 const esc = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 /** Inserts back to back through HAProxy's write port; every connection learns its backend's port. */
 function startHaWriter(writePort: number): {
