@@ -4,7 +4,7 @@ import { chooseCandidate } from '../core/candidate';
 import type { Config } from '../core/config';
 import { ZkmhaError, errorMessage, isZkmhaError } from '../core/errors';
 import type { Logger } from '../core/log';
-import { classifyMysqlError } from '../core/mysql/connection';
+import { classifyMysqlError, type MysqlErrorKind } from '../core/mysql/connection';
 import type { Flavor } from '../core/mysql/flavor';
 import { alertOps, commitMasterChange, historyOps, writeFencingRoute } from '../core/ops/commit';
 import type { NodeConnections } from '../core/ops/connections';
@@ -49,8 +49,10 @@ import { FAILOVER_ALERT, type DeadHow } from './detect';
  *            replicates from it until it has everything
  *   promote  stop/reset replication, semi-sync master side per settings, read_only=OFF
  *   repoint  every other replica → the new master with GTID auto-position
- *   commit   one multi: master/ (epoch+1), haproxy/, history/, rejoin/<old>, delete task/,
- *            plus the `watch_down/<group>__failover` alert that anti-flap looks for
+ *   commit   the candidate is asked once more (commitGate: reachable and writable — repoint
+ *            swallows per-node errors, so nothing else would notice a candidate that died after
+ *            its promotion); then one multi: master/ (epoch+1), haproxy/, history/, rejoin/<old>,
+ *            delete task/, plus the `watch_down/<group>__failover` alert that anti-flap looks for
  */
 export const FAILOVER_STEPS = [
   'fence',
@@ -122,6 +124,54 @@ export type FailoverOutcome =
 
 class LostLock extends Error {}
 class NoCandidate extends Error {}
+
+/** The candidate as asked right before the commit multi. */
+export type CandidateCheck =
+  | { readonly kind: 'answered'; readonly readOnly: boolean }
+  | { readonly kind: 'failed'; readonly errorKind: MysqlErrorKind; readonly error: string };
+
+export type CommitGate =
+  /** Writable and answering: commit. */
+  | { readonly kind: 'commit' }
+  /**
+   * Gone (refused: mysqld down; silent: host down or hung): committing would route writes to a dead
+   * node and then anti-flap would hold the next failover back. No route names it yet: exclude it
+   * and choose again, like a candidate lost before its promotion.
+   */
+  | { readonly kind: 'rechoose'; readonly why: string }
+  /**
+   * Answers but read-only (restarted with read_only=ON, or fenced by hand): it is still the node
+   * that holds everything; promote it again (idempotent) before committing.
+   */
+  | { readonly kind: 'repromote'; readonly why: string }
+  /** Answered with some other error: cannot tell; the step fails and is retried. */
+  | { readonly kind: 'retry'; readonly why: string };
+
+/** Pure: whether the commit may name `candidate`, from one direct look at it. */
+export function commitGate(candidate: string, c: CandidateCheck): CommitGate {
+  if (c.kind === 'answered')
+    return c.readOnly
+      ? { kind: 'repromote', why: `candidate ${candidate} is read-only again before the commit` }
+      : { kind: 'commit' };
+  switch (c.errorKind) {
+    case 'refused':
+    case 'timeout':
+      return { kind: 'rechoose', why: `candidate ${candidate} is gone before the commit: ${c.error}` };
+    case 'auth':
+    case 'other':
+      return {
+        kind: 'retry',
+        why: `candidate ${candidate} could not be checked before the commit: ${c.error}`,
+      };
+  }
+}
+
+/** Thrown by the commit step when commitGate says anything but 'commit'. */
+class CandidateNotCommittable extends Error {
+  constructor(readonly gate: Exclude<CommitGate, { kind: 'commit' }>) {
+    super(gate.why);
+  }
+}
 
 /**
  * Starts a failover for a confirmed dead master: ONE multi creates task/<group> and writes the
@@ -350,6 +400,21 @@ export async function runFailover(
     return { kind: 'no-candidate', detail: text };
   }
 
+  /** Excludes the candidate and goes back to 'choose' (retried by the worker after the failure). */
+  async function chooseAgain(step: FailoverStep, err: unknown): Promise<FailoverOutcome> {
+    const excluded = [...detail.excluded, task.candidate!];
+    tlog.warn(
+      { candidate: task.candidate, step, err: errorMessage(err) },
+      'candidate unreachable: choosing again without it',
+    );
+    try {
+      await saveTask({ step: 'choose', candidate: null }, { ...detail, excluded, catchUpFrom: null });
+    } catch (e) {
+      if (e instanceof LostLock) return { kind: 'lost', why: e.message };
+    }
+    return fail(step, err);
+  }
+
   const settingsOf = (view: GroupView) => view.meta!.settings;
   let step = task.step as FailoverStep;
   if (!FAILOVER_STEPS.includes(step))
@@ -532,6 +597,22 @@ export async function runFailover(
         }
         case 'commit': {
           const candidate = task.candidate!;
+          // On the connection the promotion used: one round trip when all is well.
+          const check: CandidateCheck = await withTimeout(
+            deps.conns.run(candidate, (c) => deps.flavor.readState(c)),
+            Math.max(1000, 2 * cfg.mysql.connectTimeoutMs),
+            `check ${candidate} before the commit`,
+            'MYSQL_TIMEOUT',
+          ).then(
+            (st): CandidateCheck => ({ kind: 'answered', readOnly: st.readOnly }),
+            (err: unknown): CandidateCheck => ({
+              kind: 'failed',
+              errorKind: classifyMysqlError(err),
+              error: errorMessage(err),
+            }),
+          );
+          const gate = commitGate(candidate, check);
+          if (gate.kind !== 'commit') throw new CandidateNotCommittable(gate);
           let steps: HistoryRecord['steps'] = [];
           // A concurrent route / alert / rejoin change (an operator's drain, say) only costs a re-read.
           for (let attempt = 1; ; attempt++) {
@@ -651,18 +732,29 @@ export async function runFailover(
         (step === 'drain' || step === 'catchup' || step === 'promote') &&
         classifyMysqlError(err) === 'refused' &&
         errorMessage(err).includes(task.candidate)
-      ) {
-        const excluded = [...detail.excluded, task.candidate];
-        tlog.warn(
-          { candidate: task.candidate, err: errorMessage(err) },
-          'candidate unreachable: choosing again without it',
-        );
-        try {
-          await saveTask({ step: 'choose', candidate: null }, { ...detail, excluded, catchUpFrom: null });
-        } catch (e) {
-          if (e instanceof LostLock) return { kind: 'lost', why: e.message };
+      )
+        return chooseAgain(step, err);
+      if (err instanceof CandidateNotCommittable) {
+        if (err.gate.kind === 'rechoose') {
+          // It was promoted: should it come back writable, make it read-only if it answers at
+          // once (its agent's stray fence covers a later return: master/ does not name it).
+          await fenceOldMaster(ops, task.candidate!, {
+            timeoutMs: Math.min(cfg.mysql.connectTimeoutMs, 500),
+            keepUsers: [cfg.mysql.user, cfg.mysql.replicationUser],
+          });
+          return chooseAgain(step, err);
         }
-        return fail(step, err);
+        if (err.gate.kind === 'repromote') {
+          tlog.warn(
+            { candidate: task.candidate },
+            'candidate read-only before the commit: promoting it again',
+          );
+          try {
+            await saveTask({ step: 'promote' }, detail);
+          } catch (e) {
+            if (e instanceof LostLock) return { kind: 'lost', why: e.message };
+          }
+        }
       }
       return fail(step, err);
     }

@@ -98,6 +98,52 @@ describe('failover control', () => {
       );
     }));
 
+  it('the candidate dies after its promotion, before the commit: it is not committed; the failover chooses again', () =>
+    withCluster({ zk, semiSync: true }, async (c) => {
+      const [old] = c.nodes as [string];
+      await c.startClients();
+      // The worker stops (fault injection) right before its commit, with the candidate promoted.
+      await c.startServer('s1', { env: { MHA_FAULT_PAUSE_BEFORE_STEP: 'commit:1500' } });
+      const w0 = await c.startWriter();
+      await w0.waitForAcks(20);
+      await w0.stop();
+      // Every replica holds every acknowledged row, so losing the candidate too loses none.
+      await c.db.waitReplicated();
+
+      await c.instance(old).kill();
+      const task: TaskRecord = await waitFor(
+        async () => {
+          const t = (await c.view()).task?.record;
+          return t !== undefined && t.step === 'commit' ? t : null;
+        },
+        { timeoutMs: 10000, what: 'task/ at step commit' },
+      );
+      const dead = task.candidate!;
+      await c.instance(dead).kill();
+
+      const m = await c.waitForNewMaster({ notNode: old, timeoutMs: 20000 });
+      assert.notEqual(m.node, dead, 'the dead candidate is never committed');
+      assert.equal(m.epoch, task.epoch);
+      const failed = (await c.history()).find((h) => h.kind === 'failover-failed');
+      assert.ok(failed, 'the failed commit is recorded');
+      assert.equal(failed.detail.step, 'commit');
+      assert.match(String(failed.detail.error), /gone before the commit/);
+      const ev = (await c.history()).filter((h) => h.kind === 'failover');
+      assert.equal(ev.length, 1);
+      assert.equal(ev[0]!.to, m.node);
+      const w = await c.startWriter();
+      await w.waitForAcks(10);
+      await w.stop();
+      await c.assertInvariants({ master: m.node, writer: w, noLostRows: true });
+      assert.ok(w0.acks.every((a) => a.node === old));
+      const have = await c.rowIds(m.node);
+      assert.deepEqual(
+        w0.acks.filter((a) => !have.has(a.id)),
+        [],
+        'no row acknowledged before the failure is missing',
+      );
+    }));
+
   it('7. master killed twice within the block period: the second is not automatic, the alert says why; acknowledging lets it go', () =>
     withCluster({ zk, semiSync: true }, async (c) => {
       const [first] = c.nodes as [string];
