@@ -25,6 +25,7 @@ import { Zk } from '../../core/zk/client';
 import { ZkPaths } from '../../core/zk/paths';
 import { spawnMha } from './cli';
 import {
+  mysqlConfigSection,
   startMariaDB,
   secretOf,
   TEST_CREDENTIALS,
@@ -261,14 +262,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       logger: testLogger('cluster'),
     });
 
-    // Password files, 0600.
-    const pw = (name: string, value: string): string => {
-      const f = path.join(dir, name);
-      fs.writeFileSync(f, value, { mode: 0o600 });
-      return f;
-    };
-    const adminPw = pw('mysql.pass', TEST_CREDENTIALS.admin.password);
-    const replPw = pw('repl.pass', TEST_CREDENTIALS.repl.password);
+    const mysqlSection = mysqlConfigSection(dir);
 
     const instances = db.instances;
     const nodes = instances.map((i) => i.node);
@@ -356,12 +350,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         `  hosts: ${yamlString(zkHosts)}`,
         `  root: ${yamlString(root)}`,
         `  sessionTimeoutMs: ${sessionTimeoutMs}`,
-        'mysql:',
-        `  user: ${yamlString(TEST_CREDENTIALS.admin.user)}`,
-        `  passwordFile: ${yamlString(adminPw)}`,
-        `  replicationUser: ${yamlString(TEST_CREDENTIALS.repl.user)}`,
-        `  replicationPasswordFile: ${yamlString(replPw)}`,
-        '  connectTimeoutMs: 500',
+        ...mysqlSection,
       ];
       if (kind === 'server')
         lines.push(

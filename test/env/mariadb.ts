@@ -38,6 +38,26 @@ export type TestUser = keyof typeof TEST_CREDENTIALS;
 
 export const secretOf = (user: TestUser): Secret => new Secret(TEST_CREDENTIALS[user].password);
 
+/**
+ * The `mysql:` section of a config file for the test servers (admin and replication accounts),
+ * the passwords written to 0600 files in `dir` (mysql.pass, repl.pass) and named, never inline.
+ */
+export function mysqlConfigSection(dir: string): string[] {
+  const passwordFile = (name: string, password: string): string => {
+    const f = path.join(dir, name);
+    fs.writeFileSync(f, password, { mode: 0o600 });
+    return JSON.stringify(f);
+  };
+  return [
+    'mysql:',
+    `  user: ${JSON.stringify(TEST_CREDENTIALS.admin.user)}`,
+    `  passwordFile: ${passwordFile('mysql.pass', TEST_CREDENTIALS.admin.password)}`,
+    `  replicationUser: ${JSON.stringify(TEST_CREDENTIALS.repl.user)}`,
+    `  replicationPasswordFile: ${passwordFile('repl.pass', TEST_CREDENTIALS.repl.password)}`,
+    '  connectTimeoutMs: 500',
+  ];
+}
+
 export interface StartMariaDBOptions {
   readonly count: number;
   readonly replication: boolean;

@@ -14,7 +14,13 @@ import {
 import { Zk } from '../../core/zk/client';
 import { ZkPaths } from '../../core/zk/paths';
 import { mysqlSnapshot, replicationOf, runMha, zkSnapshot, type MysqlSnapshot } from '../env/cli';
-import { startMariaDB, TEST_CREDENTIALS, type MariaDBCluster, type MariaDBInstance } from '../env/mariadb';
+import {
+  mysqlConfigSection,
+  startMariaDB,
+  TEST_CREDENTIALS,
+  type MariaDBCluster,
+  type MariaDBInstance,
+} from '../env/mariadb';
 import { freePort, freePorts } from '../env/ports';
 import { waitFor } from '../env/wait';
 import { startZooKeeper, testLogger, type ZkCluster } from '../env/zookeeper';
@@ -45,8 +51,6 @@ describe('mha add', () => {
       logger: testLogger('cli-add'),
     });
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zkmha-cli-add-'));
-    fs.writeFileSync(path.join(dir, 'mysql.pass'), TEST_CREDENTIALS.admin.password, { mode: 0o600 });
-    fs.writeFileSync(path.join(dir, 'repl.pass'), TEST_CREDENTIALS.repl.password, { mode: 0o600 });
     config = path.join(dir, 'mha.yaml');
     fs.writeFileSync(
       config,
@@ -54,12 +58,7 @@ describe('mha add', () => {
         'zookeeper:',
         `  hosts: "${zkc.connectString}"`,
         `  root: ${root}`,
-        'mysql:',
-        `  user: ${TEST_CREDENTIALS.admin.user}`,
-        '  passwordFile: mysql.pass',
-        `  replicationUser: ${TEST_CREDENTIALS.repl.user}`,
-        '  replicationPasswordFile: repl.pass',
-        '  connectTimeoutMs: 500',
+        ...mysqlConfigSection(dir),
         '',
       ].join('\n'),
     );
