@@ -160,8 +160,9 @@ function password(): string {
   return randomBytes(18).toString('hex');
 }
 
-function appSecret(L: SandboxLayout): Secret {
-  return new Secret(fs.readFileSync(path.join(L.secretsDir, 'app.pass'), 'utf8').trim());
+/** A password `up` generated, from its 0600 file in the secrets directory. */
+function readSecret(L: SandboxLayout, file: 'mysql.pass' | 'app.pass'): Secret {
+  return new Secret(fs.readFileSync(path.join(L.secretsDir, file), 'utf8').trim());
 }
 
 /** Which mariadbd answers a new connection on an HAProxy port, as the application sees it. */
@@ -453,7 +454,7 @@ export async function up(opts: UpOptions = {}): Promise<void> {
         },
       );
       recordHaproxy(L, st);
-      const secret = appSecret(L);
+      const secret = readSecret(L, 'app.pass');
       const masterPort = Number(master.node.slice(master.node.lastIndexOf(':') + 1));
       await until(
         `the write port ${ports.write} to reach the master`,
@@ -663,7 +664,7 @@ export async function killMaster(): Promise<void> {
     throw new SandboxError(
       `the master ${master.node} (epoch ${master.epoch}) is not running a sandbox mariadbd`,
     );
-  const secret = appSecret(L);
+  const secret = readSecret(L, 'app.pass');
   const t0 = performance.now();
   await killNow(ref);
   say(
@@ -715,7 +716,7 @@ export async function restart(arg: string | undefined): Promise<void> {
   if (client !== undefined) await stopGracefully({ name: clientName, ...client }, 10_000);
   const db = mariadbRef(state, n);
   if (db !== null) await stopGracefully(db, 30_000);
-  const pw = new Secret(fs.readFileSync(path.join(L.secretsDir, 'mysql.pass'), 'utf8').trim());
+  const pw = readSecret(L, 'mysql.pass');
   await st.mariadb(n, { user: 'mha', password: pw });
   await st.mha(clientName, 'client');
   say(`Restarted mariadbd and the heartbeat client of ${n.name} (${n.node}).`);
