@@ -39,6 +39,12 @@ describe('router: independence, drift, and life without ZooKeeper', () => {
         what,
       },
     );
+  const bothReport = (epoch: number) =>
+    waitFor(
+      async () =>
+        (await metaRouter('r1'))?.applied.g1 === epoch && (await metaRouter('r2'))?.applied.g1 === epoch,
+      { timeoutMs: 5000, what: `both report epoch ${epoch}` },
+    );
   const bothRead = async (node: string) => {
     assert.equal(await whoAnswers(g1.readPort, H1), portOf(node));
     assert.equal(await whoAnswers(g1.readPort, H2), portOf(node));
@@ -61,13 +67,7 @@ describe('router: independence, drift, and life without ZooKeeper', () => {
     await w.setRoute('g1', { epoch: 2, write: n[1]!, read: [n[2]!] });
     await bothWriteTo(n[1]!, 'both routers route writes to n1');
     await bothRead(n[2]!);
-    await waitFor(
-      async () => (await metaRouter('r1'))?.applied.g1 === 2 && (await metaRouter('r2'))?.applied.g1 === 2,
-      {
-        timeoutMs: 5000,
-        what: 'both report epoch 2',
-      },
-    );
+    await bothReport(2);
     assert.equal((await metaRouter('r2'))?.host, 'host-r2');
   });
 
@@ -125,13 +125,7 @@ describe('router: independence, drift, and life without ZooKeeper', () => {
     await w.setRoute('g1', { epoch: 3, write: n[2]!, read: [n[0]!] });
     await bothWriteTo(n[2]!, 'both route writes to n2');
     await bothRead(n[0]!);
-    await waitFor(
-      async () => (await metaRouter('r1'))?.applied.g1 === 3 && (await metaRouter('r2'))?.applied.g1 === 3,
-      {
-        timeoutMs: 5000,
-        what: 'both report epoch 3',
-      },
-    );
+    await bothReport(3);
   });
 
   it('HAProxy killed under a running router is started again from the applied state', async () => {
