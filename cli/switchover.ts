@@ -48,6 +48,10 @@ import { waitReplicating } from './replication';
  * lists them; the records that would cost write-pause time are written while the step runs). For
  * the same reason this command stops acting — no rollback either — once it lost the lock or finds
  * its task rewritten by a worker that took it over.
+ *
+ * SIGINT, SIGTERM and SIGHUP (a dropped terminal) are ignored while it runs: every step is bounded,
+ * so it finishes or rolls back. A failure after writes were cut always leaves the alert
+ * `watch_down/<group>__switchover-failed` (step, reason, and what it rolled back to, if anything).
  */
 export interface SwitchoverInput {
   readonly group: string;
@@ -138,20 +142,110 @@ export async function switchover(ctx: CliContext, input: SwitchoverInput): Promi
   const conns = NodeConnections.fromConfig(cfg.mysql);
   const ops: OpsContext = { flavor, conns };
   // Interrupted half-way, writes would stay cut: every step is bounded, so finish or roll back.
+  // A hang-up means the terminal is gone: say nothing (a write to it could fail), carry on.
   const onSignal = (sig: NodeJS.Signals): void => {
+    if (sig === 'SIGHUP') return;
     process.stderr.write(
       `mha switchover: ${sig} ignored: the switchover finishes or rolls back (bounded by --max-pause-ms)\n`,
     );
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const onStderrError = (): void => undefined; // a terminal that went away must not end the switchover
+  for (const sig of SIGNALS) process.on(sig, onSignal);
+  process.stderr.on('error', onStderrError);
+  let cut: CutWrites | null = null;
   try {
-    return await switchoverLocked(ctx, input, ops, () => lock.isHeld());
+    return await switchoverLocked(
+      ctx,
+      input,
+      ops,
+      () => lock.isHeld(),
+      (c) => {
+        cut = c;
+      },
+    );
+  } catch (err) {
+    if (cut !== null) await raiseSwitchoverFailed(ctx, cut, err);
+    throw err;
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    for (const sig of SIGNALS) process.off(sig, onSignal);
+    process.stderr.off('error', onStderrError);
     await lock.release().catch(() => undefined);
     await conns.closeAll();
+  }
+}
+
+/** Signals ignored while a switchover runs. */
+const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+
+/** Alert kind written whenever a switchover fails after it cut writes. */
+export const SWITCHOVER_FAILED_ALERT = 'switchover-failed';
+
+/** What the failure handler needs once writes were cut (the step is read when it fails). */
+interface CutWrites {
+  readonly group: string;
+  readonly oldMaster: string;
+  readonly candidate: string;
+  readonly epoch: number;
+  step(): string;
+}
+
+/**
+ * How a switchover that cut writes ended, for the alert (ZkmhaError details.outcome where known):
+ *   restored          the fencing route could not be written; the old master is writable again
+ *   master-read-only  ... and making the old master writable again failed too
+ *   rolled-back       rolled back: the old master is writable and routed at the switchover's epoch
+ *   rollback-failed   writes stay cut; task/ left for a server worker
+ *   commit-failed     the candidate is promoted in MySQL, ZooKeeper does not say so; task/ left
+ *   left-to-workers   the lock was lost or the task taken over; a server worker resolves it
+ */
+export type SwitchoverOutcome =
+  'restored' | 'master-read-only' | 'rolled-back' | 'rollback-failed' | 'commit-failed' | 'left-to-workers';
+
+/**
+ * Writes (creates or overwrites) `watch_down/<group>__switchover-failed`. Best effort: ZooKeeper
+ * trouble may be why the switchover failed; the error message says the same on stderr.
+ */
+async function raiseSwitchoverFailed(ctx: CliContext, cut: CutWrites, err: unknown): Promise<void> {
+  const { zk, paths } = ctx;
+  const path = paths.watchDown(cut.group, SWITCHOVER_FAILED_ALERT);
+  const details = isZkmhaError(err) ? err.details : undefined;
+  const outcome = typeof details?.outcome === 'string' ? details.outcome : 'failed';
+  // The step recorded when it went wrong (a rollback records its own step after that).
+  const step =
+    typeof details?.failedStep === 'string'
+      ? details.failedStep
+      : typeof details?.step === 'string'
+        ? details.step
+        : cut.step();
+  const detail: Record<string, unknown> = {
+    epoch: cut.epoch,
+    oldMaster: cut.oldMaster,
+    candidate: cut.candidate,
+    step,
+    reason: errorMessage(err).slice(0, 2000),
+    outcome,
+    rolledBackTo: outcome === 'rolled-back' || outcome === 'restored' ? cut.oldMaster : null,
+    ...(typeof details?.rollbackError === 'string' ? { rollbackError: details.rollbackError } : {}),
+  };
+  for (let attempt = 1; attempt <= 3; attempt++) {
+    try {
+      const cur = await zk.getOrNull(path);
+      await zk.multi(
+        alertOps(
+          paths,
+          cut.group,
+          SWITCHOVER_FAILED_ALERT,
+          { kind: SWITCHOVER_FAILED_ALERT, at: Date.now(), detail },
+          cur?.stat.version ?? null,
+        ),
+      );
+      return;
+    } catch (e) {
+      if (!(isZkmhaError(e, 'ZK_NODE_EXISTS') || isZkmhaError(e, 'ZK_BAD_VERSION'))) {
+        process.stderr.write(`mha switchover: could not write alert ${path}: ${errorMessage(e)}\n`);
+        return;
+      }
+    }
   }
 }
 
@@ -160,6 +254,7 @@ async function switchoverLocked(
   input: SwitchoverInput,
   ops: OpsContext,
   held: () => boolean,
+  onCut: (c: CutWrites) => void,
 ): Promise<SwitchoverResult> {
   const { zk, paths, cfg } = ctx;
   const group = input.group;
@@ -279,7 +374,7 @@ async function switchoverLocked(
     new ZkmhaError(
       'OPERATION_FAILED',
       `${why} at step '${task.step}': stopped; ${taskPath} is left to the server workers, which resolve an abandoned switchover (roll back before the promotion, forward after)`,
-      { step: task.step },
+      { step: task.step, outcome: 'left-to-workers' satisfies SwitchoverOutcome },
     );
   const takenOver = (err: unknown): boolean =>
     isZkmhaError(err, 'ZK_BAD_VERSION') || isZkmhaError(err, 'ZK_NO_NODE');
@@ -291,7 +386,9 @@ async function switchoverLocked(
     throw refuse(`lock ${group}`, 'lost the lock');
   }
 
-  // 1. Cut writes at every router and on the old master itself, both at once.
+  // 1. Cut writes at every router and on the old master itself, both at once. From here on, a
+  //    failure leaves the switchover-failed alert.
+  onCut({ group, oldMaster, candidate, epoch, step: () => task.step });
   const pauseStart = performance.now();
   const keepUsers = [cfg.mysql.user, cfg.mysql.replicationUser];
   const [routeCut, masterCut] = await Promise.allSettled([
@@ -305,18 +402,23 @@ async function switchoverLocked(
     const undo = await conns
       .run(oldMaster, (c) => flavor.setReadOnly(c, false))
       .then(
-        () => `${oldMaster} is writable again`,
-        (err: unknown) => `ALSO FAILED to make ${oldMaster} writable again: ${errorMessage(err)}`,
+        () => ({ text: `${oldMaster} is writable again`, outcome: 'restored' as const }),
+        (err: unknown) => ({
+          text: `ALSO FAILED to make ${oldMaster} writable again: ${errorMessage(err)}`,
+          outcome: 'master-read-only' as const,
+        }),
       );
     await zk.delete(taskPath, taskVersion).catch(() => undefined);
-    throw new ZkmhaError('OPERATION_FAILED', `fence route: ${errorMessage(routeCut.reason)}; ${undo}`, {
+    throw new ZkmhaError('OPERATION_FAILED', `fence route: ${errorMessage(routeCut.reason)}; ${undo.text}`, {
       step: 'fence',
+      outcome: undo.outcome satisfies SwitchoverOutcome,
     });
   }
   const routeVersion = routeCut.value.version;
   let repointStarted = false;
   const rollback = async (why: string, candidateTouched: boolean): Promise<never> => {
     if (!held()) throw stopHere(`${why}; lost lock/${group}`);
+    const failedStep = task.step;
     try {
       await setTask('rollback', { why: why.slice(0, 2000) });
     } catch (err) {
@@ -342,7 +444,12 @@ async function switchoverLocked(
       startedAt,
       held,
     });
-    throw new ZkmhaError('OPERATION_FAILED', `${why}; ${outcome}`, { step: task.step });
+    throw new ZkmhaError('OPERATION_FAILED', `${why}; ${outcome.text}`, {
+      step: task.step,
+      failedStep,
+      outcome: outcome.outcome satisfies SwitchoverOutcome,
+      ...(outcome.rollbackError !== undefined ? { rollbackError: outcome.rollbackError } : {}),
+    });
   };
   if (masterCut.status === 'rejected')
     return rollback(`fence master: ${errorMessage(masterCut.reason)}`, false);
@@ -445,7 +552,7 @@ async function switchoverLocked(
     throw new ZkmhaError(
       'OPERATION_FAILED',
       `commit: ${errorMessage(err)} — ${candidate} is promoted in MySQL but not recorded; left ${taskPath} (a server worker finishes it; or 'mha setmaster ${group} ${candidate} --reroute')`,
-      { step: 'commit' },
+      { step: 'commit', outcome: 'commit-failed' satisfies SwitchoverOutcome },
     );
   }
   const pauseMs = Math.round((performance.now() - pauseStart) * 10) / 10;
@@ -560,10 +667,18 @@ interface RollbackArgs {
  * Undo a switchover that has cut writes (core/ops rollBackSwitchover: the candidate and the others
  * replicate from the old master again, the old master is writable once every other node is
  * read-only, and master/ + haproxy/ name it at the new epoch in one multi with the history event
- * and the task deleted). Returns a sentence for the error message; on a failed rollback it leaves
- * the task record and a `switchover-failed` alert.
+ * and the task deleted). Returns a sentence for the error message and the outcome; a failed
+ * rollback leaves the task record (the caller writes the `switchover-failed` alert either way).
  */
-async function rollBack(ctx: CliContext, ops: OpsContext, a: RollbackArgs): Promise<string> {
+async function rollBack(
+  ctx: CliContext,
+  ops: OpsContext,
+  a: RollbackArgs,
+): Promise<{
+  text: string;
+  outcome: 'rolled-back' | 'rollback-failed';
+  rollbackError?: string;
+}> {
   const { zk, paths, cfg } = ctx;
   try {
     const { notBack } = await rollBackSwitchover(
@@ -591,29 +706,16 @@ async function rollBack(ctx: CliContext, ops: OpsContext, a: RollbackArgs): Prom
       },
       a.timer,
     );
-    return `rolled back: ${a.oldMaster} is writable again and routed (epoch ${a.epoch})${notBack.length > 0 ? `; not re-pointed back: ${notBack.join(', ')} (fix with mha setha)` : ''}`;
+    return {
+      text: `rolled back: ${a.oldMaster} is writable again and routed (epoch ${a.epoch})${notBack.length > 0 ? `; not re-pointed back: ${notBack.join(', ')} (fix with mha setha)` : ''}`,
+      outcome: 'rolled-back',
+    };
   } catch (err) {
     const msg = errorMessage(err);
-    await zk
-      .multi(
-        alertOps(
-          paths,
-          a.group,
-          'switchover-failed',
-          {
-            kind: 'switchover-failed',
-            at: Date.now(),
-            detail: {
-              why: a.why,
-              rollback: msg.slice(0, 2000),
-              oldMaster: a.oldMaster,
-              candidate: a.candidate,
-            },
-          },
-          null,
-        ),
-      )
-      .catch(() => undefined);
-    return `ROLLBACK FAILED (${msg}); writes stay cut; left ${paths.task(a.group)} (a server worker retries the rollback) and alert ${paths.watchDown(a.group, 'switchover-failed')}`;
+    return {
+      text: `ROLLBACK FAILED (${msg}); writes stay cut; left ${paths.task(a.group)} (a server worker retries the rollback) and alert ${paths.watchDown(a.group, SWITCHOVER_FAILED_ALERT)}`,
+      outcome: 'rollback-failed',
+      rollbackError: msg.slice(0, 2000),
+    };
   }
 }

@@ -1,11 +1,14 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Secret } from '../../core/config';
 import { mariadb } from '../../core/mysql/mariadb';
 import { encodeRecord, taskSchema } from '../../core/records';
+import { alertOf } from '../../core/view';
 import type { MysqlConnection } from '../../core/mysql/connection';
 import { startCluster, type Cluster } from '../env/cluster';
-import { replicationOf, runMha, zkSnapshot } from '../env/cli';
+import { replicationOf, runMha, spawnMha, zkSnapshot } from '../env/cli';
 import { TEST_CREDENTIALS } from '../env/mariadb';
 import { waitFor } from '../env/wait';
 
@@ -128,11 +131,44 @@ describe('mha switchover and setmaster', () => {
       const ev = await lastEvent();
       assert.deepEqual([ev.kind, ev.from, ev.to, ev.detail.rolledBack], ['switchover', master, master, true]);
       assert.ok(ev.steps.some((s) => s.name === 'catch up' && !s.ok));
+      // Writes were cut, so the failure is an alert for humans: where, why, and what it went back to.
+      const alert = alertOf(await c.view(), 'switchover-failed');
+      assert.ok(alert, 'watch_down/<group>__switchover-failed');
+      const d = alert.record.detail;
+      assert.deepEqual(
+        [d.step, d.outcome, d.rolledBackTo, d.oldMaster, d.candidate, d.epoch],
+        ['catchup', 'rolled-back', master, master, candidate, epoch],
+      );
+      assert.match(String(d.reason), /catch up: .* did not execute/);
     } finally {
       await lockConn.exec('UNLOCK TABLES').catch(() => undefined);
       await lockConn.close();
       await writer.stop();
     }
+  });
+
+  it('a hang-up (SIGHUP, the terminal dropped) in the middle does not stop it: it finishes', async () => {
+    const master = (await c.master()).node;
+    const epoch = (await c.master()).epoch + 1;
+    const log = path.join(c.dir, 'switchover-sighup.log');
+    const child = spawnMha(['switchover', c.group, '--config', config], log, {
+      MHA_FAULT_SWITCHOVER_PAUSE_BEFORE_STEP: 'catchup:1000',
+    });
+    const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+      child.once('exit', (code, signal) => resolve([code, signal])),
+    );
+    // Writes are cut (task/ at catchup, paused there): hang up.
+    await waitFor(async () => (await c.view()).task?.record.step === 'catchup', {
+      timeoutMs: 10000,
+      what: 'task/ at step catchup',
+    });
+    child.kill('SIGHUP');
+    const [code, signal] = await exited;
+    assert.deepEqual([code, signal], [0, null], fs.readFileSync(log, 'utf8'));
+    const m = await c.master();
+    assert.notEqual(m.node, master);
+    assert.deepEqual([m.epoch, m.reason], [epoch, 'switchover']);
+    await c.assertInvariants({ master: m.node });
   });
 
   it('setmaster adopts a master promoted by hand, and --reroute moves the route', async () => {
