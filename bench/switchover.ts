@@ -108,6 +108,7 @@ async function main(): Promise<void> {
   const c: Cluster = await startCluster({ nodes: 3, semiSync: true, logLevel: 'warn' });
   let hp: HaproxyPaths | null = null;
   let writer: ReturnType<typeof startHaWriter> | null = null;
+  let router: ReturnType<typeof spawnMha> | null = null;
   const results: Run[] = [];
   try {
     const cli = c.writeConfig('cli', 'bench');
@@ -125,7 +126,7 @@ async function main(): Promise<void> {
       ].join('\n'),
       { mode: 0o600 },
     );
-    spawnMha(['router', '--config', routerCfg], path.join(c.dir, 'router.log'));
+    router = spawnMha(['router', '--config', routerCfg], path.join(c.dir, 'router.log'));
     void trackRouterHaproxy(hp).catch(() => undefined);
 
     const meta = (await c.view()).meta!;
@@ -217,6 +218,12 @@ async function main(): Promise<void> {
     }
   } finally {
     await writer?.stop();
+    // The router child would keep this process alive after the figures are out.
+    if (router !== null && router.exitCode === null) {
+      const exited = new Promise((resolve) => router!.once('exit', resolve));
+      router.kill('SIGTERM');
+      await exited;
+    }
     if (hp !== null) {
       await stopHaproxyAt(hp).catch(() => undefined);
       removeHaproxyDir(hp);

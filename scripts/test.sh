@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-deps.sh
 rm -rf dist/test   # a test deleted from the source must not run from an old build
 npm run build
-npx eslint .
+npm run lint   # eslint and prettier --check
 node --test --test-reporter=spec dist/test/unit/*.test.js dist/test/integration/*.test.js
