@@ -1,7 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MysqlConnection } from '../core/mysql/connection';
-import { runMha, spawnMha } from '../test/env/cli';
+import { runMha, spawnMha, stopChild } from '../test/env/cli';
 import { startCluster, type Cluster } from '../test/env/cluster';
 import {
   haproxyDir,
@@ -219,11 +219,7 @@ async function main(): Promise<void> {
   } finally {
     await writer?.stop();
     // The router child would keep this process alive after the figures are out.
-    if (router !== null && router.exitCode === null) {
-      const exited = new Promise((resolve) => router!.once('exit', resolve));
-      router.kill('SIGTERM');
-      await exited;
-    }
+    if (router !== null) await stopChild(router);
     if (hp !== null) {
       await stopHaproxyAt(hp).catch(() => undefined);
       removeHaproxyDir(hp);

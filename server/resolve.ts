@@ -1,9 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { NodePosition } from '../core/candidate';
-import type { Config } from '../core/config';
 import { ZkmhaError, errorMessage, isZkmhaError } from '../core/errors';
-import type { Logger } from '../core/log';
-import type { Flavor } from '../core/mysql/flavor';
 import { parseNode } from '../core/names';
 import {
   StepTimer,
@@ -16,15 +13,14 @@ import {
   repointReplicas,
   rollBackSwitchover,
   type AbandonedStep,
-  type NodeConnections,
   type OpsContext,
 } from '../core/ops';
 import { encodeRecord, taskSchema, type HistoryRecord, type TaskRecord } from '../core/records';
 import { alertOf, member, readGroupView } from '../core/view';
-import type { MultiOp, Zk } from '../core/zk/client';
+import type { MultiOp } from '../core/zk/client';
 import type { LockHandle } from '../core/zk/lock';
-import type { ZkPaths } from '../core/zk/paths';
 import { describeResolution, resolveAbandoned, routeIsCut, taskKey, type Resolution } from './abandoned';
+import type { FailoverDeps } from './failover';
 
 /**
  * Acts on an abandoned switchover / add (decided by the pure `resolveAbandoned`), holding
@@ -37,15 +33,8 @@ import { describeResolution, resolveAbandoned, routeIsCut, taskKey, type Resolut
 export const ABANDONED_ALERT = 'operation-abandoned';
 export const ABANDONED_HISTORY = 'switchover-abandoned';
 
-export interface ResolveDeps {
-  readonly zk: Zk;
-  readonly paths: ZkPaths;
-  readonly cfg: Config;
-  readonly log: Logger;
-  readonly conns: NodeConnections;
-  readonly flavor: Flavor;
-  readonly workerId: string;
-}
+/** What resolving an abandoned operation needs: a failover's dependencies, without its fault hook. */
+export type ResolveDeps = Omit<FailoverDeps, 'pauseBeforeStep'>;
 
 export type ResolveOutcome =
   | {

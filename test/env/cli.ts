@@ -31,6 +31,14 @@ export function spawnMha(
   return child;
 }
 
+/** Stops a child started by spawnMha (if still running) and waits until it has exited. */
+export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill(signal);
+  await gone;
+}
+
 export interface MhaRun {
   readonly code: number | null;
   readonly stdout: string;

@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeRecord, metaRouterSchema } from '../../core/records';
 import { startCluster, type Cluster, type ClusterOptions } from './cluster';
-import { spawnMha } from './cli';
+import { spawnMha, stopChild } from './cli';
 import {
   haproxyDir,
   removeHaproxyDir,
@@ -42,12 +42,7 @@ export async function startE2E(opts: ClusterOptions = {}): Promise<E2EWorld> {
   const traffic: Array<{ stop(): Promise<void> }> = [];
   const close = async (): Promise<void> => {
     await Promise.all(traffic.map((t) => t.stop().catch(() => undefined)));
-    if (router !== null && router.exitCode === null && router.signalCode === null) {
-      const r = router;
-      const gone = new Promise<void>((resolve) => r.once('exit', () => resolve()));
-      r.kill('SIGKILL');
-      await gone;
-    }
+    if (router !== null) await stopChild(router, 'SIGKILL');
     if (hp !== null) {
       await stopHaproxyAt(hp).catch(() => undefined);
       removeHaproxyDir(hp);
