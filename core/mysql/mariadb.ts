@@ -170,20 +170,24 @@ export const mariadb: Flavor = {
     const retry = opts.connectRetrySeconds ?? 1;
     if (!Number.isInteger(retry) || retry < 1)
       throw new ZkmhaError('BAD_USAGE', `replicateFrom: connectRetrySeconds must be a positive integer`);
-    // A keyword, not a value: it cannot be a placeholder, so only the two known spellings pass.
-    const useGtid = { slave_pos: 'slave_pos', current_pos: 'current_pos' }[opts.gtidMode];
-    if (useGtid === undefined)
+    if (opts.gtidMode !== 'slave_pos' && opts.gtidMode !== 'current_pos')
       throw new ZkmhaError('BAD_USAGE', `replicateFrom: invalid gtidMode '${String(opts.gtidMode)}'`);
 
     await setGlobal(conn, 'read_only', true);
     await conn.exec(`STOP SLAVE`);
+    // 'current_pos' (a former master: start from everything it has) is done as the field notes
+    // advise: gtid_slave_pos := gtid_current_pos, then MASTER_USE_GTID=slave_pos. Replicating with
+    // MASTER_USE_GTID=current_pos leaves gtid_slave_pos stale, and MASTER_GTID_WAIT (drain,
+    // switchover catch-up) compares against gtid_slave_pos: it would time out on that node forever.
+    if (opts.gtidMode === 'current_pos')
+      await conn.exec(`SET GLOBAL gtid_slave_pos = @@GLOBAL.gtid_current_pos`);
     await setGlobal(conn, 'rpl_semi_sync_master_enabled', false);
     await setGlobal(conn, 'rpl_semi_sync_slave_enabled', opts.semiSync);
     // Values go through mysql2's client-side escaping (CHANGE MASTER cannot be server-prepared);
     // `sensitive` keeps the statement and the server's echo of it out of any error message.
     await conn.exec(
       `CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?,
-         MASTER_CONNECT_RETRY = ?, MASTER_USE_GTID = ${useGtid}`,
+         MASTER_CONNECT_RETRY = ?, MASTER_USE_GTID = slave_pos`,
       [opts.host, opts.port, opts.user, opts.password.reveal(), retry],
       { sensitive: true, what: `CHANGE MASTER TO ${opts.host}:${opts.port}` },
     );

@@ -255,7 +255,7 @@ describe('mariadb flavor: state, fencing, drain, promote, re-point', () => {
     assert.equal((await withConn(r1, (c) => mariadb.readState(c))).semiSyncMasterStatus, true);
   });
 
-  it('the old master rejoins as a replica of the new one with current_pos and catches up', async () => {
+  it('the old master rejoins as a replica of the new one from its current position and catches up', async () => {
     await master.start({ readOnly: true });
     const before = await withConn(master, (c) => mariadb.readState(c));
     const newMaster = await withConn(r1, (c) => mariadb.readState(c));
@@ -266,10 +266,13 @@ describe('mariadb flavor: state, fencing, drain, promote, re-point', () => {
     );
     await waitRows(master, await rowCount(r1));
     const st = await withConn(master, (c) => mariadb.readState(c));
-    assert.equal(st.replica?.usingGtid, 'Current_Pos');
+    assert.equal(st.replica?.usingGtid, 'Slave_Pos');
     assert.equal(st.replica?.masterPort, r1.port);
     assert.equal(st.readOnly, true);
     assert.equal(compareGtidPos(st.gtidCurrentPos, newMaster.gtidBinlogPos), 'equal');
+    // Its applied position is exact, so MASTER_GTID_WAIT (drain, catch-up) answers on it.
+    assert.equal(compareGtidPos(st.gtidSlavePos, newMaster.gtidBinlogPos), 'equal');
+    assert.equal(await withConn(master, (c) => mariadb.waitForGtid(c, newMaster.gtidBinlogPos, 2000)), true);
   });
 
   it('setGtidSlavePos validates and sets the applied position while replication is stopped', async () => {
