@@ -1,7 +1,13 @@
 import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeRecord, taskSchema, type HistoryRecord, type TaskRecord } from '../../core/records';
+import {
+  encodeRecord,
+  taskSchema,
+  type HistoryRecord,
+  type MasterRecord,
+  type TaskRecord,
+} from '../../core/records';
 import { alertOf } from '../../core/view';
 import { startCluster, type Cluster } from '../env/cluster';
 import { MHA_BIN, runMha } from '../env/cli';
@@ -17,6 +23,17 @@ import { waitFor } from '../env/wait';
  * failover when the old master died with it — and the design §9 invariants hold with no
  * acknowledged write lost. A dead `mha add` is only reported.
  */
+/** Waits until master/<group> reaches `epoch` (the resolution of the abandoned operation). */
+function masterAt(c: Cluster, epoch: number, timeoutMs: number, what: string): Promise<MasterRecord> {
+  return waitFor(
+    async () => {
+      const m = await c.master();
+      return m.epoch === epoch ? m : null;
+    },
+    { timeoutMs, what },
+  );
+}
+
 describe('a switchover or add whose process died', () => {
   let c: Cluster;
   let config: string;
@@ -82,13 +99,7 @@ describe('a switchover or add whose process died', () => {
       assert.equal(Number(ro?.ro), 1, 'old master fenced');
 
       const killedAt = await sw.kill();
-      const after = await waitFor(
-        async () => {
-          const x = await c.master();
-          return x.epoch === before.epoch + 1 ? x : null;
-        },
-        { timeoutMs: 20000, what: 'the abandoned switchover resolved' },
-      );
+      const after = await masterAt(c, before.epoch + 1, 20000, 'the abandoned switchover resolved');
       assert.equal(after.node, old, 'rolled back to the old master');
       assert.match(after.reason, /rolled back/);
       await w.waitForAcks(20);
@@ -128,13 +139,7 @@ describe('a switchover or add whose process died', () => {
       assert.equal((await c.route()).write, null);
 
       const killedAt = await sw.kill();
-      const after = await waitFor(
-        async () => {
-          const x = await c.master();
-          return x.epoch === before.epoch + 1 ? x : null;
-        },
-        { timeoutMs: 20000, what: 'the abandoned switchover resolved' },
-      );
+      const after = await masterAt(c, before.epoch + 1, 20000, 'the abandoned switchover resolved');
       assert.equal(after.node, cand, 'finished: the candidate is the master');
       assert.equal(after.reason, 'switchover');
       await w.waitForAcks(20);
@@ -230,12 +235,11 @@ describe('a switchover or add whose process died', () => {
       const killedAt = await sw.kill();
       await c.client(old)!.kill('SIGKILL');
       await c.instance(old).kill();
-      const after = await waitFor(
-        async () => {
-          const x = await c.master();
-          return x.epoch === before.epoch + 1 ? x : null;
-        },
-        { timeoutMs: 30000, what: 'the abandoned switchover resolved by a failover' },
+      const after = await masterAt(
+        c,
+        before.epoch + 1,
+        30000,
+        'the abandoned switchover resolved by a failover',
       );
       assert.notEqual(after.node, old);
       assert.equal(after.reason, 'failover');
