@@ -497,6 +497,11 @@ describe('heartbeat client', () => {
         }),
       );
       log.info({ ms: Date.now() - madeWritableAt }, 'replica made writable → fenced by its agent');
+      // read_only flips first; the agent counts the fence once its connection kills are done too.
+      await waitFor(() => cr.snapshot().counters.strayFences >= 1, {
+        timeoutMs: 3000,
+        what: 'the fence counted',
+      });
       assert.equal(cr.snapshot().counters.strayFences, 1);
       await waitFor(() => appLost, { timeoutMs: 3000, what: 'app connection on the replica killed' });
       await waitFor(async () => (await online(paths, r))?.record.readOnly === true, {
@@ -598,6 +603,10 @@ describe('heartbeat client', () => {
           what: 'old master turned read-only by its agent',
         }),
       );
+      await waitFor(() => cm.snapshot().counters.strayFences >= 1, {
+        timeoutMs: 3000,
+        what: 'the fence counted',
+      });
       assert.equal(cm.snapshot().counters.strayFences, 1);
       // The new master is the legitimate one: never fenced.
       await waitFor(() => !cr.snapshot().strayWritable, { timeoutMs: 3000, what: 'new master legitimate' });
