@@ -37,7 +37,7 @@ export interface FencingRoute {
 
 /** Writes `{write: null, epoch}`; throws ZK_BAD_VERSION if the route changed since it was read. */
 export async function writeFencingRoute(
-  zk: Zk,
+  zk: Pick<Zk, 'create' | 'set'>,
   paths: ZkPaths,
   group: string,
   r: FencingRoute,
@@ -143,7 +143,11 @@ function masterChangeOps(
  * it fail with ZK_BAD_VERSION / ZK_NODE_EXISTS and change nothing; the caller re-reads and decides.
  * A missing history/<group> parent is created and the multi retried once.
  */
-export async function commitMasterChange(zk: Zk, paths: ZkPaths, c: MasterChange): Promise<CommittedChange> {
+export async function commitMasterChange(
+  zk: Pick<Zk, 'multi' | 'mkdirp'>,
+  paths: ZkPaths,
+  c: MasterChange,
+): Promise<CommittedChange> {
   if (c.epoch < 1 || !Number.isInteger(c.epoch))
     throw new ZkmhaError('BAD_USAGE', `commitMasterChange: invalid epoch ${c.epoch}`);
   const { ops, master, route, historyIndex } = masterChangeOps(paths, c, c.now ?? Date.now());
