@@ -231,8 +231,9 @@ function invalidRoute(
   route: { readonly error: string; readonly epoch?: number },
   problems: Problem[],
 ): GroupState {
-  const fence =
-    route.epoch !== undefined && base.epoch !== null && route.epoch > base.epoch && base.write !== null;
+  // Not conditional on base.write: once writes are refused the next reconcile sees the same record,
+  // and the report must keep saying why (it alternated with the bare error before).
+  const fence = route.epoch !== undefined && base.epoch !== null && route.epoch > base.epoch;
   problems.push({
     group: name,
     kind: 'bad-record',

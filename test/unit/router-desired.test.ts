@@ -247,6 +247,14 @@ describe('router buildDesired: what ZooKeeper wants', () => {
       problems: ['bad-record'],
       says: /write: must be host:port; its epoch 6 is above the applied epoch 5: writes refused/,
     },
+    {
+      what: 'the same invalid newer-epoch route seen again once writes are refused: still says why',
+      prev: applied('g1', 5, null, [B]),
+      route: invalid('write: must be host:port', 6),
+      want: { epoch: 5, write: null, read: [B, null, null, null] },
+      problems: ['bad-record'],
+      says: /write: must be host:port; its epoch 6 is above the applied epoch 5: writes refused/,
+    },
     // -- an invalid meta_group: only nodes already routed are accepted, the write side still applies
     {
       what: 'invalid meta_group, newer route with the same master and a new reader',
