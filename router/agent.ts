@@ -174,6 +174,8 @@ export class RouterAgent {
       this.http = await startHttpListener('router', this.cfg.httpHost ?? '127.0.0.1', this.cfg.httpPort, {
         '/metrics': metricsRoute(this.metrics.registry),
       });
+    if (this.http !== null)
+      this.log.info({ metricsPort: this.http.port, host: this.cfg.httpHost }, 'router: serving /metrics');
     this.log.info({ router: this.id, groups: this.applied?.map((g) => g.name) ?? [] }, 'router: starting');
     await this.reconcileNow();
     this.timer = setInterval(() => this.requestReconcile(), this.cfg.reconcileIntervalMs);

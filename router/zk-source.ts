@@ -96,12 +96,24 @@ export class RouteSource {
   /** True once the first complete snapshot is available. */
   settled(): boolean {
     const s = this.snapshot();
-    return s !== null && s.every((g) => g.meta.kind !== 'loading' && g.route.kind !== 'loading');
+    // The agents too: a first configuration rendered without them would point every check at
+    // nothing and take every server out until the next reconcile.
+    const agentsRead =
+      this.listed.agent && [...this.entries.agent.values()].every((e) => e.value.kind !== 'loading');
+    return (
+      s !== null && agentsRead && s.every((g) => g.meta.kind !== 'loading' && g.route.kind !== 'loading')
+    );
   }
 
   private onChildren(dir: Dir, children: string[] | null): void {
     if (this.stopped) return;
     if (children === null) {
+      // No agent/ directory: no agent known, which is a state of its own (every check fails).
+      if (dir === 'agent') {
+        this.listed.agent = true;
+        this.onChange();
+        return;
+      }
       // The directory does not exist (ZooKeeper not initialised, or a wrong root): not "no groups".
       this.log.warn(
         { dir: this.paths.dir(dir) },

@@ -215,15 +215,18 @@ export async function getVars(
 ): Promise<Map<string, string>> {
   const out = new Map<string, string>();
   if (names.length === 0) return out;
-  const results = await haproxyBatch(
+  // `get var` answers one line without the blank line other commands end with: the batch's answer
+  // is read line by line, by variable name.
+  const raw = await sendLine(
     adminSocket,
-    names.map((n) => `get var ${n}`),
+    names.map((n) => assertCommand(`get var ${n}`)).join('; '),
     timeoutMs,
   );
-  results.forEach((r, i) => {
-    const m = /^(\S+): type=\S+ value=<(.*)>$/.exec(r.output);
-    if (m !== null && m[1] === names[i]) out.set(m[1]!, m[2]!);
-  });
+  const wanted = new Set(names);
+  for (const line of raw.split('\n')) {
+    const m = /^(\S+): type=\S+ value=<(.*)>$/.exec(line);
+    if (m !== null && wanted.has(m[1]!)) out.set(m[1]!, m[2]!);
+  }
   return out;
 }
 

@@ -7,7 +7,24 @@ import parsePrometheusTextFormat, { type PromFamily, type PromSample } from 'par
 export type Families = ReadonlyMap<string, PromFamily>;
 
 export function parseMetrics(text: string): Families {
-  return new Map(parsePrometheusTextFormat(text).map((f) => [f.name, f]));
+  return new Map(parsePrometheusTextFormat(withHistogramCounts(text)).map((f) => [f.name, f]));
+}
+
+/**
+ * The parser flattens a histogram family into one sample (its flattenMetrics), losing the labels
+ * and counts of labelled histograms. So each histogram's `<name>_count` series are also given to
+ * it as a counter family of their own, which it parses like any other.
+ */
+function withHistogramCounts(text: string): string {
+  const histograms = new Set<string>();
+  for (const m of text.matchAll(/^# TYPE (\S+) histogram$/gm)) histograms.add(m[1]!);
+  const extra: string[] = [];
+  for (const h of histograms) {
+    const lines = text.split('\n').filter((l) => l.startsWith(`${h}_count{`) || l.startsWith(`${h}_count `));
+    if (lines.length > 0)
+      extra.push(`# HELP ${h}_count observations of ${h}`, `# TYPE ${h}_count counter`, ...lines);
+  }
+  return extra.length === 0 ? text : `${text.trimEnd()}\n${extra.join('\n')}\n`;
 }
 
 export async function scrape(port: number, host = '127.0.0.1'): Promise<Families> {
@@ -47,11 +64,20 @@ export function value(
   return Number(xs[0]!.value);
 }
 
-/** A histogram's observation count with these labels (summed over the matching series). */
+/** A histogram's observation count over the series whose labels include `labels`. */
 export function histogramCount(
   f: Families,
   name: string,
   labels: Readonly<Record<string, string>> = {},
 ): number {
-  return samples(f, name, 'HISTOGRAM', labels).reduce((a, s) => a + Number(s.count ?? 0), 0);
+  samples(f, name, 'HISTOGRAM');
+  if (!f.has(`${name}_count`)) return 0;
+  return samples(f, `${name}_count`, 'COUNTER', labels).reduce((a, s) => a + Number(s.value ?? 0), 0);
+}
+
+/** The label values a histogram has series for (e.g. the steps timed). */
+export function histogramLabelValues(f: Families, name: string, label: string): string[] {
+  samples(f, name, 'HISTOGRAM');
+  if (!f.has(`${name}_count`)) return [];
+  return samples(f, `${name}_count`, 'COUNTER').map((s) => s.labels?.[label] ?? '');
 }
