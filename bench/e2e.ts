@@ -46,6 +46,8 @@ interface Cycle {
   readonly acked: number;
   readonly lostAcked: number;
   readonly badReads: number;
+  /** Reads through the read port that failed (connection or query), kill to the end. */
+  readonly failedReads: number;
   readonly invariants: string;
 }
 
@@ -129,6 +131,7 @@ async function cycle(zk: ZkCluster, kind: Kind, run: number, sessionTimeoutMs: n
       acked: writer.acks.length,
       lostAcked,
       badReads,
+      failedReads: reader.errors.filter((e) => e.hr >= killHr).length,
       invariants,
     };
   } catch (err) {
@@ -157,6 +160,7 @@ function summary(kind: Kind, cycles: readonly Cycle[]) {
     killToWriteMs: stats(xs.map((c) => c.killToWriteMs)),
     lostAcked: xs.reduce((s, c) => s + Math.max(0, c.lostAcked), 0),
     badReads: xs.reduce((s, c) => s + Math.max(0, c.badReads), 0),
+    failedReads: xs.reduce((s, c) => s + c.failedReads, 0),
     failedCycles: xs.filter((c) => c.invariants !== 'ok').length,
   };
 }
@@ -172,7 +176,7 @@ async function main(): Promise<void> {
     `bench:e2e — ${runs} kill-master + ${hostRuns} host-death cycles through HAProxy (session timeout ${sessionTimeoutMs} ms)\n`,
   );
   process.stdout.write(
-    `${'case'.padEnd(11)} ${'#'.padStart(2)}  ${'outage ms'.padStart(9)}  ${'kill→master/'.padStart(12)}  ${'kill→write'.padStart(10)}  ${'failed'.padStart(6)}  ${'acked'.padStart(5)}  ${'lost'.padStart(4)}  ${'bad reads'.padStart(9)}  from → to, invariants\n`,
+    `${'case'.padEnd(11)} ${'#'.padStart(2)}  ${'outage ms'.padStart(9)}  ${'kill→master/'.padStart(12)}  ${'kill→write'.padStart(10)}  ${'failed'.padStart(6)}  ${'acked'.padStart(5)}  ${'lost'.padStart(4)}  ${'bad reads'.padStart(9)}  ${'failed reads'.padStart(12)}  from → to, invariants\n`,
   );
   try {
     const plan: Kind[] = [...Array<Kind>(runs).fill('kill'), ...Array<Kind>(hostRuns).fill('host-death')];
@@ -196,12 +200,13 @@ async function main(): Promise<void> {
           acked: 0,
           lostAcked: -1,
           badReads: -1,
+          failedReads: 0,
           invariants: `set-up failed: ${errorMessage(err).split('\n')[0]}`,
         };
       }
       cycles.push(c);
       process.stdout.write(
-        `${kind.padEnd(11)} ${String(run).padStart(2)}  ${fmt(c.outageMs).padStart(9)}  ${fmt(c.killToMasterMs).padStart(12)}  ${fmt(c.killToWriteMs).padStart(10)}  ${String(c.failedWrites).padStart(6)}  ${String(c.acked).padStart(5)}  ${String(c.lostAcked).padStart(4)}  ${String(c.badReads).padStart(9)}  ${c.from} → ${c.to ?? '-'}, ${c.invariants}\n`,
+        `${kind.padEnd(11)} ${String(run).padStart(2)}  ${fmt(c.outageMs).padStart(9)}  ${fmt(c.killToMasterMs).padStart(12)}  ${fmt(c.killToWriteMs).padStart(10)}  ${String(c.failedWrites).padStart(6)}  ${String(c.acked).padStart(5)}  ${String(c.lostAcked).padStart(4)}  ${String(c.badReads).padStart(9)}  ${String(c.failedReads).padStart(12)}  ${c.from} → ${c.to ?? '-'}, ${c.invariants}\n`,
       );
     }
   } finally {
@@ -212,11 +217,11 @@ async function main(): Promise<void> {
     '\nwrite outage through HAProxy (last ack by the old master → first ack by the new one)\n',
   );
   process.stdout.write(
-    `${'case'.padEnd(11)} ${'cycles'.padStart(6)}  ${'median'.padStart(6)}  ${'p95'.padStart(6)}  ${'max'.padStart(6)}  lost acked  bad reads  failed cycles  (median kill→master/, kill→write)\n`,
+    `${'case'.padEnd(11)} ${'cycles'.padStart(6)}  ${'median'.padStart(6)}  ${'p95'.padStart(6)}  ${'max'.padStart(6)}  lost acked  bad reads  failed reads  failed cycles  (median kill→master/, kill→write)\n`,
   );
   for (const s of sums) {
     process.stdout.write(
-      `${s.kind.padEnd(11)} ${String(s.cycles).padStart(6)}  ${fmt(s.outageMs.median).padStart(6)}  ${fmt(s.outageMs.p95).padStart(6)}  ${fmt(s.outageMs.max).padStart(6)}  ${String(s.lostAcked).padStart(10)}  ${String(s.badReads).padStart(9)}  ${String(s.failedCycles).padStart(13)}  (${fmt(s.killToMasterMs.median)}, ${fmt(s.killToWriteMs.median)})\n`,
+      `${s.kind.padEnd(11)} ${String(s.cycles).padStart(6)}  ${fmt(s.outageMs.median).padStart(6)}  ${fmt(s.outageMs.p95).padStart(6)}  ${fmt(s.outageMs.max).padStart(6)}  ${String(s.lostAcked).padStart(10)}  ${String(s.badReads).padStart(9)}  ${String(s.failedReads).padStart(12)}  ${String(s.failedCycles).padStart(13)}  (${fmt(s.killToMasterMs.median)}, ${fmt(s.killToWriteMs.median)})\n`,
     );
   }
   process.stdout.write(

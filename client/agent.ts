@@ -44,6 +44,7 @@ import {
   type OnlineWish,
 } from './health';
 import { startAgentHttp, type AgentHttp } from './http';
+import { createClientMetrics, type ClientMetrics } from './metrics';
 import { askReplica, fenceLocal, MysqldProbe, registeredReplicas } from './probe';
 
 /**
@@ -110,6 +111,12 @@ class Agent {
   private group: string | null = null;
   private meta: MetaGroup | null = null;
   private master: MasterRecord | null = null;
+  /** When the current master/ record was learnt (endpoints.ts: a status older than it is stale). */
+  private masterSeenAt = 0;
+  private masterRefresh: Promise<void> | null = null;
+  /** HTTP checks waiting for the next change of the snapshot (http.ts settle). */
+  private changeWaiters: Array<() => void> = [];
+  private metrics!: ClientMetrics;
   private rejoin: RejoinState = 'unknown';
   private rejoinLogged = false;
   private lastWish: string | null = null;
@@ -184,7 +191,12 @@ class Agent {
   }
 
   async start(): Promise<void> {
-    this.http = await startAgentHttp(this.cc.httpHost, this.cc.httpPort, () => this.snapshot());
+    this.metrics = createClientMetrics(() => this.snapshot());
+    this.http = await startAgentHttp(this.cc.httpHost, this.cc.httpPort, {
+      snapshot: () => this.snapshot(),
+      metrics: this.metrics,
+      nextChange: (ms) => this.nextChange(ms),
+    });
     try {
       this.zk = await Zk.connect({
         hosts: this.cfg.zookeeper.hosts,
@@ -298,21 +310,64 @@ class Agent {
           this.log.error({ err: errorMessage(err) }, 'invalid meta_group record; keeping the last good one');
         }
       }),
-      this.zk.watchData(this.paths.master(group), (d) => {
-        if (d === null) {
-          this.master = null;
-          return;
-        }
-        try {
-          const m = decodeRecord(masterSchema, d.data, this.paths.master(group));
-          if (m.node !== this.master?.node || m.epoch !== this.master.epoch)
-            this.log.info({ master: m.node, epoch: m.epoch }, 'master record');
-          this.master = m;
-        } catch (err) {
-          this.log.error({ err: errorMessage(err) }, 'invalid master record; keeping the last good one');
-        }
-      }),
+      this.zk.watchData(this.paths.master(group), (d) => this.onMaster(group, d)),
     );
+  }
+
+  private onMaster(group: string, d: NodeData | null): void {
+    if (group !== this.group) return;
+    if (d === null) {
+      this.master = null;
+      this.notifyChange();
+      return;
+    }
+    try {
+      const m = decodeRecord(masterSchema, d.data, this.paths.master(group));
+      if (m.node !== this.master?.node || m.epoch !== this.master.epoch) {
+        this.log.info({ master: m.node, epoch: m.epoch }, 'master record');
+        this.masterSeenAt = Date.now();
+        // Named master: HAProxy's /master check follows the route at once; let it find a status
+        // read after the promotion rather than the replica seen before it.
+        if (m.node === this.node) this.requestCheck();
+      }
+      this.master = m;
+    } catch (err) {
+      this.log.error({ err: errorMessage(err) }, 'invalid master record; keeping the last good one');
+    }
+    this.notifyChange();
+  }
+
+  /** Reads master/<group> now (one read in flight at most), for a check that asks for a newer epoch. */
+  private refreshMaster(): void {
+    const group = this.group;
+    if (group === null || this.masterRefresh !== null || !this.zkConnected) return;
+    this.masterRefresh = this.zk
+      .getOrNull(this.paths.master(group))
+      .then(
+        (d) => this.onMaster(group, d),
+        () => undefined,
+      )
+      .finally(() => {
+        this.masterRefresh = null;
+      });
+  }
+
+  private notifyChange(): void {
+    const ws = this.changeWaiters;
+    this.changeWaiters = [];
+    for (const w of ws) w();
+  }
+
+  private nextChange(ms: number): Promise<void> {
+    this.refreshMaster();
+    this.requestCheck();
+    return new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, ms);
+      this.changeWaiters.push(() => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
   }
 
   // --- checks ----------------------------------------------------------------------------------
@@ -336,9 +391,11 @@ class Agent {
     if (this.closed) return;
     this.counters.checks[obs.kind]++;
     this.counters.lastCheckMs = Date.now() - t0;
+    this.metrics.observeCheck(this.counters.lastCheckMs / 1000, obs.kind);
     const prev = this.health;
     this.health = decideHealth(prev, obs, this.cc.failAfter);
     this.logTransition(prev, this.health, obs);
+    this.notifyChange();
     this.publisher.kick();
     if (!this.zkConnected) this.fencer.kick();
     else this.strayFencer.kick();
@@ -388,6 +445,7 @@ class Agent {
       v: 1,
       pid: process.pid,
       httpPort: this.http.port,
+      httpHost: this.cc.httpHost,
       binlogDir: this.cc.binlogDir,
       ...(reportsMysqldDown(this.health) ? { mysqldDown: true } : {}),
       at: Date.now(),
@@ -755,6 +813,8 @@ class Agent {
       group: this.group,
       health: this.health,
       master: this.master,
+      masterSeenAt: this.masterSeenAt,
+      statusAt: liveStatusAt(this.health),
       maxReadLagSeconds: this.meta?.settings.maxReadLagSeconds ?? 30,
       zkConnected: this.zkConnected,
       onlinePublished: this.onlinePublished !== null,
@@ -767,6 +827,7 @@ class Agent {
   async stop(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.notifyChange();
     if (this.checkTimer !== null) clearTimeout(this.checkTimer);
     this.clearFenceTimer();
     for (const w of [...this.groupWatches, ...this.nodeWatches]) w.cancel();

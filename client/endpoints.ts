@@ -2,8 +2,9 @@ import type { MasterRecord } from '../core/records';
 import { liveStatus, type Health } from './health';
 
 /**
- * What the agent's HTTP endpoints answer (design §4), pure: HAProxy's `option httpchk` asks
- * `GET /master` and `GET /replica`; monitoring scrapes `GET /metrics`.
+ * What the agent's HTTP endpoints answer (design §4, §11), pure: HAProxy's `option httpchk` asks
+ * `GET /master?epoch=E&node=N` and `GET /replica?max_lag=S`; monitoring scrapes `GET /metrics`
+ * (client/metrics.ts).
  */
 export interface AgentSnapshot {
   readonly node: string;
@@ -11,6 +12,10 @@ export interface AgentSnapshot {
   readonly health: Health;
   /** master/<group> as last seen; null when absent or not read yet. */
   readonly master: MasterRecord | null;
+  /** When the agent learnt the current master/ record (0 before any). */
+  readonly masterSeenAt: number;
+  /** When the live status was read (health.ts liveStatusAt); null without one. */
+  readonly statusAt: number | null;
   /** From meta_group/<group>.settings; the default 30 until the record is read. */
   readonly maxReadLagSeconds: number;
   readonly zkConnected: boolean;
@@ -34,127 +39,82 @@ export interface AgentCounters {
 }
 
 export interface EndpointAnswer {
-  readonly status: 200 | 503;
+  readonly status: 200 | 400 | 503;
   readonly body: string;
+  /**
+   * A 503 that may turn into a 200 within moments without anything else changing: the check asks
+   * for an epoch this agent has not seen yet, or master/ names this node but the last mysqld check
+   * predates its promotion. The HTTP layer waits (bounded) for the next record or check and asks
+   * again, so HAProxy's first check after a route change does not take the new master out.
+   */
+  readonly retry?: boolean;
 }
 
-/** 200 only when this node is the master in master/<group> and its mysqld is alive and writable. */
-export function masterCheck(s: AgentSnapshot): EndpointAnswer {
+/** What HAProxy's check asks for (the router renders it): `/master?epoch=E&node=N`. */
+export interface MasterExpectation {
+  /** The epoch of the route the router applied; 200 only at exactly this epoch. */
+  readonly epoch?: number;
+  /** The node the router routes to through this check; 503 when the check reached another agent. */
+  readonly node?: string;
+}
+
+/**
+ * 200 only when this node is the master in master/<group>, at the epoch the router configured when
+ * it asks for one (the epoch as a fencing token: a router still on an older route, cut off from
+ * ZooKeeper, is refused by the agent of the master it routes to), and its mysqld is alive, writable
+ * and not replicating.
+ */
+export function masterCheck(s: AgentSnapshot, want: MasterExpectation = {}): EndpointAnswer {
+  if (want.node !== undefined && want.node !== s.node)
+    return { status: 503, body: `this is the agent of ${s.node}, not of ${want.node}\n` };
   const st = liveStatus(s.health);
   if (st === null) return { status: 503, body: `mysqld not healthy (${s.health.kind})\n` };
-  if (s.master === null) return { status: 503, body: 'master record unknown\n' };
+  if (s.master === null)
+    return { status: 503, body: 'master record unknown\n', retry: want.epoch !== undefined };
+  if (want.epoch !== undefined && s.master.epoch < want.epoch)
+    return { status: 503, body: `epoch ${want.epoch} not seen yet (at ${s.master.epoch})\n`, retry: true };
+  if (want.epoch !== undefined && s.master.epoch > want.epoch)
+    return { status: 503, body: `epoch ${want.epoch} is over (master/ is at ${s.master.epoch})\n` };
   if (s.master.node !== s.node) return { status: 503, body: `not the master (master is ${s.master.node})\n` };
-  if (st.readOnly) return { status: 503, body: 'master but read_only=ON\n' };
+  // Named by master/ but the last check still saw a replica: a promotion the checks have not
+  // caught up with (the agent checks again at once when master/ names it).
+  const stale = (s.statusAt ?? 0) < s.masterSeenAt;
+  if (st.readOnly) return { status: 503, body: 'master but read_only=ON\n', retry: stale };
   if (st.replica !== null && (st.replica.ioRunning || st.replica.sqlRunning))
-    return { status: 503, body: 'master but replicating\n' };
+    return { status: 503, body: 'master but replicating\n', retry: stale };
   return { status: 200, body: `master epoch ${s.master.epoch}\n` };
 }
 
-/** 200 when replicating with both threads running and lag within the group's maxReadLagSeconds. */
-export function replicaCheck(s: AgentSnapshot): EndpointAnswer {
+/** Parses `/master`'s query; null (400) for a malformed one. */
+export function masterExpectation(q: URLSearchParams): MasterExpectation | null {
+  const e = q.get('epoch');
+  const n = q.get('node');
+  if (e !== null && !/^\d{1,15}$/.test(e)) return null;
+  if (n !== null && (n.length === 0 || n.length > 300)) return null;
+  return { ...(e !== null ? { epoch: Number(e) } : {}), ...(n !== null ? { node: n } : {}) };
+}
+
+/**
+ * 200 when this node replicates with its SQL thread running, its IO thread running or retrying
+ * (a master that died: the lag then is a bound, health.ts boundLag), and its lag known and within
+ * `maxLag` (the check's `max_lag`, else the group's maxReadLagSeconds).
+ */
+export function replicaCheck(s: AgentSnapshot, maxLag: number = s.maxReadLagSeconds): EndpointAnswer {
   const st = liveStatus(s.health);
   if (st === null) return { status: 503, body: `mysqld not healthy (${s.health.kind})\n` };
   const r = st.replica;
   if (r === null) return { status: 503, body: 'not a replica\n' };
-  if (!r.ioRunning || !r.sqlRunning)
+  const io = r.ioRunning || r.ioConnecting === true;
+  if (!io || !r.sqlRunning)
     return { status: 503, body: `replication stopped (io=${r.ioRunning} sql=${r.sqlRunning})\n` };
   if (r.lagSeconds === null) return { status: 503, body: 'lag unknown\n' };
-  if (r.lagSeconds > s.maxReadLagSeconds)
-    return { status: 503, body: `lag ${r.lagSeconds}s > ${s.maxReadLagSeconds}s\n` };
-  return { status: 200, body: `replica lag ${r.lagSeconds}s\n` };
+  if (r.lagSeconds > maxLag) return { status: 503, body: `lag ${r.lagSeconds}s > ${maxLag}s\n` };
+  return { status: 200, body: `replica lag ${r.lagSeconds}s${r.ioRunning ? '' : ' (master unreachable)'}\n` };
 }
 
-function esc(v: string): string {
-  return v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
-}
-
-/** Prometheus text exposition (version 0.0.4), hand-written: a handful of gauges and counters. */
-export function renderMetrics(s: AgentSnapshot): string {
-  const labels = `node="${esc(s.node)}",group="${esc(s.group ?? '')}"`;
-  const st = liveStatus(s.health);
-  const lines: string[] = [];
-  const metric = (
-    name: string,
-    type: 'gauge' | 'counter',
-    help: string,
-    values: ReadonlyArray<[string, number]>,
-  ): void => {
-    lines.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);
-    for (const [extra, v] of values)
-      lines.push(`${name}{${labels}${extra}} ${Number.isFinite(v) ? v : 'NaN'}`);
-  };
-  const b = (x: boolean): number => (x ? 1 : 0);
-  metric('zkmha_client_mysqld_up', 'gauge', 'mysqld counts as alive (up, or suspect below failAfter)', [
-    ['', b(st !== null)],
-  ]);
-  metric('zkmha_client_read_only', 'gauge', 'read_only of the local mysqld (NaN when unknown)', [
-    ['', st === null ? NaN : b(st.readOnly)],
-  ]);
-  metric('zkmha_client_is_master', 'gauge', 'this node is the master in master/<group>', [
-    ['', b(s.master?.node === s.node)],
-  ]);
-  metric('zkmha_client_replication_io_running', 'gauge', 'replication IO thread running', [
-    ['', b(st?.replica?.ioRunning === true)],
-  ]);
-  metric('zkmha_client_replication_sql_running', 'gauge', 'replication SQL thread running', [
-    ['', b(st?.replica?.sqlRunning === true)],
-  ]);
-  metric(
-    'zkmha_client_replication_lag_seconds',
-    'gauge',
-    'Seconds_Behind_Master (NaN when unknown or not a replica)',
-    [['', st?.replica?.lagSeconds ?? NaN]],
-  );
-  metric('zkmha_client_zk_connected', 'gauge', 'the agent is connected to ZooKeeper', [
-    ['', b(s.zkConnected)],
-  ]);
-  metric('zkmha_client_online_published', 'gauge', 'online/<node> is published', [
-    ['', b(s.onlinePublished)],
-  ]);
-  metric('zkmha_client_rejoin_pending', 'gauge', 'rejoin/<node> exists, online/ is held back', [
-    ['', b(s.rejoinPending)],
-  ]);
-  metric(
-    'zkmha_client_stray_writable',
-    'gauge',
-    'mysqld is writable but master/<group> names another node or rejoin/<node> exists',
-    [['', b(s.strayWritable)]],
-  );
-  metric('zkmha_client_last_check_seconds', 'gauge', 'duration of the last health check', [
-    ['', s.counters.lastCheckMs / 1000],
-  ]);
-  metric(
-    'zkmha_client_checks_total',
-    'counter',
-    'health checks by outcome',
-    Object.entries(s.counters.checks).map(([k, v]) => [`,result="${k}"`, v] as [string, number]),
-  );
-  metric('zkmha_client_online_writes_total', 'counter', 'writes of online/<node> (create, update, delete)', [
-    ['', s.counters.onlineWrites],
-  ]);
-  metric(
-    'zkmha_client_self_fence_total',
-    'counter',
-    'times the agent fenced its mysqld (read_only=ON, connections killed)',
-    [['', s.counters.selfFences]],
-  );
-  metric(
-    'zkmha_client_failsafe_total',
-    'counter',
-    'times fencing was skipped because every replica was attached',
-    [['', s.counters.failsafeHolds]],
-  );
-  metric(
-    'zkmha_client_stray_fence_total',
-    'counter',
-    'times the agent fenced its mysqld for being writable while not the master in ZooKeeper',
-    [['', s.counters.strayFences]],
-  );
-  metric('zkmha_client_zk_sessions_total', 'counter', 'ZooKeeper sessions established', [
-    ['', s.counters.sessions],
-  ]);
-  metric('zkmha_client_zk_expiries_total', 'counter', 'ZooKeeper sessions lost (expired)', [
-    ['', s.counters.expiries],
-  ]);
-  return `${lines.join('\n')}\n`;
+/** Parses `/replica`'s `max_lag`; undefined when absent, null (400) when malformed. */
+export function replicaMaxLag(q: URLSearchParams): number | undefined | null {
+  const v = q.get('max_lag');
+  if (v === null) return undefined;
+  return /^\d{1,9}(\.\d{1,3})?$/.test(v) ? Number(v) : null;
 }

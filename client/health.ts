@@ -12,16 +12,30 @@ export interface MysqlStatus {
   readonly readOnly: boolean;
   readonly gtidCurrent: string;
   readonly gtidSlave: string;
+  /** Semi-sync as the server reports it (absent in statuses built without it, e.g. in tests). */
+  readonly semiSync?: SemiSyncStatus;
   /** Present when replication is configured (SHOW SLAVE STATUS has a row). */
   readonly replica: ReplicaStatus | null;
+}
+
+export interface SemiSyncStatus {
+  readonly masterEnabled: boolean;
+  /** In effect (false after a fall-back to async). */
+  readonly masterActive: boolean;
+  readonly slaveEnabled: boolean;
 }
 
 export interface ReplicaStatus {
   /** `host:port` of the master it replicates from, when it is a valid node name. */
   readonly masterNode: string | null;
   readonly ioRunning: boolean;
+  /** The IO thread retries its connection to the master ('Connecting'). */
+  readonly ioConnecting?: boolean;
   readonly sqlRunning: boolean;
-  /** Seconds_Behind_Master; null when unknown (threads stopped). */
+  /**
+   * Seconds_Behind_Master; null when unknown (threads stopped). While the IO thread retries its
+   * connection, the bound from boundLag: the last known lag plus the time since.
+   */
   readonly lagSeconds: number | null;
   readonly gtidIo: string;
 }
@@ -65,8 +79,10 @@ export type DownReason = 'refused' | 'dropped' | 'timeouts' | 'errors';
  */
 export function decideHealth(prev: Health, obs: Observation, failAfter: number): Health {
   switch (obs.kind) {
-    case 'ok':
-      return { kind: 'up', since: prev.kind === 'up' ? prev.since : obs.at, status: obs.status, at: obs.at };
+    case 'ok': {
+      const status = boundLag(prev.kind === 'up' ? prev : null, obs.status, obs.at);
+      return { kind: 'up', since: prev.kind === 'up' ? prev.since : obs.at, status, at: obs.at };
+    }
     case 'refused':
     case 'dropped':
       return {
@@ -91,6 +107,27 @@ export function decideHealth(prev: Health, obs: Observation, failAfter: number):
     default:
       return assertNever(obs);
   }
+}
+
+/**
+ * A replica whose IO thread retries its connection (its master died or is unreachable) has no
+ * Seconds_Behind_Master; its data is no staler than the lag last measured plus the time since.
+ * That bound is what it reports as lag, so the read pool (server) and HAProxy's `/replica?max_lag`
+ * check keep it while it is fresh enough — during a master's host death every replica is in this
+ * state until the failover re-points it — and drop it once it is not. Without a previous measure
+ * the lag stays unknown.
+ */
+export function boundLag(
+  prev: { readonly status: MysqlStatus; readonly at: number } | null,
+  next: MysqlStatus,
+  at: number,
+): MysqlStatus {
+  const r = next.replica;
+  if (r === null || r.ioConnecting !== true || r.lagSeconds !== null || !r.sqlRunning) return next;
+  const last = prev?.status.replica?.lagSeconds;
+  if (last === null || last === undefined || prev === null) return next;
+  const lag = Math.round((last + Math.max(0, at - prev.at) / 1000) * 10) / 10;
+  return { ...next, replica: { ...r, lagSeconds: lag } };
 }
 
 /**
@@ -161,6 +198,7 @@ export function onlineRecordFor(status: MysqlStatus, at: number): OnlineRecord {
           gtidIo: r.gtidIo,
           lagSeconds: r.lagSeconds,
           ioRunning: r.ioRunning,
+          ...(r.ioConnecting === true ? { ioConnecting: true } : {}),
           sqlRunning: r.sqlRunning,
           ...(r.masterNode !== null ? { masterNode: r.masterNode } : {}),
         }
@@ -183,6 +221,7 @@ export function onlineChanged(
     published.role !== next.role ||
     published.readOnly !== next.readOnly ||
     published.ioRunning !== next.ioRunning ||
+    published.ioConnecting !== next.ioConnecting ||
     published.sqlRunning !== next.sqlRunning ||
     published.masterNode !== next.masterNode ||
     lagBucket(published.lagSeconds, maxReadLagSeconds) !== lagBucket(next.lagSeconds, maxReadLagSeconds)

@@ -1,75 +1,71 @@
-import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { ZkmhaError } from '../core/errors';
-import { masterCheck, renderMetrics, replicaCheck, type AgentSnapshot } from './endpoints';
+import { performance } from 'node:perf_hooks';
+import { metricsRoute, startHttpListener, type HttpAnswer, type HttpListener } from '../core/metrics';
+import {
+  masterCheck,
+  masterExpectation,
+  replicaCheck,
+  replicaMaxLag,
+  type AgentSnapshot,
+  type EndpointAnswer,
+} from './endpoints';
+import type { ClientMetrics } from './metrics';
 
 /**
- * The agent's HTTP listener: `GET /master`, `GET /replica` (for HAProxy `option httpchk`) and
- * `GET /metrics`. Answers come from the in-memory snapshot only, never from a query made on the
- * request path, so a health check costs microseconds and cannot hang on a hung mysqld.
+ * The agent's HTTP listener: `GET /master?epoch=E&node=N`, `GET /replica?max_lag=S` (HAProxy
+ * `option httpchk`, rendered by the router) and `GET /metrics`. Answers come from the in-memory
+ * snapshot, never from a query made on the request path, so a check cannot hang on a hung mysqld.
+ * One exception, bounded: an answer marked `retry` (an epoch not seen yet, a promotion the mysqld
+ * checks have not caught up with) waits for the next change of the snapshot, at most
+ * MASTER_SETTLE_MS — well inside HAProxy's `timeout check` — and is then given as it stands.
  */
-export interface AgentHttp {
-  /** The real port (an ephemeral one when configured as 0). */
-  readonly port: number;
-  close(): Promise<void>;
+export type AgentHttp = HttpListener;
+
+/** Below the template's `timeout check 1s`, so a wait never turns into a check timeout. */
+export const MASTER_SETTLE_MS = 600;
+
+export interface AgentHttpDeps {
+  readonly snapshot: () => AgentSnapshot;
+  readonly metrics: ClientMetrics;
+  /**
+   * Resolves at the next change of the snapshot (a master/ record, a finished mysqld check) or after
+   * `ms`; asks for both to be refreshed now.
+   */
+  readonly nextChange: (ms: number) => Promise<void>;
 }
 
-export async function startAgentHttp(
-  host: string,
-  port: number,
-  snapshot: () => AgentSnapshot,
-): Promise<AgentHttp> {
-  const server = http.createServer((req, res) => {
-    const url = (req.url ?? '/').split('?')[0];
-    if (req.method !== 'GET' && req.method !== 'HEAD') {
-      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
-      return;
-    }
-    let status: number;
-    let body: string;
-    let type = 'text/plain; charset=utf-8';
-    switch (url) {
-      case '/master':
-        ({ status, body } = masterCheck(snapshot()));
-        break;
-      case '/replica':
-        ({ status, body } = replicaCheck(snapshot()));
-        break;
-      case '/metrics':
-        status = 200;
-        body = renderMetrics(snapshot());
-        type = 'text/plain; version=0.0.4; charset=utf-8';
-        break;
-      default:
-        status = 404;
-        body = 'not found\n';
-    }
-    res.writeHead(status, {
-      'content-type': type,
-      'content-length': Buffer.byteLength(body),
-      connection: 'close',
-    });
-    res.end(req.method === 'HEAD' ? undefined : body);
+async function settle(deps: AgentHttpDeps, answer: () => EndpointAnswer): Promise<EndpointAnswer> {
+  const deadline = performance.now() + MASTER_SETTLE_MS;
+  let a = answer();
+  while (a.retry === true) {
+    const left = deadline - performance.now();
+    if (left <= 0) break;
+    await deps.nextChange(left);
+    a = answer();
+  }
+  return a;
+}
+
+export function startAgentHttp(host: string, port: number, deps: AgentHttpDeps): Promise<AgentHttp> {
+  const timed =
+    (endpoint: 'master' | 'replica', fn: (q: URLSearchParams) => Promise<HttpAnswer> | HttpAnswer) =>
+    async (req: { query: URLSearchParams }): Promise<HttpAnswer> => {
+      const t0 = performance.now();
+      const a = await fn(req.query);
+      deps.metrics.observeEndpoint(endpoint, a.status, (performance.now() - t0) / 1000);
+      return a;
+    };
+  return startHttpListener('client', host, port, {
+    '/master': timed('master', (q) => {
+      const want = masterExpectation(q);
+      if (want === null)
+        return { status: 400, body: 'bad query: expected epoch=<integer>&node=<host:port>\n' };
+      return settle(deps, () => masterCheck(deps.snapshot(), want));
+    }),
+    '/replica': timed('replica', (q) => {
+      const maxLag = replicaMaxLag(q);
+      if (maxLag === null) return { status: 400, body: 'bad query: expected max_lag=<seconds>\n' };
+      return replicaCheck(deps.snapshot(), maxLag);
+    }),
+    '/metrics': metricsRoute(deps.metrics.registry),
   });
-  server.keepAliveTimeout = 1000;
-  await new Promise<void>((resolve, reject) => {
-    const onError = (err: NodeJS.ErrnoException): void =>
-      reject(
-        new ZkmhaError('BAD_CONFIG', `client: cannot listen on ${host}:${port} (${err.code ?? err.message})`),
-      );
-    server.once('error', onError);
-    server.listen({ host, port }, () => {
-      server.off('error', onError);
-      resolve();
-    });
-  });
-  const real = (server.address() as AddressInfo).port;
-  return {
-    port: real,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
 }

@@ -38,12 +38,18 @@ export function statusFrom(s: ServerState): MysqlStatus {
     readOnly: s.readOnly,
     gtidCurrent: s.gtidCurrentPos,
     gtidSlave: s.gtidSlavePos,
+    semiSync: {
+      masterEnabled: s.semiSyncMasterEnabled,
+      masterActive: s.semiSyncMasterStatus,
+      slaveEnabled: s.semiSyncSlaveEnabled,
+    },
     replica:
       r === null
         ? null
         : {
             masterNode,
             ioRunning: r.ioRunning,
+            ...(r.ioConnecting === true ? { ioConnecting: true } : {}),
             sqlRunning: r.sqlRunning,
             lagSeconds: r.lagSeconds,
             gtidIo: r.gtidIoPos,

@@ -76,6 +76,9 @@ const serverSchema = z
      * alerted on) after this long (about 2 × the clients' check interval).
      */
     readOnlyGraceMs: posInt('server.readOnlyGraceMs').default(1000),
+    /** `/metrics` (Prometheus) on httpHost:httpPort; none when httpPort is not set. */
+    httpPort: portNum('server.httpPort').optional(),
+    httpHost: str('server.httpHost').default('127.0.0.1'),
   })
   .strict();
 
@@ -105,6 +108,14 @@ const routerSchema = z
     reconcileIntervalMs: posInt('router.reconcileIntervalMs').default(3000),
     /** Server slots per read backend (the most replicas a group can route reads to). */
     readSlots: posInt('router.readSlots').max(64, 'router.readSlots must be at most 64').default(8),
+    /**
+     * HAProxy's health checks ask each node's agent (`/master?epoch=`, `/replica?max_lag=`, on the
+     * address agent/<node> publishes). false: plain TCP checks, the router's word alone.
+     */
+    agentChecks: z.boolean({ invalid_type_error: 'router.agentChecks must be true or false' }).default(true),
+    /** `/metrics` (Prometheus) on httpHost:httpPort; none when httpPort is not set. */
+    httpPort: portNum('router.httpPort').optional(),
+    httpHost: str('router.httpHost').default('127.0.0.1'),
   })
   .strict();
 

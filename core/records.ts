@@ -70,6 +70,8 @@ export const onlineSchema = z
     gtidSlave: gtid.optional(),
     lagSeconds: z.number().nonnegative().nullable().optional(),
     ioRunning: z.boolean().optional(),
+    /** The IO thread retries its connection to the master (it is gone or unreachable). */
+    ioConnecting: z.boolean().optional(),
     sqlRunning: z.boolean().optional(),
     /** The master this replica replicates from, as reported by SHOW SLAVE STATUS. */
     masterNode: node.optional(),
@@ -83,6 +85,12 @@ export const agentSchema = z
     v,
     pid: z.number().int().positive(),
     httpPort: z.number().int().min(0).max(65535),
+    /**
+     * The address the agent's HTTP listener is bound to (client.httpHost). Routers point HAProxy's
+     * health check at it; a wildcard (0.0.0.0) means "the node's own address". Absent in records
+     * of older agents.
+     */
+    httpHost: z.string().max(253).refine(isHost, 'invalid host').optional(),
     binlogDir: z.string(),
     /** Set while the agent's mysqld is down (design §5.3: a definitive "dead"). */
     mysqldDown: z.boolean().optional(),

@@ -7,6 +7,7 @@ import type { RouterConfig, ZookeeperConfig } from '../core/config';
 import { ZkmhaError, errorMessage } from '../core/errors';
 import {
   cutSessionsInWorker,
+  getVars,
   haproxyRun,
   masterAlive,
   showProc,
@@ -15,6 +16,7 @@ import {
 } from '../core/haproxy/cli';
 import { readPidFile, reloadHaproxy, startHaproxy, writeValidatedConfig } from '../core/haproxy/process';
 import type { Logger } from '../core/log';
+import { startHttpListener, metricsRoute, type HttpListener } from '../core/metrics';
 import { alertSchema, encodeRecord, metaRouterSchema, type MetaRouterRecord } from '../core/records';
 import { delay, withTimeout } from '../core/timeout';
 import { Zk } from '../core/zk/client';
@@ -29,7 +31,8 @@ import {
   type GroupState,
 } from './model';
 import { planRuntime, type ServerRef } from './plan';
-import { renderHaproxyConfig, renderSkeleton, type RenderInput } from './render';
+import { createRouterMetrics, type RouterMetrics } from './metrics';
+import { epochVar, renderHaproxyConfig, renderSkeleton, writeVar, type RenderInput } from './render';
 import { loadState, saveState, stateFile } from './state-store';
 import { TemplateManager, type TemplateChoice } from './templates';
 import { RouteSource } from './zk-source';
@@ -105,6 +108,9 @@ export class RouterAgent {
   private readonly alerted = new Map<string, string>();
   private readonly dns = new Map<string, { addr: string | null; at: number }>();
 
+  private readonly metrics: RouterMetrics;
+  private http: HttpListener | null = null;
+
   private writer: Promise<void> = Promise.resolve();
   private pendingWrite: { text: string } | null = null;
   private lastWrittenConfig: string | null = null;
@@ -138,6 +144,11 @@ export class RouterAgent {
       this.lastSavedState = JSON.stringify(this.applied) + '\u0000' + saved.template;
     }
     this.templates = new TemplateManager(r.template, saved?.template ?? null);
+    this.metrics = createRouterMetrics(() => ({
+      applied: this.applied ?? [],
+      problems: this.allProblems(),
+      zkConnected: this.zk?.connected ?? false,
+    }));
     try {
       this.lastWrittenConfig = fs.readFileSync(r.haproxyConfig, 'utf8');
     } catch {
@@ -159,6 +170,12 @@ export class RouterAgent {
   /** Brings HAProxy up from the saved state if needed, then connects to ZooKeeper in the background. */
   async start(): Promise<void> {
     fs.mkdirSync(this.cfg.stateDir, { recursive: true });
+    if (this.cfg.httpPort !== undefined)
+      this.http = await startHttpListener('router', this.cfg.httpHost ?? '127.0.0.1', this.cfg.httpPort, {
+        '/metrics': metricsRoute(this.metrics.registry),
+      });
+    if (this.http !== null)
+      this.log.info({ metricsPort: this.http.port, host: this.cfg.httpHost }, 'router: serving /metrics');
     this.log.info({ router: this.id, groups: this.applied?.map((g) => g.name) ?? [] }, 'router: starting');
     await this.reconcileNow();
     this.timer = setInterval(() => this.requestReconcile(), this.cfg.reconcileIntervalMs);
@@ -174,7 +191,13 @@ export class RouterAgent {
     await this.flushWriter();
     if (this.zk) await this.zk.close().catch(() => undefined);
     this.zk = null;
+    await this.http?.close();
     this.log.info({ router: this.id }, 'router: stopped (HAProxy keeps serving)');
+  }
+
+  /** The port `/metrics` is served on (ephemeral when configured as 0); null without router.httpPort. */
+  get metricsPort(): number | null {
+    return this.http?.port ?? null;
   }
 
   status(): RouterStatus {
@@ -207,6 +230,7 @@ export class RouterAgent {
             this.log.error({ err: errorMessage(err) }, 'router: reconcile failed');
           }
           this.reconciles++;
+          this.metrics.reconciled();
         }
       } finally {
         this.loop = null;
@@ -261,8 +285,13 @@ export class RouterAgent {
       routerId: this.id,
       bindAddress: this.cfg.bindAddress,
       adminSocket: this.cfg.adminSocket,
+      agentChecks: this.agentChecks,
       groups,
     };
+  }
+
+  private get agentChecks(): boolean {
+    return this.cfg.agentChecks ?? true;
   }
 
   private async reconcileOnce(): Promise<void> {
@@ -275,7 +304,13 @@ export class RouterAgent {
     let desired: GroupState[];
     if (snapshot !== null) {
       const resolved = await this.resolveHosts(hostsToResolve(snapshot));
-      const d = buildDesired({ snapshot, previous: this.applied ?? [], readSlots: this.readSlots, resolved });
+      const d = buildDesired({
+        snapshot,
+        previous: this.applied ?? [],
+        readSlots: this.readSlots,
+        resolved,
+        agents: this.source?.agents() ?? new Map(),
+      });
       desired = [...d.groups];
       problems.push(...d.problems);
     } else if (this.applied !== null) {
@@ -305,11 +340,13 @@ export class RouterAgent {
 
     // 4. What HAProxy runs. Nobody on the master socket → start HAProxy ourselves.
     let actual: ServerState[] | null = null;
-    try {
-      actual = await showServersState(this.cfg.adminSocket);
-    } catch {
-      actual = null;
-    }
+    // The write checks' variables, read back with the servers (a missing one is set again).
+    const varNames = this.agentChecks ? desired.flatMap((g) => [epochVar(g.name), writeVar(g.name)]) : [];
+    const [st, vars] = await Promise.all([
+      showServersState(this.cfg.adminSocket).catch(() => null),
+      getVars(this.cfg.adminSocket, varNames).catch(() => new Map<string, string>()),
+    ]);
+    actual = st;
     ms.readBack = lap();
     await saving;
     ms.saved = lap();
@@ -319,12 +356,13 @@ export class RouterAgent {
     }
 
     // 5. Runtime changes for the listeners HAProxy has.
-    const plan = planRuntime(desired, actual ?? []);
+    const plan = planRuntime(desired, actual ?? [], { agentChecks: this.agentChecks, vars });
     let runtimeOk = true;
     if (plan.commands.length > 0) {
       try {
         await haproxyRun(this.cfg.adminSocket, plan.commands);
         ms.applied = lap();
+        this.metrics.observeApply('runtime', ms.applied / 1000);
         this.log.info({ commands: plan.commands, ms }, 'router: runtime update applied');
       } catch (err) {
         problems.push({
@@ -352,7 +390,9 @@ export class RouterAgent {
         applied = this.merged(desired);
         problems.push(...this.reloadProblems(desired, failure.reason));
       } else {
+        const tReload = performance.now();
         const r = await this.reload(desired, choice, text, skeleton);
+        this.metrics.observeReload(r.ok, (performance.now() - tReload) / 1000);
         if (!r.ok) {
           applied = this.merged(desired);
           if (choice.candidate && this.templates.goodText() !== null) {
@@ -717,6 +757,7 @@ export class RouterAgent {
           });
         else await zk.set(p, data);
         this.alerted.set(group, message);
+        this.metrics.alerted(group, 'router');
         this.log.warn({ group, alert: p, error: message }, 'router: alert raised');
       } catch (err) {
         this.log.warn({ err: errorMessage(err), path: p }, 'router: cannot write alert');

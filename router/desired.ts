@@ -1,7 +1,7 @@
 import { isIP } from 'node:net';
 import type { HaproxyRecord, MetaGroup } from '../core/records';
 import { parseNode } from '../core/names';
-import { assignReadSlots, emptyGroup, fitSlots, type GroupState, type Slot } from './model';
+import { assignReadSlots, emptyGroup, fitSlots, type CheckTarget, type GroupState, type Slot } from './model';
 
 /**
  * What ZooKeeper wants, as one pure decision: from a snapshot of `meta_group/` and `haproxy/` and
@@ -35,6 +35,7 @@ export type ProblemKind =
   | 'unresolved'
   | 'port-conflict'
   | 'too-many-reads'
+  | 'agent'
   | 'template'
   | 'reload'
   | 'haproxy';
@@ -52,6 +53,45 @@ export interface DesiredInput {
   readonly readSlots: number;
   /** Resolved addresses of node hosts that are not IP literals; a missing entry is unresolvable. */
   readonly resolved: ReadonlyMap<string, string>;
+  /** agent/<node> records as last seen (the agents' HTTP addresses); absent: none known. */
+  readonly agents?: ReadonlyMap<string, AgentAddress>;
+}
+
+/** What a router needs of agent/<node>: where the agent's HTTP listener is. */
+export interface AgentAddress {
+  readonly httpHost?: string;
+  readonly httpPort: number;
+}
+
+const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
+const isWildcard = (ip: string): boolean => ip === '0.0.0.0' || ip === '::';
+
+/**
+ * Where HAProxy's health check reaches a node's agent. The agent's bind address when it is an IP
+ * the router can use; the node's own address when the agent listens on every address (0.0.0.0) or
+ * publishes a name (it runs beside its mysqld) — and when it listens on loopback only while the
+ * node is not on loopback: then HAProxy on another host cannot reach it, and a problem says so
+ * (client.httpHost must be set). An agent that is gone (its ephemeral record vanished with its
+ * process or host) keeps the address last known: its checks fail and HAProxy takes the node out,
+ * which is what the agent's silence means. A node whose agent was never seen has no target (null):
+ * nothing vouches for it, so its check fails too (the router renders an unreachable target).
+ */
+export function checkTarget(
+  node: string,
+  addr: string,
+  agent: AgentAddress | undefined,
+  known: CheckTarget | null | undefined,
+): { check: CheckTarget | null; problem?: string } {
+  if (agent === undefined || agent.httpPort <= 0) return { check: known ?? null };
+  const host = agent.httpHost;
+  if (host === undefined || isIP(host) === 0 || isWildcard(host))
+    return { check: { addr, port: agent.httpPort } };
+  if (isLoopback(host) && !isLoopback(addr))
+    return {
+      check: { addr, port: agent.httpPort },
+      problem: `agent of ${node} listens on ${host} only: HAProxy cannot reach it (set client.httpHost)`,
+    };
+  return { check: { addr: host, port: agent.httpPort } };
 }
 
 export interface Desired {
@@ -111,9 +151,12 @@ export function buildDesired(input: DesiredInput): Desired {
       };
     } else {
       const m = meta.value;
-      base = prevFit
-        ? { ...prevFit, writePort: m.writePort, readPort: m.readPort }
-        : emptyGroup(name, m.writePort, m.readPort, input.readSlots);
+      base = {
+        ...(prevFit
+          ? { ...prevFit, writePort: m.writePort, readPort: m.readPort }
+          : emptyGroup(name, m.writePort, m.readPort, input.readSlots)),
+        maxReadLagSeconds: m.settings.maxReadLagSeconds,
+      };
       trust = { nodes: new Set(m.members), why: `not a member of meta_group/${name}` };
     }
     const route = snap.route;
@@ -168,18 +211,24 @@ function applyRoute(
 ): GroupState {
   // A node already routed keeps the address it had when its name stops resolving (a DNS blip on
   // one router must not take its master or replicas away); the route still names that node.
-  const known = new Map(
-    [base.write, ...base.read].filter((s): s is Slot => s !== null).map((s) => [s.node, s.addr]),
-  );
+  const routed = [base.write, ...base.read].filter((s): s is Slot => s !== null);
+  const known = new Map(routed.map((s) => [s.node, s.addr]));
+  const knownCheck = new Map(routed.map((s) => [s.node, s.check ?? null]));
   const stale: string[] = [];
+  const agentProblems = new Set<string>();
+  const withCheck = (slot: Slot): Slot => {
+    const c = checkTarget(slot.node, slot.addr, input.agents?.get(slot.node), knownCheck.get(slot.node));
+    if (c.problem !== undefined) agentProblems.add(c.problem);
+    return { ...slot, check: c.check };
+  };
   const place = (node: string): { slot: Slot } | { refused: 'unknown-node' | 'unresolved' } => {
     if (!trust.nodes.has(node)) return { refused: 'unknown-node' };
     const slot = slotFor(node, input.resolved);
-    if (slot !== null) return { slot };
+    if (slot !== null) return { slot: withCheck(slot) };
     const addr = known.get(node);
     if (addr === undefined) return { refused: 'unresolved' };
     stale.push(`${node} (keeping ${addr})`);
-    return { slot: { node, addr, port: parseNode(node).port } };
+    return { slot: withCheck({ node, addr, port: parseNode(node).port }) };
   };
   const say = (kind: ProblemKind, message: string): void => {
     problems.push({ group: name, kind, message: `haproxy/${name}: ${message}` });
@@ -205,6 +254,7 @@ function applyRoute(
   for (const kind of ['unknown-node', 'unresolved'] as const)
     if (left[kind].length > 0) say(kind, `${refusal(kind, left[kind])}; read node not routed`);
   if (stale.length > 0) say('unresolved', `cannot resolve ${stale.join(', ')}`);
+  for (const p of agentProblems) say('agent', p);
 
   const { slots, overflow } = assignReadSlots(base.read, targets, input.readSlots);
   if (overflow.length > 0) {
@@ -231,8 +281,9 @@ function invalidRoute(
   route: { readonly error: string; readonly epoch?: number },
   problems: Problem[],
 ): GroupState {
-  const fence =
-    route.epoch !== undefined && base.epoch !== null && route.epoch > base.epoch && base.write !== null;
+  // Not conditional on base.write: once writes are refused the next reconcile sees the same record,
+  // and the report must keep saying why (it alternated with the bare error before).
+  const fence = route.epoch !== undefined && base.epoch !== null && route.epoch > base.epoch;
   problems.push({
     group: name,
     kind: 'bad-record',

@@ -20,6 +20,18 @@ export interface Slot {
   /** The IP address HAProxy connects to (the node's host, resolved). */
   readonly addr: string;
   readonly port: number;
+  /**
+   * Where HAProxy's health check asks the node's agent (`/master`, `/replica`): from agent/<node>,
+   * or the last address known for it. Absent or null: no agent was ever seen for the node, so its
+   * check cannot pass (desired.ts checkTarget).
+   */
+  readonly check?: CheckTarget | null;
+}
+
+/** The agent's HTTP address (IP and port) as HAProxy's `check addr A port P` uses it. */
+export interface CheckTarget {
+  readonly addr: string;
+  readonly port: number;
 }
 
 export interface GroupState {
@@ -32,7 +44,11 @@ export interface GroupState {
   readonly write: Slot | null;
   /** Slots r1..rN. */
   readonly read: readonly (Slot | null)[];
+  /** meta_group settings.maxReadLagSeconds: the read check's `max_lag` (default 30). */
+  readonly maxReadLagSeconds?: number;
 }
+
+export const DEFAULT_MAX_READ_LAG_SECONDS = 30;
 
 export const writeBackend = (group: string): string => `${group}_write`;
 export const readBackend = (group: string): string => `${group}_read`;
@@ -57,9 +73,14 @@ export function fitSlots(slots: readonly (Slot | null)[], n: number): (Slot | nu
   return out;
 }
 
+export function sameCheck(a: CheckTarget | null | undefined, b: CheckTarget | null | undefined): boolean {
+  if (a === null || a === undefined || b === null || b === undefined) return (a ?? null) === (b ?? null);
+  return a.addr === b.addr && a.port === b.port;
+}
+
 export function sameSlot(a: Slot | null, b: Slot | null): boolean {
   if (a === null || b === null) return a === b;
-  return a.node === b.node && a.addr === b.addr && a.port === b.port;
+  return a.node === b.node && a.addr === b.addr && a.port === b.port && sameCheck(a.check, b.check);
 }
 
 export function sameGroup(a: GroupState, b: GroupState): boolean {
@@ -68,6 +89,8 @@ export function sameGroup(a: GroupState, b: GroupState): boolean {
     a.writePort === b.writePort &&
     a.readPort === b.readPort &&
     a.epoch === b.epoch &&
+    (a.maxReadLagSeconds ?? DEFAULT_MAX_READ_LAG_SECONDS) ===
+      (b.maxReadLagSeconds ?? DEFAULT_MAX_READ_LAG_SECONDS) &&
     sameSlot(a.write, b.write) &&
     a.read.length === b.read.length &&
     a.read.every((s, i) => sameSlot(s, b.read[i] ?? null))
@@ -138,6 +161,18 @@ const slotSchema = z
       .max(64)
       .regex(/^[0-9A-Fa-f.:]+$/),
     port: z.number().int().refine(isPort),
+    check: z
+      .object({
+        addr: z
+          .string()
+          .min(1)
+          .max(64)
+          .regex(/^[0-9A-Fa-f.:]+$/),
+        port: z.number().int().refine(isPort),
+      })
+      .strict()
+      .nullable()
+      .optional(),
   })
   .strict();
 const groupStateSchema = z
@@ -148,6 +183,7 @@ const groupStateSchema = z
     epoch: z.number().int().nonnegative().nullable(),
     write: slotSchema.nullable(),
     read: z.array(slotSchema.nullable()).max(MAX_READ_SLOTS),
+    maxReadLagSeconds: z.number().nonnegative().optional(),
   })
   .strict();
 export const persistedStateSchema = z

@@ -1,6 +1,14 @@
 import Handlebars from 'handlebars';
 import { ZkmhaError, errorMessage } from '../core/errors';
-import { readBackend, readServer, writeBackend, writeServer, type GroupState, type Slot } from './model';
+import {
+  DEFAULT_MAX_READ_LAG_SECONDS,
+  readBackend,
+  readServer,
+  writeBackend,
+  writeServer,
+  type GroupState,
+  type Slot,
+} from './model';
 
 /**
  * The whole HAProxy configuration as a pure function of the state: `renderHaproxyConfig(template,
@@ -12,8 +20,22 @@ export interface RenderInput {
   readonly routerId: string;
   readonly bindAddress: string;
   readonly adminSocket: string;
+  /** HAProxy's checks ask the agents (`option httpchk`); false: plain TCP checks (router.agentChecks). */
+  readonly agentChecks: boolean;
   readonly groups: readonly GroupState[];
 }
+
+/**
+ * HAProxy variables holding what a group's write check asks for: the epoch of the applied route and
+ * the node w1 routes to. Process-wide variables can be changed through the runtime API, so a
+ * failover needs no reload. Variable names allow [A-Za-z0-9_.]: '_' and '-' in a group name are
+ * escaped ('_u', '_d'), so two groups never share a variable.
+ */
+export function groupVarSuffix(group: string): string {
+  return group.replace(/_/g, '_u').replace(/-/g, '_d');
+}
+export const epochVar = (group: string): string => `proc.zkmha_epoch_${groupVarSuffix(group)}`;
+export const writeVar = (group: string): string => `proc.zkmha_write_${groupVarSuffix(group)}`;
 
 /** Where an empty slot points: never used, since the slot is `disabled`, and refused if it were. */
 export const EMPTY_SLOT_ADDR = '127.0.0.1';
@@ -26,6 +48,9 @@ export interface ServerView {
   readonly disabled: boolean;
   /** The node name, '' for an empty slot. */
   readonly node: string;
+  /** The agent HAProxy's check asks; for an empty slot or a node without agent, a closed port. */
+  readonly checkAddr: string;
+  readonly checkPort: number;
 }
 
 export interface GroupView {
@@ -36,6 +61,9 @@ export interface GroupView {
   readonly readPort: number;
   readonly hasEpoch: boolean;
   readonly epoch: number;
+  readonly epochVar: string;
+  readonly writeVar: string;
+  readonly maxReadLagSeconds: number;
   readonly writeNode: string;
   readonly readNodes: readonly string[];
   readonly writeServers: readonly ServerView[];
@@ -46,19 +74,33 @@ export interface ConfigView {
   readonly routerId: string;
   readonly bindAddress: string;
   readonly adminSocket: string;
+  readonly agentChecks: boolean;
   readonly groups: readonly GroupView[];
 }
 
 function serverView(name: string, s: Slot | null): ServerView {
-  return s === null
-    ? { name, addr: EMPTY_SLOT_ADDR, port: EMPTY_SLOT_PORT, disabled: true, node: '' }
-    : {
-        name,
-        addr: s.addr.includes(':') ? `[${s.addr}]` : s.addr,
-        port: s.port,
-        disabled: false,
-        node: s.node,
-      };
+  const bracket = (a: string): string => (a.includes(':') ? `[${a}]` : a);
+  if (s === null)
+    return {
+      name,
+      addr: EMPTY_SLOT_ADDR,
+      port: EMPTY_SLOT_PORT,
+      disabled: true,
+      node: '',
+      checkAddr: EMPTY_SLOT_ADDR,
+      checkPort: EMPTY_SLOT_PORT,
+    };
+  const check = s.check ?? null;
+  return {
+    name,
+    addr: bracket(s.addr),
+    port: s.port,
+    disabled: false,
+    node: s.node,
+    // `check addr` takes a bare address (no brackets).
+    checkAddr: check === null ? EMPTY_SLOT_ADDR : check.addr,
+    checkPort: check === null ? EMPTY_SLOT_PORT : check.port,
+  };
 }
 
 export function configView(input: RenderInput): ConfigView {
@@ -66,6 +108,7 @@ export function configView(input: RenderInput): ConfigView {
     routerId: input.routerId,
     bindAddress: input.bindAddress,
     adminSocket: input.adminSocket,
+    agentChecks: input.agentChecks,
     groups: input.groups.map((g) => ({
       name: g.name,
       writeBackend: writeBackend(g.name),
@@ -74,6 +117,9 @@ export function configView(input: RenderInput): ConfigView {
       readPort: g.readPort,
       hasEpoch: g.epoch !== null,
       epoch: g.epoch ?? 0,
+      epochVar: epochVar(g.name),
+      writeVar: writeVar(g.name),
+      maxReadLagSeconds: g.maxReadLagSeconds ?? DEFAULT_MAX_READ_LAG_SECONDS,
       writeNode: g.write?.node ?? '',
       readNodes: g.read.filter((s): s is Slot => s !== null).map((s) => s.node),
       writeServers: [serverView(writeServer(0), g.write)],
@@ -113,7 +159,10 @@ export function renderHaproxyConfig(template: string | CompiledTemplate, input: 
   return fn(configView(input));
 }
 
-/** The configuration with every slot empty: equal skeletons mean equal listeners, so no reload. */
+/**
+ * The configuration with every slot empty (and no epoch): equal skeletons mean equal listeners and
+ * checks, so no reload — everything else changes through the runtime API (plan.ts).
+ */
 export function renderSkeleton(template: string | CompiledTemplate, input: RenderInput): string {
   return renderHaproxyConfig(template, {
     ...input,

@@ -1,32 +1,40 @@
 import { errorMessage } from '../core/errors';
 import type { Logger } from '../core/log';
-import { isGroupName } from '../core/names';
+import { isGroupName, isNodeName } from '../core/names';
 import {
+  agentSchema,
   decodeRecord,
   haproxySchema,
   metaGroupSchema,
+  type AgentRecord,
   type HaproxyRecord,
   type MetaGroup,
 } from '../core/records';
 import type { NodeData, Watch, Zk } from '../core/zk/client';
 import type { ZkPaths } from '../core/zk/paths';
-import type { GroupSnapshot, Loaded } from './desired';
+import type { AgentAddress, GroupSnapshot, Loaded } from './desired';
 
 /**
- * Watches `meta_group/` and `haproxy/` (children and every child's data) and keeps the last value
- * of each, decoded and validated. The watches are level-triggered (core/zk/client), so after a
- * reconnect the values are re-read; while ZooKeeper is unreachable the last values stay.
+ * Watches `meta_group/`, `haproxy/` and `agent/` (children and every child's data) and keeps the
+ * last value of each, decoded and validated. The watches are level-triggered (core/zk/client), so
+ * after a reconnect the values are re-read; while ZooKeeper is unreachable the last values stay.
+ * `agent/` only tells where each node's agent listens (HAProxy's checks ask it); the snapshot of
+ * routes never waits for it.
  */
-type Dir = 'meta_group' | 'haproxy';
+type Dir = 'meta_group' | 'haproxy' | 'agent';
 
 interface Entry {
-  value: Loaded<MetaGroup> | Loaded<HaproxyRecord>;
+  value: Loaded<MetaGroup> | Loaded<HaproxyRecord> | Loaded<AgentRecord>;
   watch: Watch;
 }
 
 export class RouteSource {
-  private readonly entries: Record<Dir, Map<string, Entry>> = { meta_group: new Map(), haproxy: new Map() };
-  private readonly listed: Record<Dir, boolean> = { meta_group: false, haproxy: false };
+  private readonly entries: Record<Dir, Map<string, Entry>> = {
+    meta_group: new Map(),
+    haproxy: new Map(),
+    agent: new Map(),
+  };
+  private readonly listed: Record<Dir, boolean> = { meta_group: false, haproxy: false, agent: false };
   private readonly dirWatches: Watch[] = [];
   private stopped = false;
 
@@ -38,7 +46,7 @@ export class RouteSource {
   ) {}
 
   start(): void {
-    for (const dir of ['meta_group', 'haproxy'] as const) {
+    for (const dir of ['meta_group', 'haproxy', 'agent'] as const) {
       this.dirWatches.push(
         this.zk.watchChildren(this.paths.dir(dir), (children) => this.onChildren(dir, children)),
       );
@@ -50,8 +58,9 @@ export class RouteSource {
     // A stopped source knows nothing: never an empty (= "no groups") snapshot.
     this.listed.meta_group = false;
     this.listed.haproxy = false;
+    this.listed.agent = false;
     for (const w of this.dirWatches) w.cancel();
-    for (const dir of ['meta_group', 'haproxy'] as const) {
+    for (const dir of ['meta_group', 'haproxy', 'agent'] as const) {
       for (const e of this.entries[dir].values()) e.watch.cancel();
       this.entries[dir].clear();
     }
@@ -73,15 +82,38 @@ export class RouteSource {
     return out;
   }
 
+  /** Where each node's agent listens, from the valid agent/<node> records seen. */
+  agents(): Map<string, AgentAddress> {
+    const out = new Map<string, AgentAddress>();
+    for (const [node, e] of this.entries.agent) {
+      if (e.value.kind !== 'ok') continue;
+      const a = e.value.value as AgentRecord;
+      out.set(node, { httpPort: a.httpPort, ...(a.httpHost !== undefined ? { httpHost: a.httpHost } : {}) });
+    }
+    return out;
+  }
+
   /** True once the first complete snapshot is available. */
   settled(): boolean {
     const s = this.snapshot();
-    return s !== null && s.every((g) => g.meta.kind !== 'loading' && g.route.kind !== 'loading');
+    // The agents too: a first configuration rendered without them would point every check at
+    // nothing and take every server out until the next reconcile.
+    const agentsRead =
+      this.listed.agent && [...this.entries.agent.values()].every((e) => e.value.kind !== 'loading');
+    return (
+      s !== null && agentsRead && s.every((g) => g.meta.kind !== 'loading' && g.route.kind !== 'loading')
+    );
   }
 
   private onChildren(dir: Dir, children: string[] | null): void {
     if (this.stopped) return;
     if (children === null) {
+      // No agent/ directory: no agent known, which is a state of its own (every check fails).
+      if (dir === 'agent') {
+        this.listed.agent = true;
+        this.onChange();
+        return;
+      }
       // The directory does not exist (ZooKeeper not initialised, or a wrong root): not "no groups".
       this.log.warn(
         { dir: this.paths.dir(dir) },
@@ -90,10 +122,10 @@ export class RouteSource {
       return;
     }
     const map = this.entries[dir];
-    const wanted = new Set(children.filter((c) => isGroupName(c)));
+    const valid = dir === 'agent' ? isNodeName : isGroupName;
+    const wanted = new Set(children.filter((c) => valid(c)));
     for (const c of children)
-      if (!wanted.has(c))
-        this.log.warn({ dir, child: c }, 'router: ignoring znode with an invalid group name');
+      if (!wanted.has(c)) this.log.warn({ dir, child: c }, 'router: ignoring znode with an invalid name');
     for (const [name, e] of map) {
       if (!wanted.has(name)) {
         e.watch.cancel();
@@ -102,7 +134,12 @@ export class RouteSource {
     }
     for (const name of wanted) {
       if (map.has(name)) continue;
-      const path = dir === 'meta_group' ? this.paths.metaGroup(name) : this.paths.haproxy(name);
+      const path =
+        dir === 'meta_group'
+          ? this.paths.metaGroup(name)
+          : dir === 'haproxy'
+            ? this.paths.haproxy(name)
+            : this.paths.agent(name);
       const entry: Entry = { value: { kind: 'loading' }, watch: { cancel: () => undefined } };
       map.set(name, entry);
       entry.watch = this.zk.watchData(path, (nd) => {
@@ -121,9 +158,10 @@ function decode(
   name: string,
   path: string,
   nd: NodeData | null,
-): Loaded<MetaGroup> | Loaded<HaproxyRecord> {
+): Loaded<MetaGroup> | Loaded<HaproxyRecord> | Loaded<AgentRecord> {
   if (nd === null) return { kind: 'absent' };
   try {
+    if (dir === 'agent') return { kind: 'ok', value: decodeRecord(agentSchema, nd.data, path) };
     if (dir === 'haproxy') return { kind: 'ok', value: decodeRecord(haproxySchema, nd.data, path) };
     const meta = decodeRecord(metaGroupSchema, nd.data, path);
     if (meta.name !== name)

@@ -2,9 +2,11 @@ import { loadConfig, requireSection, type Config } from '../core/config';
 import { ZkmhaError } from '../core/errors';
 import { createLogger, type Logger } from '../core/log';
 import { stopOnSignal } from '../core/signals';
+import { metricsRoute, startHttpListener, type HttpListener } from '../core/metrics';
 import { Zk } from '../core/zk/client';
 import { ZkPaths } from '../core/zk/paths';
 import { FAILOVER_STEPS, type FailoverStep } from './failover';
+import { createServerMetrics } from './metrics';
 import { ServerWorker } from './worker';
 
 export { ServerWorker } from './worker';
@@ -12,6 +14,8 @@ export { ServerWorker } from './worker';
 export interface ServerHandle {
   readonly worker: ServerWorker;
   readonly zk: Zk;
+  /** The port `/metrics` is served on (ephemeral when configured as 0); null without server.httpPort. */
+  readonly metricsPort: number | null;
   /** Stops watching, releases locks, deletes servers/<id>, closes MySQL and ZooKeeper. */
   stop(): Promise<void>;
 }
@@ -48,17 +52,27 @@ export async function startServer(cfg: Config, opts: StartServerOptions = {}): P
     logger: log,
   });
   const fault = opts.pauseBeforeStep ?? faultFromEnv(process.env.MHA_FAULT_PAUSE_BEFORE_STEP);
+  const paths = new ZkPaths(cfg.zookeeper.root);
+  const metrics = createServerMetrics(zk, paths);
   const worker = new ServerWorker({
     zk,
-    paths: new ZkPaths(cfg.zookeeper.root),
+    paths,
     cfg,
     server,
     log,
+    metrics,
     ...(fault ? { pauseBeforeStep: fault } : {}),
   });
+  let http: HttpListener | null = null;
   try {
+    if (server.httpPort !== undefined)
+      http = await startHttpListener('server', server.httpHost, server.httpPort, {
+        '/metrics': metricsRoute(metrics.registry),
+      });
+    if (http !== null) log.info({ metricsPort: http.port, host: server.httpHost }, 'serving /metrics');
     await worker.start();
   } catch (err) {
+    await http?.close();
     await worker.stop().catch(() => undefined);
     await zk.close().catch(() => undefined);
     throw err;
@@ -67,9 +81,11 @@ export async function startServer(cfg: Config, opts: StartServerOptions = {}): P
   return {
     worker,
     zk,
+    metricsPort: http?.port ?? null,
     stop() {
       stopping ??= (async () => {
         await worker.stop();
+        await http?.close();
         await zk.close();
       })();
       return stopping;

@@ -61,6 +61,7 @@ function judge(
   let state: {
     masterNode: string | null | undefined;
     ioRunning: boolean | undefined;
+    ioConnecting?: boolean | undefined;
     sqlRunning: boolean | undefined;
     lagSeconds: number | null | undefined;
     role?: string;
@@ -75,6 +76,7 @@ function judge(
     state = {
       masterNode: m.online.masterNode,
       ioRunning: m.online.ioRunning,
+      ioConnecting: m.online.ioConnecting,
       sqlRunning: m.online.sqlRunning,
       lagSeconds: m.online.lagSeconds,
       role: m.online.role,
@@ -94,8 +96,11 @@ function judge(
   // With the master's heartbeat gone every replica's IO thread loses its master; that says
   // nothing about the replica (its data is as fresh as it can be), and dropping the whole pool
   // would fail every read while the failover runs. Only a stopped SQL thread counts then.
+  // The same holds while the master's heartbeat is still there but its host is dead (until its
+  // session expires): an IO thread that keeps retrying ('Connecting') says the master is gone, not
+  // that this replica is broken; the agent bounds its lag by the time since the IO thread last ran.
   const masterOnline = view.members.find((x) => x.node === master)?.online != null;
-  const ioOk = state.ioRunning === true || !masterOnline;
+  const ioOk = state.ioRunning === true || state.ioConnecting === true || !masterOnline;
   if (!ioOk || state.sqlRunning !== true)
     return {
       healthy: false,

@@ -1,3 +1,4 @@
+import type { ServerMetrics } from './metrics';
 import * as os from 'node:os';
 import type { Config, ServerConfig } from '../core/config';
 import { errorMessage, isZkmhaError } from '../core/errors';
@@ -71,6 +72,8 @@ export interface WorkerOptions {
   readonly log: Logger;
   /** Fault injection for tests (MHA_FAULT_PAUSE_BEFORE_STEP=step:ms): pause before running a step. */
   readonly pauseBeforeStep?: { readonly step: FailoverStep; readonly ms: number };
+  /** Prometheus instrumentation (server/metrics.ts); none in tests that do not need it. */
+  readonly metrics?: ServerMetrics;
   /**
    * How long a switchover / add task must stay unchanged with nobody holding lock/<group> before
    * it counts as abandoned (default: the ZooKeeper session timeout; see server/abandoned.ts).
@@ -352,9 +355,11 @@ export class ServerWorker {
       throw err;
     }
     this.#locks.add(lock);
+    const heldSince = performance.now();
     try {
       return await fn(lock);
     } finally {
+      this.#o.metrics?.lockHeld(group, (performance.now() - heldSince) / 1000);
       this.#locks.delete(lock);
       await lock
         .release()
@@ -580,6 +585,7 @@ export class ServerWorker {
           },
           'master dead: failing over',
         );
+        this.#o.metrics?.detected(g.name, (Date.now() - o.kickedAt) / 1000);
         return runFailover(
           this.#failoverDeps(view),
           g.name,
@@ -599,6 +605,7 @@ export class ServerWorker {
       return;
     }
     if (outcome === null) return;
+    this.#o.metrics?.failover(g.name, outcome, (performance.now() - tLock) / 1000);
     switch (outcome.kind) {
       case 'done':
         g.retryFailoverAt = 0;

@@ -147,6 +147,9 @@ export interface ServerState {
   /** Effective maintenance: the runtime flags that take a server out of service. */
   readonly maint: boolean;
   readonly drain: boolean;
+  /** Where the health check goes (`check addr`/`port`); '' and 0 when not reported. */
+  readonly checkAddr: string;
+  readonly checkPort: number;
 }
 
 /** Parses `show servers state` (format version 1). Unknown or short lines are skipped. */
@@ -183,6 +186,8 @@ export function parseServersState(text: string): ServerState[] {
       adminState,
       maint: (adminState & (ADMIN.FMAINT | ADMIN.IMAINT | ADMIN.RMAINT | ADMIN.HMAINT)) !== 0,
       drain: (adminState & (ADMIN.FDRAIN | ADMIN.IDRAIN)) !== 0,
+      checkAddr: get('srv_check_addr') ?? '',
+      checkPort: Number(get('srv_check_port') ?? 0) || 0,
     });
   }
   return out;
@@ -194,6 +199,42 @@ export async function showServersState(adminSocket: string, timeoutMs?: number):
     throw new ZkmhaError('HAPROXY_ERROR', `unexpected answer to 'show servers state': ${raw.split('\n')[0]}`);
   return parseServersState(raw);
 }
+
+// ---------------------------------------------------------------------------------------------
+// process-wide variables (`get var`, `set var`)
+
+/**
+ * Reads process-wide variables (`get var proc.x`, one batch). Answers look like
+ * `proc.x: type=sint value=<5>`; a variable that is unknown (not in the running configuration) is
+ * left out of the map.
+ */
+export async function getVars(
+  adminSocket: string,
+  names: readonly string[],
+  timeoutMs?: number,
+): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  if (names.length === 0) return out;
+  // `get var` answers one line without the blank line other commands end with: the batch's answer
+  // is read line by line, by variable name.
+  const raw = await sendLine(
+    adminSocket,
+    names.map((n) => assertCommand(`get var ${n}`)).join('; '),
+    timeoutMs,
+  );
+  const wanted = new Set(names);
+  for (const line of raw.split('\n')) {
+    const m = /^(\S+): type=\S+ value=<(.*)>$/.exec(line);
+    if (m !== null && wanted.has(m[1]!)) out.set(m[1]!, m[2]!);
+  }
+  return out;
+}
+
+/**
+ * `set var` is behind `experimental-mode` in HAProxy 2.6 (2.7 made it ordinary); the mode holds
+ * for the one CLI connection a batch uses, so it goes first in every batch that sets a variable.
+ */
+export const EXPERIMENTAL_MODE_ON = 'experimental-mode on';
 
 // ---------------------------------------------------------------------------------------------
 // master CLI

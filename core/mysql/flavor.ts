@@ -11,6 +11,11 @@ export interface ReplicaState {
   readonly masterPort: number;
   /** The IO thread is connected and receiving ('Yes'; 'Connecting' counts as not running). */
   readonly ioRunning: boolean;
+  /**
+   * The IO thread is retrying its connection to the master ('Connecting'): the master is gone or
+   * unreachable, not stopped on purpose or by an error on this replica.
+   */
+  readonly ioConnecting?: boolean;
   readonly sqlRunning: boolean;
   /** Seconds_Behind_Master; null when unknown (a thread stopped, or not yet measured). */
   readonly lagSeconds: number | null;

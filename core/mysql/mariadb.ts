@@ -63,6 +63,7 @@ function replicaFrom(row: RowDataPacket | undefined): ReplicaState | null {
     masterHost: str(row.Master_Host),
     masterPort: Number(row.Master_Port),
     ioRunning: row.Slave_IO_Running === 'Yes',
+    ioConnecting: row.Slave_IO_Running === 'Connecting',
     sqlRunning: row.Slave_SQL_Running === 'Yes',
     lagSeconds: lag === null || lag === undefined ? null : Number(lag),
     gtidIoPos: str(row.Gtid_IO_Pos),

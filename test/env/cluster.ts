@@ -358,6 +358,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
           `  id: ${yamlString(id)}`,
           `  reconcileIntervalMs: ${opts.reconcileIntervalMs ?? 500}`,
           `  readReturnAfterMs: ${opts.readReturnAfterMs ?? 1000}`,
+          // /metrics on an ephemeral loopback port (logged as metricsPort).
+          '  httpPort: 0',
         );
       if (kind === 'client') {
         const node = extra.node ?? id;

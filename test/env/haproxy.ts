@@ -93,9 +93,9 @@ function alive(pid: number): boolean {
 export function routerSection(
   id: string,
   p: HaproxyPaths,
-  extra: Readonly<Record<string, string | number>> = {},
+  extra: Readonly<Record<string, string | number | boolean>> = {},
 ): string[] {
-  const keys: Record<string, string | number> = {
+  const keys: Record<string, string | number | boolean> = {
     id,
     haproxyConfig: p.haproxyConfig,
     template: p.template,
@@ -103,6 +103,9 @@ export function routerSection(
     adminSocket: p.adminSocket,
     stateDir: p.stateDir,
     bindAddress: '127.0.0.1',
+    // Most router tests route to nodes without a heartbeat client: checks that ask agents would
+    // keep them out. Worlds that run the agents (e2e) turn it on.
+    agentChecks: false,
     ...extra,
   };
   return ['router:', ...Object.entries(keys).map(([k, v]) => `  ${k}: ${JSON.stringify(v)}`)];

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  boundLag,
   decideHealth,
   desiredOnline,
   lagBucket,
@@ -198,6 +199,51 @@ describe('client reportsMysqldDown (agent/<node>.mysqldDown: the server fails ov
       assert.equal(reportsMysqldDown(h), down);
     });
   }
+});
+
+describe('client boundLag: a replica whose master is gone reports how stale it can be', () => {
+  const connecting = (lag: number | null, sql = true): MysqlStatus => ({
+    ...REPLICA,
+    replica: { ...REPLICA.replica!, ioRunning: false, ioConnecting: true, sqlRunning: sql, lagSeconds: lag },
+  });
+  const lagOf = (s: MysqlStatus) => s.replica?.lagSeconds;
+  const table: Array<
+    [string, { status: MysqlStatus; at: number } | null, MysqlStatus, number | null | undefined]
+  > = [
+    [
+      'streaming with lag 2, then the master dies: 2 s + 1.5 s since',
+      { status: { ...REPLICA, replica: { ...REPLICA.replica!, lagSeconds: 2 } }, at: 1000 },
+      connecting(null),
+      3.5,
+    ],
+    [
+      'already bounded at 3.5 s, 1.5 s later: 5 s (it grows with time)',
+      { status: connecting(3.5), at: 2500 },
+      connecting(null),
+      5,
+    ],
+    ['no earlier measure: unknown', null, connecting(null), null],
+    [
+      'SQL thread stopped too: unknown (not served anyway)',
+      { status: REPLICA, at: 1000 },
+      connecting(null, false),
+      null,
+    ],
+    ['IO thread running: what mysqld says', { status: REPLICA, at: 1000 }, REPLICA, 0],
+  ];
+  // Each next check is read 1.5 s after the previous one.
+  for (const [name, prev, next, want] of table)
+    it(name, () => assert.equal(lagOf(boundLag(prev, next, (prev?.at ?? 0) + 1500)), want));
+
+  it('decideHealth applies it on every successful check', () => {
+    const h1 = decideHealth(
+      { kind: 'starting' },
+      ok(1000, { ...REPLICA, replica: { ...REPLICA.replica!, lagSeconds: 1 } }),
+      3,
+    );
+    const h2 = decideHealth(h1, ok(3000, connecting(null)), 3);
+    assert.equal(h2.kind === 'up' ? lagOf(h2.status) : undefined, 3);
+  });
 });
 
 describe('client lag buckets', () => {

@@ -1,6 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildDesired, hostsToResolve, type GroupSnapshot, type Loaded } from '../../router/desired';
+import {
+  buildDesired,
+  checkTarget,
+  hostsToResolve,
+  type AgentAddress,
+  type GroupSnapshot,
+  type Loaded,
+} from '../../router/desired';
 import { assignReadSlots, emptyGroup, type GroupState, type Slot } from '../../router/model';
 import type { HaproxyRecord, MetaGroup } from '../../core/records';
 import { readableEpoch } from '../../router/zk-source';
@@ -13,6 +20,8 @@ const slot = (node: string, addr?: string): Slot => ({
   node,
   addr: addr ?? node.split(':')[0]!,
   port: Number(node.split(':')[1]),
+  // No agent/ records in these cases: no check target (see the agent cases below).
+  check: null,
 });
 
 const meta = (name: string, members: string[], writePort = 13306, readPort = 13307): Loaded<MetaGroup> => ({
@@ -51,6 +60,7 @@ const applied = (
   ports: [number, number] = [13306, 13307],
 ): GroupState => ({
   ...emptyGroup(name, ports[0], ports[1], 4),
+  maxReadLagSeconds: 30,
   epoch,
   write: write === null ? null : slot(write),
   read: [...read, null, null, null, null].slice(0, 4).map((n) => (n === null ? null : slot(n))),
@@ -74,7 +84,7 @@ describe('router buildDesired: what ZooKeeper wants', () => {
 
   it('a group without a route yet gets listeners with empty slots and no epoch', () => {
     const d = desired([snap('g1', meta('g1', [A]), { kind: 'absent' })]);
-    assert.deepEqual(d.groups, [emptyGroup('g1', 13306, 13307, 4)]);
+    assert.deepEqual(d.groups, [{ ...emptyGroup('g1', 13306, 13307, 4), maxReadLagSeconds: 30 }]);
   });
 
   it('write: null empties w1 and keeps the readers', () => {
@@ -247,6 +257,14 @@ describe('router buildDesired: what ZooKeeper wants', () => {
       problems: ['bad-record'],
       says: /write: must be host:port; its epoch 6 is above the applied epoch 5: writes refused/,
     },
+    {
+      what: 'the same invalid newer-epoch route seen again once writes are refused: still says why',
+      prev: applied('g1', 5, null, [B]),
+      route: invalid('write: must be host:port', 6),
+      want: { epoch: 5, write: null, read: [B, null, null, null] },
+      problems: ['bad-record'],
+      says: /write: must be host:port; its epoch 6 is above the applied epoch 5: writes refused/,
+    },
     // -- an invalid meta_group: only nodes already routed are accepted, the write side still applies
     {
       what: 'invalid meta_group, newer route with the same master and a new reader',
@@ -355,7 +373,7 @@ describe('router buildDesired: what ZooKeeper wants', () => {
     const s = [snap('g1', meta('g1', [A, D]), route(1, D, [A]))];
     assert.deepEqual(hostsToResolve(s), ['db4.example']);
     const d = desired(s, [], new Map([['db4.example', '10.0.0.4']]));
-    assert.deepEqual(d.groups[0]!.write, { node: D, addr: '10.0.0.4', port: 3306 });
+    assert.deepEqual(d.groups[0]!.write, { node: D, addr: '10.0.0.4', port: 3306, check: null });
   });
 
   it('a znode listed but not read yet keeps the applied group; a deleted meta_group removes it', () => {
@@ -444,5 +462,69 @@ describe('router assignReadSlots: a node keeps its slot', () => {
   it('an address change of a node keeps its slot and takes the new address', () => {
     const r = assignReadSlots([slot(D, '10.0.0.4')], [slot(D, '10.0.0.5')], 1);
     assert.deepEqual(r.slots, [slot(D, '10.0.0.5')]);
+  });
+});
+
+describe("router checkTarget: where HAProxy's check asks a node's agent", () => {
+  const table: Array<
+    [string, AgentAddress | undefined, { addr: string; port: number } | null, string | null, boolean]
+  > = [
+    [
+      'the agent publishes its bind address → that address and port',
+      { httpHost: '10.0.9.1', httpPort: 8008 },
+      null,
+      '10.0.9.1:8008',
+      false,
+    ],
+    [
+      'the agent listens everywhere (0.0.0.0) → the node address',
+      { httpHost: '0.0.0.0', httpPort: 8008 },
+      null,
+      '10.0.0.1:8008',
+      false,
+    ],
+    ['an older agent without httpHost → the node address', { httpPort: 8008 }, null, '10.0.0.1:8008', false],
+    [
+      'loopback only while the node is not on loopback → the node address, and a problem',
+      { httpHost: '127.0.0.1', httpPort: 8008 },
+      null,
+      '10.0.0.1:8008',
+      true,
+    ],
+    [
+      'the agent is gone → the address last known (its checks fail: node out)',
+      undefined,
+      { addr: '10.0.0.1', port: 8008 },
+      '10.0.0.1:8008',
+      false,
+    ],
+    ['no agent ever seen → no target (the check cannot pass)', undefined, null, null, false],
+  ];
+  for (const [name, agent, known, want, problem] of table)
+    it(name, () => {
+      const c = checkTarget(A, '10.0.0.1', agent, known);
+      assert.equal(c.check === null ? null : `${c.check.addr}:${c.check.port}`, want);
+      assert.equal(c.problem !== undefined, problem);
+    });
+
+  it('buildDesired attaches the check targets of agent/ records, and keeps them when an agent goes', () => {
+    const agents = new Map<string, AgentAddress>([
+      [A, { httpHost: '10.0.0.1', httpPort: 9001 }],
+      [B, { httpHost: '10.0.0.2', httpPort: 9002 }],
+    ]);
+    const s = [snap('g1', meta('g1', [A, B, C]), route(3, A, [B, C]))];
+    const d = buildDesired({ snapshot: s, previous: [], readSlots: 4, resolved: new Map(), agents });
+    const g = d.groups[0]!;
+    assert.deepEqual(g.write?.check, { addr: '10.0.0.1', port: 9001 });
+    assert.deepEqual(g.read[0]?.check, { addr: '10.0.0.2', port: 9002 });
+    assert.equal(g.read[1]?.check, null, 'C has no agent');
+    const after = buildDesired({
+      snapshot: s,
+      previous: d.groups,
+      readSlots: 4,
+      resolved: new Map(),
+      agents: new Map(),
+    });
+    assert.deepEqual(after.groups[0]!.write?.check, { addr: '10.0.0.1', port: 9001 });
   });
 });

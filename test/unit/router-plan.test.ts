@@ -41,6 +41,8 @@ function actual(
     adminState: maint ? ADMIN.FMAINT : 0,
     maint,
     drain: false,
+    checkAddr: '127.0.0.1',
+    checkPort: 1,
     ...extra,
   });
   return [mk('g1_write', 'w1', w1), ...reads.map((r, i) => mk('g1_read', `r${i + 1}`, r))];
@@ -121,6 +123,88 @@ describe('router planRuntime: runtime API commands from the read-back state', ()
       'set server g1_read/r1 addr 10.0.0.3 port 3306',
       'set server g1_read/r1 state ready',
     ]);
+  });
+
+  describe('with agent checks: the check follows the node and the write check asks for the epoch', () => {
+    const agent = (addr: string, checkPort = 8008): Slot => ({
+      ...slot(addr),
+      check: { addr, port: checkPort },
+    });
+    const vars = (epoch: number, node: string) =>
+      new Map([
+        ['proc.zkmha_epoch_g1', String(epoch)],
+        ['proc.zkmha_write_g1', node],
+      ]);
+    const opts = (epoch: number, node: string) => ({ agentChecks: true, vars: vars(epoch, node) });
+
+    it('a failover: old w1 out first, then the new epoch and node, then the check moved, then ready', () => {
+      const p = planRuntime(
+        [{ ...group(agent('10.0.0.2'), []), epoch: 2 }],
+        actual(['10.0.0.1', 3306, false], [EMPTY, EMPTY, EMPTY], {
+          checkAddr: '10.0.0.1',
+          checkPort: 8008,
+        }).map((s) => (s.server === 'w1' ? s : { ...s, checkAddr: '127.0.0.1', checkPort: 1 })),
+        opts(1, '10.0.0.1:3306'),
+      );
+      assert.deepEqual(p.commands, [
+        'experimental-mode on',
+        'set server g1_write/w1 state maint',
+        'shutdown sessions server g1_write/w1',
+        'set var proc.zkmha_epoch_g1 int(2)',
+        'set var proc.zkmha_write_g1 str(10.0.0.2:3306)',
+        'set server g1_write/w1 addr 10.0.0.2 port 3306',
+        'set server g1_write/w1 check-addr 10.0.0.2 port 8008',
+        'set server g1_write/w1 state ready',
+      ]);
+    });
+
+    it('a fencing route (write: null, epoch+1): w1 out and the check variables say so', () => {
+      const w = actual(['10.0.0.1', 3306, false], [EMPTY, EMPTY, EMPTY], {
+        checkAddr: '10.0.0.1',
+        checkPort: 8008,
+      });
+      const p = planRuntime([{ ...group(null, []), epoch: 2 }], w, opts(1, '10.0.0.1:3306'));
+      assert.deepEqual(p.commands, [
+        'experimental-mode on',
+        'set server g1_write/w1 state maint',
+        'shutdown sessions server g1_write/w1',
+        'set var proc.zkmha_epoch_g1 int(2)',
+        'set var proc.zkmha_write_g1 str()',
+      ]);
+    });
+
+    it("an agent that moved to another port: only the check's target changes, in service", () => {
+      const w = actual(['10.0.0.1', 3306, false], [EMPTY, EMPTY, EMPTY], {
+        checkAddr: '10.0.0.1',
+        checkPort: 8008,
+      });
+      const p = planRuntime([group(agent('10.0.0.1', 9009), [])], w, opts(1, '10.0.0.1:3306'));
+      assert.deepEqual(p.commands, ['set server g1_write/w1 check-addr 10.0.0.1 port 9009']);
+    });
+
+    it('variables lost (an HAProxy started from an older file) are set again; nothing else', () => {
+      const w = actual(['10.0.0.1', 3306, false], [EMPTY, EMPTY, EMPTY], {
+        checkAddr: '10.0.0.1',
+        checkPort: 8008,
+      });
+      const p = planRuntime([group(agent('10.0.0.1'), [])], w, { agentChecks: true, vars: new Map() });
+      assert.deepEqual(p.commands, [
+        'experimental-mode on',
+        'set var proc.zkmha_epoch_g1 int(1)',
+        'set var proc.zkmha_write_g1 str(10.0.0.1:3306)',
+      ]);
+    });
+
+    it('a node without agent is checked against nothing (it cannot pass); without agent checks, check targets are ignored', () => {
+      const w = actual(['10.0.0.1', 3306, false], [EMPTY, EMPTY, EMPTY], {
+        checkAddr: '10.0.0.1',
+        checkPort: 8008,
+      });
+      const noAgent = planRuntime([group(slot('10.0.0.1'), [])], w, opts(1, '10.0.0.1:3306'));
+      assert.deepEqual(noAgent.commands, ['set server g1_write/w1 check-addr 127.0.0.1 port 1']);
+      const tcp = planRuntime([group(agent('10.0.0.1', 9009), [])], w);
+      assert.deepEqual(tcp.commands, []);
+    });
   });
 
   it('a group whose backends HAProxy lacks is reported missing (reload), with no commands', () => {

@@ -19,15 +19,18 @@ const base: Omit<RenderInput, 'groups'> = {
   routerId: 'router-1',
   bindAddress: '0.0.0.0',
   adminSocket: '/run/zkmha/haproxy.sock',
+  agentChecks: true,
 };
 const orders: GroupState = {
   ...emptyGroup('orders', 13306, 13307, 4),
   epoch: 7,
-  write: { node: '10.0.0.5:3306', addr: '10.0.0.5', port: 3306 },
+  maxReadLagSeconds: 10,
+  write: { node: '10.0.0.5:3306', addr: '10.0.0.5', port: 3306, check: { addr: '10.0.0.5', port: 8008 } },
   read: [
-    { node: '10.0.0.6:3306', addr: '10.0.0.6', port: 3306 },
+    { node: '10.0.0.6:3306', addr: '10.0.0.6', port: 3306, check: { addr: '10.0.0.6', port: 8008 } },
     null,
-    { node: 'db7.example:3307', addr: '10.0.0.7', port: 3307 },
+    // No agent ever seen for this node: its check goes nowhere and fails.
+    { node: 'db7.example:3307', addr: '10.0.0.7', port: 3307, check: null },
     null,
   ],
 };
@@ -44,6 +47,7 @@ export const GOLDEN_CASES: Record<string, RenderInput> = {
   'no-groups': { ...base, groups: [] },
   'one-group-new': { ...base, groups: [emptyGroup('orders', 13306, 13307, 4)] },
   'two-groups': { ...base, groups: [fenced, orders] },
+  'tcp-checks': { ...base, agentChecks: false, groups: [orders] },
 };
 
 describe('router render: golden files', () => {
@@ -65,9 +69,16 @@ describe('router render: properties', () => {
 
   it('empty slots are disabled servers; filled slots carry their node', () => {
     const out = renderHaproxyConfig(TEMPLATE, { ...base, groups: [orders] });
-    assert.match(out, /^ {4}server w1 10\.0\.0\.5:3306 check # 10\.0\.0\.5:3306$/m);
-    assert.match(out, /^ {4}server r2 127\.0\.0\.1:1 check disabled$/m);
-    assert.match(out, /^ {4}server r3 10\.0\.0\.7:3307 check # db7\.example:3307$/m);
+    assert.match(
+      out,
+      /^ {4}server w1 10\.0\.0\.5:3306 check addr 10\.0\.0\.5 port 8008 # 10\.0\.0\.5:3306$/m,
+    );
+    assert.match(out, /^ {4}server r2 127\.0\.0\.1:1 check addr 127\.0\.0\.1 port 1 disabled$/m);
+    // No agent known: the check goes to a closed port and fails.
+    assert.match(out, /^ {4}server r3 10\.0\.0\.7:3307 check addr 127\.0\.0\.1 port 1 # db7\.example:3307$/m);
+    const tcp = renderHaproxyConfig(TEMPLATE, { ...base, agentChecks: false, groups: [orders] });
+    assert.match(tcp, /^ {4}server w1 10\.0\.0\.5:3306 check # 10\.0\.0\.5:3306$/m);
+    assert.doesNotMatch(tcp, /httpchk|set-var/);
     assert.match(out, /^listen orders_write\n {4}bind 0\.0\.0\.0:13306$/m);
   });
 
