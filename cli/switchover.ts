@@ -7,7 +7,6 @@ import {
   NodeConnections,
   SWITCHOVER_STEPS,
   StepTimer,
-  alertOps,
   commitMasterChange,
   readGtidPositions,
   repointReplicas,
@@ -18,6 +17,8 @@ import {
   type SwitchoverStep,
 } from '../core/ops';
 import { decodeRecord, encodeRecord, haproxySchema, taskSchema, type TaskRecord } from '../core/records';
+import { recordIncident } from '../core/op/journal';
+import { zkStore } from '../core/op/store';
 import type { GroupView } from '../core/view';
 import { acquireLock } from '../core/zk/lock';
 import { cliWorker } from './worker';
@@ -227,25 +228,16 @@ async function raiseSwitchoverFailed(ctx: CliContext, cut: CutWrites, err: unkno
     rolledBackTo: outcome === 'rolled-back' || outcome === 'restored' ? cut.oldMaster : null,
     ...(typeof details?.rollbackError === 'string' ? { rollbackError: details.rollbackError } : {}),
   };
-  for (let attempt = 1; attempt <= 3; attempt++) {
-    try {
-      const cur = await zk.getOrNull(path);
-      await zk.multi(
-        alertOps(
-          paths,
-          cut.group,
-          SWITCHOVER_FAILED_ALERT,
-          { kind: SWITCHOVER_FAILED_ALERT, at: Date.now(), detail },
-          cur?.stat.version ?? null,
-        ),
-      );
-      return;
-    } catch (e) {
-      if (!(isZkmhaError(e, 'ZK_NODE_EXISTS') || isZkmhaError(e, 'ZK_BAD_VERSION'))) {
-        process.stderr.write(`mha switchover: could not write alert ${path}: ${errorMessage(e)}\n`);
-        return;
-      }
-    }
+  try {
+    // Every failure is written: it says what this switchover left behind.
+    await recordIncident(zkStore(zk, paths), cut.group, {
+      alert: SWITCHOVER_FAILED_ALERT,
+      kind: SWITCHOVER_FAILED_ALERT,
+      detail,
+      same: () => false,
+    });
+  } catch (e) {
+    process.stderr.write(`mha switchover: could not write alert ${path}: ${errorMessage(e)}\n`);
   }
 }
 

@@ -16,6 +16,8 @@ import {
   type OpsContext,
 } from '../core/ops';
 import { encodeRecord, taskSchema, type HistoryRecord, type TaskRecord } from '../core/records';
+import { recordIncident } from '../core/op/journal';
+import { zkStore } from '../core/op/store';
 import { alertOf, member, readGroupView } from '../core/view';
 import type { MultiOp } from '../core/zk/client';
 import type { LockHandle } from '../core/zk/lock';
@@ -58,6 +60,7 @@ export async function resolveAbandonedTask(
   expect: { readonly key: string; readonly why: string },
 ): Promise<ResolveOutcome> {
   const { zk, paths, cfg, log } = deps;
+  const store = zkStore(zk, paths);
   const view = await readGroupView(zk, paths, group);
   const vt = view.task;
   if (vt === null || taskKey(vt) !== expect.key || !lock.isHeld()) return { kind: 'stale' };
@@ -139,15 +142,19 @@ export async function resolveAbandonedTask(
     );
 
   if (resolution.kind === 'alert-only') {
-    const prev = alertOf(view, ABANDONED_ALERT);
-    if (prev?.record.detail.taskId === task.id && prev.record.detail.why === resolution.why)
-      return { kind: 'alerted', retry: resolution.retry, why: resolution.why };
-    try {
-      await zk.multi(alert({ resolution: 'none', why: resolution.why, retry: resolution.retry }, Date.now()));
-    } catch (err) {
-      if (!(isZkmhaError(err, 'ZK_NODE_EXISTS') || isZkmhaError(err, 'ZK_BAD_VERSION'))) throw err;
-    }
-    return { kind: 'alerted', retry: resolution.retry, why: resolution.why };
+    const r = resolution;
+    await recordIncident(
+      store,
+      group,
+      {
+        alert: ABANDONED_ALERT,
+        kind: ABANDONED_ALERT,
+        detail: alertDetail({ resolution: 'none', why: r.why, retry: r.retry }),
+        same: (prev) => prev.record.detail.taskId === task.id && prev.record.detail.why === r.why,
+      },
+      { view },
+    );
+    return { kind: 'alerted', retry: r.retry, why: r.why };
   }
 
   // A switchover with everything the resolution needs (resolveAbandoned checked these).
@@ -406,25 +413,18 @@ export async function resolveAbandonedTask(
     const message = errorMessage(err);
     tlog.error({ err: message, steps: timer.steps }, 'resolving the abandoned operation failed; retried');
     try {
-      const again = await readGroupView(zk, paths, group);
-      await zk.multi(
-        alertOps(
-          paths,
-          group,
-          ABANDONED_ALERT,
-          {
-            kind: ABANDONED_ALERT,
-            at: Date.now(),
-            detail: alertDetail({
-              resolution: 'failed',
-              attempted: resolution.kind,
-              why: resolution.why,
-              error: message.slice(0, 2000),
-            }),
-          },
-          alertOf(again, ABANDONED_ALERT)?.version ?? null,
-        ),
-      );
+      // Every failure is written (its error may differ from the last one's).
+      await recordIncident(store, group, {
+        alert: ABANDONED_ALERT,
+        kind: ABANDONED_ALERT,
+        detail: alertDetail({
+          resolution: 'failed',
+          attempted: resolution.kind,
+          why: resolution.why,
+          error: message.slice(0, 2000),
+        }),
+        same: () => false,
+      });
     } catch (e) {
       tlog.warn({ err: errorMessage(e) }, 'could not record the failure');
     }

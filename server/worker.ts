@@ -5,7 +5,8 @@ import { errorMessage, isZkmhaError } from '../core/errors';
 import type { Logger } from '../core/log';
 import { flavorFor } from '../core/mysql/index';
 import type { Flavor } from '../core/mysql/flavor';
-import { alertOps, historyOps } from '../core/ops/commit';
+import { recordIncident } from '../core/op/journal';
+import { zkStore, type OpStore } from '../core/op/store';
 import { NodeConnections } from '../core/ops/connections';
 import { readGtidPositions } from '../core/ops/positions';
 import { withTimeout } from '../core/timeout';
@@ -111,6 +112,7 @@ export class ServerWorker {
   readonly #o: WorkerOptions;
   readonly #log: Logger;
   readonly #conns: NodeConnections;
+  readonly #store: OpStore;
   readonly #groups = new Map<string, GroupState>();
   readonly #watches: Watch[] = [];
   #timer: NodeJS.Timeout | null = null;
@@ -132,6 +134,7 @@ export class ServerWorker {
     this.#o = o;
     this.#log = o.log;
     this.#conns = NodeConnections.fromConfig(o.cfg.mysql, 5000);
+    this.#store = zkStore(o.zk, o.paths);
   }
 
   get id(): string {
@@ -506,46 +509,35 @@ export class ServerWorker {
     detail: Record<string, unknown>,
     recordKind?: string,
   ): Promise<void> {
-    const { zk, paths } = this.#o;
     const master = view.master!.record;
-    const prev = alertOf(view, alertKind);
-    if (
-      prev !== undefined &&
-      prev.record.detail.epoch === master.epoch &&
-      prev.record.detail.oldMaster === master.node
-    )
-      return;
-    const now = Date.now();
     const kind = recordKind ?? alertKind ?? 'alert';
-    const ops: MultiOp[] = alertOps(
-      paths,
+    const written = await recordIncident(
+      this.#store,
       view.group,
-      alertKind,
-      { kind, at: now, detail: { ...detail, epoch: master.epoch, oldMaster: master.node } },
-      prev?.version ?? null,
+      {
+        alert: alertKind,
+        kind,
+        detail: { ...detail, epoch: master.epoch, oldMaster: master.node },
+        ...(historyKind !== null
+          ? {
+              history: (now: number) => ({
+                kind: historyKind,
+                from: master.node,
+                to: null,
+                epoch: master.epoch,
+                startedAt: now,
+                endedAt: now,
+                steps: [],
+                detail,
+              }),
+            }
+          : {}),
+        same: (prev) =>
+          prev.record.detail.epoch === master.epoch && prev.record.detail.oldMaster === master.node,
+      },
+      { view },
     );
-    if (historyKind !== null) {
-      await zk.mkdirp(paths.historyDir(view.group));
-      ops.push(
-        ...historyOps(paths, view.group, {
-          kind: historyKind,
-          from: master.node,
-          to: null,
-          epoch: master.epoch,
-          startedAt: now,
-          endedAt: now,
-          steps: [],
-          detail,
-        }),
-      );
-    }
-    try {
-      await zk.multi(ops);
-      this.#log.warn({ group: view.group, alert: kind, detail }, 'alert raised');
-    } catch (err) {
-      if (isZkmhaError(err, 'ZK_NODE_EXISTS') || isZkmhaError(err, 'ZK_BAD_VERSION')) return; // another worker wrote it
-      throw err;
-    }
+    if (written === 'written') this.#log.warn({ group: view.group, alert: kind, detail }, 'alert raised');
   }
 
   async #failover(
@@ -922,7 +914,6 @@ export class ServerWorker {
       readonly steps?: ReadonlyArray<{ name: string; ms: number; ok: boolean }>;
     },
   ): Promise<void> {
-    const { zk, paths } = this.#o;
     const why = action.kind === 'alert-only' ? action.why : null;
     const detail: Record<string, unknown> = {
       epoch: v.epoch,
@@ -936,49 +927,38 @@ export class ServerWorker {
           ? `master ${v.master} was read-only with no operation open (a self-fence that outlived a ZooKeeper outage, or a fence by hand); master/ still names it at epoch ${v.epoch}, nothing else is writable: read_only=OFF`
           : `master ${v.master} is read-only with no operation open: the group takes no writes; not changed automatically (${why})`,
     };
-    for (let attempt = 1; ; attempt++) {
-      const cur = attempt === 1 ? view : await readGroupView(zk, paths, view.group);
-      const prev = alertOf(cur, READ_ONLY_ALERT);
-      if (
-        action.kind === 'alert-only' &&
-        prev !== undefined &&
-        prev.record.detail.epoch === v.epoch &&
-        prev.record.detail.master === v.master &&
-        prev.record.detail.why === why
-      )
-        return;
-      const now = Date.now();
-      const ops: MultiOp[] = alertOps(
-        paths,
-        view.group,
-        READ_ONLY_ALERT,
-        { kind: READ_ONLY_ALERT, at: now, detail },
-        prev?.version ?? null,
-      );
-      if (o.history) {
-        await zk.mkdirp(paths.historyDir(view.group));
-        ops.push(
-          ...historyOps(paths, view.group, {
-            kind: READ_ONLY_ALERT,
-            from: v.master,
-            to: v.master,
-            epoch: v.epoch,
-            startedAt: v.since,
-            endedAt: now,
-            steps: [...(o.steps ?? [])],
-            detail,
-          }),
-        );
-      }
-      try {
-        await zk.multi(ops);
-        this.#log.warn({ group: view.group, alert: READ_ONLY_ALERT, detail }, 'alert raised');
-        return;
-      } catch (err) {
-        const raced = isZkmhaError(err, 'ZK_NODE_EXISTS') || isZkmhaError(err, 'ZK_BAD_VERSION');
-        if (!raced || attempt >= 3) throw err;
-      }
-    }
+    const written = await recordIncident(
+      this.#store,
+      view.group,
+      {
+        alert: READ_ONLY_ALERT,
+        kind: READ_ONLY_ALERT,
+        detail,
+        ...(o.history
+          ? {
+              history: (now: number) => ({
+                kind: READ_ONLY_ALERT,
+                from: v.master,
+                to: v.master,
+                epoch: v.epoch,
+                startedAt: v.since,
+                endedAt: now,
+                steps: [...(o.steps ?? [])],
+                detail,
+              }),
+            }
+          : {}),
+        // An un-fence is recorded every time; "alert only" once per master, epoch and reason.
+        same: (prev) =>
+          action.kind === 'alert-only' &&
+          prev.record.detail.epoch === v.epoch &&
+          prev.record.detail.master === v.master &&
+          prev.record.detail.why === why,
+      },
+      { view },
+    );
+    if (written === 'written')
+      this.#log.warn({ group: view.group, alert: READ_ONLY_ALERT, detail }, 'alert raised');
   }
 
   // --- healthy master: alerts that resolved, read pool ---------------------------------------------
