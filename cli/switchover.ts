@@ -16,7 +16,14 @@ import {
   type StepTiming,
   type SwitchoverStep,
 } from '../core/ops';
-import { decodeRecord, encodeRecord, haproxySchema, taskSchema, type TaskRecord } from '../core/records';
+import {
+  decodeRecord,
+  encodeRecord,
+  haproxySchema,
+  taskSchema,
+  type AlertKind,
+  type TaskRecord,
+} from '../core/records';
 import { recordIncident } from '../core/op/journal';
 import { zkStore } from '../core/op/store';
 import type { GroupView } from '../core/view';
@@ -179,7 +186,7 @@ export async function switchover(ctx: CliContext, input: SwitchoverInput): Promi
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /** Alert kind written whenever a switchover fails after it cut writes. */
-export const SWITCHOVER_FAILED_ALERT = 'switchover-failed';
+export const SWITCHOVER_FAILED_ALERT = 'switchover-failed' satisfies AlertKind;
 
 /** What the failure handler needs once writes were cut (the step is read when it fails). */
 interface CutWrites {

@@ -15,7 +15,13 @@ import {
   type AbandonedStep,
   type OpsContext,
 } from '../core/ops';
-import { encodeRecord, taskSchema, type HistoryRecord, type TaskRecord } from '../core/records';
+import {
+  encodeRecord,
+  taskSchema,
+  type AlertKind,
+  type HistoryRecord,
+  type TaskRecord,
+} from '../core/records';
 import { recordIncident } from '../core/op/journal';
 import { zkStore } from '../core/op/store';
 import { alertOf, member, readGroupView } from '../core/view';
@@ -32,7 +38,7 @@ import type { FailoverDeps } from './failover';
  * in task/, compare-and-set): a process that was only presumed dead can then no longer commit,
  * and a worker that dies meanwhile leaves a task the next one resolves the same way.
  */
-export const ABANDONED_ALERT = 'operation-abandoned';
+export const ABANDONED_ALERT = 'operation-abandoned' satisfies AlertKind;
 export const ABANDONED_HISTORY = 'switchover-abandoned';
 
 /** What resolving an abandoned operation needs: a failover's dependencies, without its fault hook. */

@@ -18,6 +18,7 @@ import {
   serverSchema,
   slaveDownSchema,
   taskSchema,
+  type AlertKind,
   type HaproxyRecord,
   type TaskRecord,
 } from '../core/records';
@@ -103,7 +104,7 @@ interface GroupState {
 }
 
 /** Alert and history kind of a master that stays read-only (server/readonly.ts). */
-const READ_ONLY_ALERT = 'master-read-only';
+const READ_ONLY_ALERT = 'master-read-only' satisfies AlertKind;
 
 /** #withLock's answer when the lock could not be had in time. */
 const BUSY = Symbol('lock busy');
@@ -504,13 +505,13 @@ export class ServerWorker {
    */
   async #incident(
     view: GroupView,
-    alertKind: string | undefined,
+    alertKind: AlertKind | undefined,
     historyKind: string | null,
     detail: Record<string, unknown>,
-    recordKind?: string,
+    recordKind?: AlertKind,
   ): Promise<void> {
     const master = view.master!.record;
-    const kind = recordKind ?? alertKind ?? 'alert';
+    const kind = recordKind ?? alertKind!;
     const written = await recordIncident(
       this.#store,
       view.group,

@@ -1,5 +1,5 @@
 import { ZkmhaError, isZkmhaError } from '../errors';
-import { encodeRecord, taskSchema, type HistoryRecord, type TaskRecord } from '../records';
+import { encodeRecord, taskSchema, type AlertKind, type HistoryRecord, type TaskRecord } from '../records';
 import { alertOps, historyOps } from '../ops/commit';
 import { alertOf, type AlertView, type GroupView, type Versioned } from '../view';
 import type { MultiOp } from '../zk/client';
@@ -115,9 +115,9 @@ export class Journal {
  */
 export interface Incident {
   /** The alert's name kind; undefined for the bare `watch_down/<group>`. */
-  readonly alert: string | undefined;
+  readonly alert: AlertKind | undefined;
   /** The alert record's `kind`. */
-  readonly kind: string;
+  readonly kind: AlertKind;
   readonly detail: Readonly<Record<string, unknown>>;
   /** The history event, built at the moment of writing. */
   readonly history?: (now: number) => Omit<HistoryRecord, 'v'>;

@@ -1,6 +1,7 @@
 import { ZkmhaError, isZkmhaError } from '../errors';
 import {
   alertSchema,
+  type AlertKind,
   encodeRecord,
   haproxySchema,
   historySchema,
@@ -169,8 +170,8 @@ export async function commitMasterChange(
 export function alertOps(
   paths: ZkPaths,
   group: string,
-  kind: string | undefined,
-  record: { kind: string; at: number; detail: Record<string, unknown> },
+  kind: AlertKind | undefined,
+  record: { kind: AlertKind; at: number; detail: Record<string, unknown> },
   version: number | null,
 ): MultiOp[] {
   const path = paths.watchDown(group, kind);

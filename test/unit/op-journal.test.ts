@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import { isZkmhaError } from '../../core/errors';
-import { Journal, LostLock, recordIncident } from '../../core/op/journal';
+import { Journal, LostLock, recordIncident, type Incident } from '../../core/op/journal';
 import { MemoryStore } from '../../core/op/memory-store';
 import { runSteps, type StepList } from '../../core/op/runner';
 import { encodeRecord, taskSchema, type TaskRecord } from '../../core/records';
@@ -120,7 +120,7 @@ describe('Journal', () => {
 });
 
 describe('recordIncident: an alert (+ history) once per key', () => {
-  const incident = (epoch: number, withOps: Parameters<typeof recordIncident>[2]['withOps'] = []) => ({
+  const incident = (epoch: number, withOps: Incident['withOps'] = []): Incident => ({
     alert: 'no-candidate',
     kind: 'no-candidate',
     detail: { epoch },
