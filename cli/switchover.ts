@@ -24,7 +24,7 @@ import {
   type AlertKind,
   type TaskRecord,
 } from '../core/records';
-import { recordIncident } from '../core/op/journal';
+import { Journal, LostLock, recordIncident } from '../core/op/journal';
 import { zkStore } from '../core/op/store';
 import type { GroupView } from '../core/view';
 import { acquireLock } from '../core/zk/lock';
@@ -332,7 +332,7 @@ async function switchoverLocked(
   const epoch = masterRec.record.epoch + 1;
   const startedAt = Date.now();
   const timer = new StepTimer();
-  let task: TaskRecord = {
+  const task: TaskRecord = {
     v: 1,
     id: `switchover-${startedAt}`,
     kind: 'switchover',
@@ -346,13 +346,16 @@ async function switchoverLocked(
   };
   const taskPath = paths.task(group);
   await step('write task', () => zk.create(taskPath, encodeRecord(taskSchema, task, taskPath), 'persistent'));
-  let taskVersion = 0;
-  /** Records a step (CAS: fails with ZK_BAD_VERSION / ZK_NO_NODE once a worker took the task over). */
-  const setTask = async (stepName: SwitchoverStep, detail: Record<string, unknown> = {}): Promise<void> => {
-    const next: TaskRecord = { ...task, step: stepName, detail: { ...task.detail, ...detail } };
-    taskVersion = (await zk.set(taskPath, encodeRecord(taskSchema, next, taskPath), taskVersion)).version;
-    task = next;
-  };
+  // The one task journal (core/op): every record is compare-and-set, and fails with LostLock once
+  // the lock is gone or a worker took the task over. (Not runSteps: the catchup and promote records
+  // are written WHILE their step runs, to keep them off the write pause.)
+  const journal = new Journal(zkStore(zk, paths), group, { isHeld: held }, cliWorker(), {
+    record: task,
+    version: 0,
+  });
+  /** Records a step (CAS; LostLock once the lock is gone or a worker took the task over). */
+  const setTask = (stepName: SwitchoverStep, detail: Record<string, unknown> = {}): Promise<void> =>
+    journal.save({ step: stepName, detail: { ...journal.task.detail, ...detail } });
   /** A step record written while the step runs; settles to the error, never rejects. */
   const recordWhile = (stepName: SwitchoverStep, detail: Record<string, unknown> = {}): Promise<unknown> =>
     setTask(stepName, detail).then(
@@ -372,22 +375,21 @@ async function switchoverLocked(
   const stopHere = (why: string): ZkmhaError =>
     new ZkmhaError(
       'OPERATION_FAILED',
-      `${why} at step '${task.step}': stopped; ${taskPath} is left to the server workers, which resolve an abandoned switchover (roll back before the promotion, forward after)`,
-      { step: task.step, outcome: 'left-to-workers' satisfies SwitchoverOutcome },
+      `${why} at step '${journal.task.step}': stopped; ${taskPath} is left to the server workers, which resolve an abandoned switchover (roll back before the promotion, forward after)`,
+      { step: journal.task.step, outcome: 'left-to-workers' satisfies SwitchoverOutcome },
     );
-  const takenOver = (err: unknown): boolean =>
-    isZkmhaError(err, 'ZK_BAD_VERSION') || isZkmhaError(err, 'ZK_NO_NODE');
+  const takenOver = (err: unknown): boolean => err instanceof LostLock;
 
   await pauseBefore('fence');
   if (!held()) {
     // Nothing was cut yet: take the task back if it is still ours.
-    await zk.delete(taskPath, taskVersion).catch(() => undefined);
+    await zk.delete(taskPath, journal.version).catch(() => undefined);
     throw refuse(`lock ${group}`, 'lost the lock');
   }
 
   // 1. Cut writes at every router and on the old master itself, both at once. From here on, a
   //    failure leaves the switchover-failed alert.
-  onCut({ group, oldMaster, candidate, epoch, step: () => task.step });
+  onCut({ group, oldMaster, candidate, epoch, step: () => journal.task.step });
   const pauseStart = performance.now();
   const keepUsers = [cfg.mysql.user, cfg.mysql.replicationUser];
   const [routeCut, masterCut] = await Promise.allSettled([
@@ -407,7 +409,7 @@ async function switchoverLocked(
           outcome: 'master-read-only' as const,
         }),
       );
-    await zk.delete(taskPath, taskVersion).catch(() => undefined);
+    await zk.delete(taskPath, journal.version).catch(() => undefined);
     throw new ZkmhaError('OPERATION_FAILED', `fence route: ${errorMessage(routeCut.reason)}; ${undo.text}`, {
       step: 'fence',
       outcome: undo.outcome satisfies SwitchoverOutcome,
@@ -417,7 +419,7 @@ async function switchoverLocked(
   let repointStarted = false;
   const rollback = async (why: string, candidateTouched: boolean): Promise<never> => {
     if (!held()) throw stopHere(`${why}; lost lock/${group}`);
-    const failedStep = task.step;
+    const failedStep = journal.task.step;
     try {
       await setTask('rollback', { why: why.slice(0, 2000) });
     } catch (err) {
@@ -437,14 +439,14 @@ async function switchoverLocked(
       semiSync: meta.settings.semiSync,
       candidateTouched,
       repointed: repointStarted,
-      taskVersion,
+      taskVersion: journal.version,
       why,
       timer,
       startedAt,
       held,
     });
     throw new ZkmhaError('OPERATION_FAILED', `${why}; ${outcome.text}`, {
-      step: task.step,
+      step: journal.task.step,
       failedStep,
       outcome: outcome.outcome satisfies SwitchoverOutcome,
       ...(outcome.rollbackError !== undefined ? { rollbackError: outcome.rollbackError } : {}),
@@ -516,7 +518,7 @@ async function switchoverLocked(
   }
   const promoteErr = await promoteRecorded;
   if (promoteErr !== null && takenOver(promoteErr)) throw stopHere(`${taskPath} was taken over`);
-  // (Any other failure to record leaves taskVersion stale: the commit below fails on it and the
+  // (Any other failure to record leaves the journal version stale: the commit below fails on it and the
   // task says 'catchup' — a worker then sees the writable candidate and rolls forward.)
   await pauseBefore('commit');
   if (!held()) throw stopHere(`lost lock/${group}`);
@@ -541,7 +543,7 @@ async function switchoverLocked(
           steps: timer.steps.map((s) => ({ ...s })),
           detail: { gtid: target, reason: pick.reason },
         },
-        taskVersion,
+        taskVersion: journal.version,
       }),
     );
   } catch (err) {
