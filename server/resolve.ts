@@ -22,7 +22,7 @@ import {
   type HistoryRecord,
   type TaskRecord,
 } from '../core/records';
-import { recordIncident } from '../core/op/journal';
+import { Journal, LostLock, recordIncident } from '../core/op/journal';
 import { zkStore } from '../core/op/store';
 import { alertOf, member, readGroupView } from '../core/view';
 import type { MultiOp } from '../core/zk/client';
@@ -183,31 +183,26 @@ export async function resolveAbandonedTask(
     ...extra,
   });
 
-  let version = vt.version;
+  // The task journal (core/op): compare-and-set on the version read; LostLock once it moved.
+  const journal = new Journal(store, group, lock, deps.workerId, vt);
   /** Takes the task over (CAS): from now on only this worker's writes to it succeed. */
   async function takeOver(step: AbandonedStep): Promise<void> {
-    if (!lock.isHeld()) throw new Stale('lock lost');
     const prevAbandoned = (task.detail.abandoned ?? null) as Record<string, unknown> | null;
-    const rec: TaskRecord = {
-      ...task,
-      step,
-      worker: deps.workerId,
-      detail: {
-        ...task.detail,
-        abandoned: {
-          first: prevAbandoned?.first ?? { step: task.step, worker: task.worker },
-          by: deps.workerId,
-          at: Date.now(),
-          why: resolution.why.slice(0, 2000),
-        },
-      },
-    };
     try {
-      version = (await zk.set(paths.task(group), encodeRecord(taskSchema, rec, paths.task(group)), version))
-        .version;
+      await journal.save({
+        step,
+        detail: {
+          ...task.detail,
+          abandoned: {
+            first: prevAbandoned?.first ?? { step: task.step, worker: task.worker },
+            by: deps.workerId,
+            at: Date.now(),
+            why: resolution.why.slice(0, 2000),
+          },
+        },
+      });
     } catch (err) {
-      if (isZkmhaError(err, 'ZK_BAD_VERSION') || isZkmhaError(err, 'ZK_NO_NODE'))
-        throw new Stale(`task/${group} changed under us`);
+      if (err instanceof LostLock) throw new Stale(err.message);
       throw err;
     }
   }
@@ -246,7 +241,7 @@ export async function resolveAbandonedTask(
               op: 'set',
               path: paths.task(group),
               data: encodeRecord(taskSchema, rec, paths.task(group)),
-              version,
+              version: journal.version,
             },
             ...historyOps(paths, group, {
               kind: ABANDONED_HISTORY,
@@ -290,7 +285,7 @@ export async function resolveAbandonedTask(
             candidateTouched: resolution.candidateReachable,
             // The others and the old master may replicate from the candidate already.
             repointed: true,
-            taskVersion: version,
+            taskVersion: journal.version,
             startedAt: task.startedAt,
             reason: 'switchover rolled back (abandoned)',
             history: {
@@ -403,7 +398,7 @@ export async function resolveAbandonedTask(
                     version: oldRejoin?.version ?? null,
                   },
                 }),
-            taskVersion: version,
+            taskVersion: journal.version,
             extraOps: alert({ resolution: 'rolled-forward', why: resolution.why, epoch, master: cand }, now),
           }),
         );
