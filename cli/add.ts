@@ -24,10 +24,10 @@ import { decodeRecord } from '../core/records';
 import type { CliContext } from './context';
 import { initLayout } from './init';
 import { cliWorker } from './worker';
-import { errantForReplica, masterOf, readStates, withNodes } from './mysql';
+import { errantForReplica, masterOf, readStates, withNodes } from '../core/ops/admin';
 import { flavorFor } from '../core/mysql/index';
 import { refuse, step } from './output';
-import { waitReplicating } from './replication';
+import { waitReplicating } from '../core/ops/replication';
 
 /**
  * `mha add`: registers a group on nodes that may be freshly initialised. Everything is checked

@@ -33,7 +33,7 @@ import type { CliContext } from './context';
 import { existingGroup } from './lookup';
 import { flavorFor } from '../core/mysql/index';
 import { refuse, step } from './output';
-import { waitReplicating } from './replication';
+import { waitReplicating } from '../core/ops/replication';
 
 /**
  * `mha switchover <group> [--to node] [--max-pause-ms N]`: a planned master change that loses no
