@@ -15,6 +15,8 @@ import {
   type HistoryRecord,
   type TaskRecord,
 } from '../core/records';
+import { Journal } from '../core/op/journal';
+import { zkStore } from '../core/op/store';
 import { listGroups } from '../core/view';
 import { acquireLock } from '../core/zk/lock';
 import type { MultiOp } from '../core/zk/client';
@@ -22,10 +24,10 @@ import { decodeRecord } from '../core/records';
 import type { CliContext } from './context';
 import { initLayout } from './init';
 import { cliWorker } from './worker';
-import { errantForReplica, masterOf, readStates, withNodes } from './mysql';
+import { errantForReplica, masterOf, readStates, withNodes } from '../core/ops/admin';
 import { flavorFor } from '../core/mysql/index';
 import { refuse, step } from './output';
-import { waitReplicating } from './replication';
+import { waitReplicating } from '../core/ops/replication';
 
 /**
  * `mha add`: registers a group on nodes that may be freshly initialised. Everything is checked
@@ -192,7 +194,7 @@ export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResul
     const startedAt = Date.now();
     const steps: { name: string; ms: number; ok: boolean }[] = [];
     const settings = groupSettingsSchema.parse({ semiSync: input.semiSync });
-    let task: TaskRecord = {
+    const task: TaskRecord = {
       v: 1,
       id: `add-${startedAt}`,
       kind: 'add',
@@ -222,16 +224,13 @@ export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResul
           throw refuse('check zookeeper', `another operation on '${input.group}' started meanwhile`);
         throw err;
       }
-      let taskVersion = 0;
-      const setStep = async (name: string, detail: Record<string, unknown> = {}): Promise<void> => {
-        task = { ...task, step: name, detail: { ...task.detail, ...detail } };
-        const st = await zk.set(
-          paths.task(input.group),
-          encodeRecord(taskSchema, task, paths.task(input.group)),
-          taskVersion,
-        );
-        taskVersion = st.version;
-      };
+      // The task journal (core/op): each step recorded compare-and-set, refused once the lock is lost.
+      const journal = new Journal(zkStore(zk, paths), input.group, lock, cliWorker(), {
+        record: task,
+        version: 0,
+      });
+      const setStep = (name: string, detail: Record<string, unknown> = {}): Promise<void> =>
+        journal.save({ step: name, detail: { ...journal.task.detail, ...detail } });
       const timed = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
         const t0 = Date.now();
         await setStep(name);
@@ -274,18 +273,18 @@ export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResul
             plan.replicas.map((r) => waitReplicating(flavor, conns.get(r)!, r, plan.master, 10000)),
           ),
         );
-        await timed('commit', () => commitAdd(ctx, input, plan, settings, steps, startedAt, taskVersion));
+        await timed('commit', () => commitAdd(ctx, input, plan, settings, steps, startedAt, journal.version));
       } catch (err) {
         const msg = errorMessage(err);
         try {
-          await setStep(task.step, { failed: msg.slice(0, 2000), failedAt: Date.now() });
+          await setStep(journal.task.step, { failed: msg.slice(0, 2000), failedAt: Date.now() });
         } catch {
           // ZooKeeper is unreachable: the task record still names the step reached.
         }
         throw new ZkmhaError(
           err instanceof ZkmhaError ? err.code : 'OPERATION_FAILED',
-          `${msg} (left ${paths.task(input.group)} at step '${task.step}')`,
-          { step: task.step },
+          `${msg} (left ${paths.task(input.group)} at step '${journal.task.step}')`,
+          { step: journal.task.step },
         );
       }
       return { group: input.group, master: plan.master, replicas: plan.replicas, why: plan.why };

@@ -3,10 +3,10 @@ import { parseNode } from '../core/names';
 import type { MultiOp } from '../core/zk/client';
 import type { CliContext } from './context';
 import { existingGroup, readMeta, refuseOpenTask, setReadPool, withGroupLock } from './lookup';
-import { errantForReplica, readStates, withNodes } from './mysql';
+import { errantForReplica, readStates, withNodes } from '../core/ops/admin';
 import { flavorFor } from '../core/mysql/index';
 import { refuse, step } from './output';
-import { replicateFromMaster } from './replication';
+import { replicateFromMaster } from '../core/ops/replication';
 
 /**
  * `mha addhost`: a new replica joins a running group — checked (reachable, no errant GTIDs),

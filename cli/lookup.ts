@@ -10,11 +10,13 @@ import {
   type MetaHost,
 } from '../core/records';
 import type { Versioned } from '../core/view';
-import { readGroupView, type GroupView } from '../core/view';
+import type { GroupView } from '../core/view';
 import type { MultiOp } from '../core/zk/client';
 import { acquireLock } from '../core/zk/lock';
 import type { CliContext } from './context';
 import { cliWorker } from './worker';
+
+export { existingGroup } from '../core/ops/group';
 import { refuse, step } from './output';
 
 /**
@@ -28,33 +30,6 @@ export async function groupOfNode(ctx: CliContext, node: string): Promise<MetaHo
     if (nd === null) throw new ZkmhaError('CONFLICT', `node ${node} is not registered (no ${p})`);
     return decodeRecord(metaHostSchema, nd.data, p);
   });
-}
-
-/** The group's view; refuses a group that does not exist or whose records are broken. */
-export async function existingGroup(
-  ctx: CliContext,
-  group: string,
-  needs: { master?: boolean; route?: boolean } = {},
-): Promise<GroupView> {
-  const view = await step(`read group ${group}`, () => readGroupView(ctx.zk, ctx.paths, group));
-  const S = `read group ${group}`;
-  if (view.invalid.meta) throw refuse(S, `${ctx.paths.metaGroup(group)} is invalid: ${problemsOf(view)}`);
-  if (view.meta === null) throw refuse(S, `group '${group}' does not exist`);
-  if (needs.master === true && view.master === null)
-    throw refuse(
-      S,
-      view.invalid.master
-        ? `${ctx.paths.master(group)} is invalid: ${problemsOf(view)}`
-        : `group '${group}' has no master record`,
-    );
-  if (needs.route === true && view.route === null)
-    throw refuse(
-      S,
-      view.invalid.route
-        ? `${ctx.paths.haproxy(group)} is invalid: ${problemsOf(view)}`
-        : `group '${group}' has no route record`,
-    );
-  return view;
 }
 
 /** Refuses while task/<group> records an open operation (failover, switchover, add). */
@@ -80,10 +55,6 @@ export function setReadPool(
     data: encodeRecord(haproxySchema, { ...route.record, read: [...read] }, path),
     version: route.version,
   };
-}
-
-function problemsOf(view: GroupView): string {
-  return view.problems.map((p) => p.message).join('; ');
 }
 
 /** meta_group/<group> with its version, for a compare-and-set of the member list. */

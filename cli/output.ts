@@ -1,5 +1,3 @@
-import { errorMessage, ZkmhaError } from '../core/errors';
-
 /** Plain-text tables and JSON for the read commands; nothing here does I/O except `print*`. */
 export function renderTable(headers: readonly string[], rows: readonly (readonly string[])[]): string {
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
@@ -33,24 +31,4 @@ export function ago(ms: number | undefined, now: number): string {
   return `${Math.round(s / 3600)}h ago`;
 }
 
-/**
- * Runs one named step of a command; a failure becomes "<step>: <reason>" with the original code
- * kept (so exit codes stay right), the form every failed command prints (exit 1).
- */
-export async function step<T>(name: string, fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof ZkmhaError && err.details?.step !== undefined) throw err;
-    const code = err instanceof ZkmhaError ? err.code : 'OPERATION_FAILED';
-    throw new ZkmhaError(code, `${name}: ${errorMessage(err)}`, {
-      ...(err instanceof ZkmhaError ? err.details : {}),
-      step: name,
-    });
-  }
-}
-
-/** A refusal found while checking (the cluster is not as the command needs): exit 1, nothing changed. */
-export function refuse(stepName: string, reason: string): ZkmhaError {
-  return new ZkmhaError('CONFLICT', `${stepName}: ${reason}`, { step: stepName });
-}
+export { refuse, step } from '../core/ops/step';

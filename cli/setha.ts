@@ -1,10 +1,10 @@
 import type { MultiOp } from '../core/zk/client';
 import type { CliContext } from './context';
 import { existingGroup, groupOfNode, refuseOpenTask, setReadPool, withGroupLock } from './lookup';
-import { errantTransactions, readStates, withNodes } from './mysql';
+import { errantTransactions, readStates, withNodes } from '../core/ops/admin';
 import { flavorFor } from '../core/mysql/index';
 import { refuse, step } from './output';
-import { replicateFromMaster } from './replication';
+import { replicateFromMaster } from '../core/ops/replication';
 
 /**
  * `mha setha <node>`: return a recovered node (typically an old master) to service. Refused while

@@ -4,7 +4,7 @@ import { encodeRecord, masterSchema } from '../core/records';
 import type { MultiOp } from '../core/zk/client';
 import type { CliContext } from './context';
 import { existingGroup, withGroupLock } from './lookup';
-import { masterOf, readStates, withNodes } from './mysql';
+import { masterOf, readStates, withNodes } from '../core/ops/admin';
 import { flavorFor } from '../core/mysql/index';
 import { refuse, step } from './output';
 

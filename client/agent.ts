@@ -524,45 +524,9 @@ class Agent {
     }
   }
 
-  /**
-   * Creates an ephemeral node, or takes it over: one we own is updated; one left by an earlier
-   * session (a previous run of this agent whose session has not expired yet) is replaced in one
-   * multi, so watchers never see it missing.
-   */
-  private async putEphemeral(path: string, data: Buffer): Promise<void> {
-    for (let attempt = 0; attempt < 3; attempt++) {
-      try {
-        await this.zk.create(path, data, 'ephemeral');
-        return;
-      } catch (err) {
-        if (!isZkmhaError(err, 'ZK_NODE_EXISTS')) throw err;
-      }
-      const cur = await this.zk.getOrNull(path);
-      if (cur === null) continue;
-      try {
-        if (cur.stat.ephemeralOwner === this.zk.sessionId) {
-          await this.zk.set(path, data, cur.stat.version);
-        } else {
-          this.log.info(
-            { path, owner: cur.stat.ephemeralOwner },
-            'replacing an ephemeral node left by an earlier session',
-          );
-          await this.zk.multi([
-            { op: 'delete', path, version: cur.stat.version },
-            { op: 'create', path, data, mode: 'ephemeral' },
-          ]);
-        }
-        return;
-      } catch (err) {
-        if (
-          !isZkmhaError(err, 'ZK_BAD_VERSION') &&
-          !isZkmhaError(err, 'ZK_NO_NODE') &&
-          !isZkmhaError(err, 'ZK_NODE_EXISTS')
-        )
-          throw err;
-      }
-    }
-    throw new Error(`could not publish ${path} (changed concurrently 3 times)`);
+  /** online/ and agent/ are this agent's alone: one left by an earlier run's session is replaced. */
+  private putEphemeral(path: string, data: Buffer): Promise<void> {
+    return this.zk.putEphemeral(path, data, { replaceAnySession: true });
   }
 
   // --- self-fencing ----------------------------------------------------------------------------

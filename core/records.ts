@@ -132,6 +132,27 @@ export const alertSchema = z
   .strict();
 export type AlertRecord = z.infer<typeof alertSchema>;
 
+/**
+ * The alerts zkmha writes: the `<kind>` of `watch_down/<group>__<kind>` and the record's `kind`.
+ * Writers take this union; readers keep accepting any string (alertSchema), so an alert from a
+ * newer version is still listed, not rejected.
+ */
+export const ALERT_KINDS = [
+  /** Anti-flap marker of the last automatic failover (deleting it acknowledges it). */
+  'failover',
+  'failover-failed',
+  'no-candidate',
+  'failover-suppressed',
+  'antiflap-blocked',
+  'heartbeat-lost-mysql-alive',
+  'route-mismatch',
+  'master-read-only',
+  'operation-abandoned',
+  'switchover-failed',
+  'router',
+] as const;
+export type AlertKind = (typeof ALERT_KINDS)[number];
+
 export const slaveDownSchema = z
   .object({ v, since: ts, reason: z.string().max(1024), drained: z.boolean().optional() })
   .strict();

@@ -45,6 +45,9 @@ export interface Versioned<T> {
   readonly version: number;
 }
 
+/** The reads a snapshot needs: a live ZooKeeper client, or core/op's in-memory store in unit tests. */
+export type ZkReader = Pick<Zk, 'getOrNull' | 'childrenOrEmpty'>;
+
 export interface ViewProblem {
   readonly path: string;
   readonly message: string;
@@ -111,7 +114,7 @@ export function alertOf(view: GroupView, kind?: string): AlertView | undefined {
 type Read<T> = { kind: 'absent' } | { kind: 'ok'; value: T; version: number } | { kind: 'invalid' };
 
 async function readRecord<S extends z.ZodTypeAny>(
-  zk: Zk,
+  zk: ZkReader,
   schema: S,
   path: string,
   problems: ViewProblem[],
@@ -131,7 +134,7 @@ const versioned = <T>(r: Read<T>): Versioned<T> | null =>
   r.kind === 'ok' ? { record: r.value, version: r.version } : null;
 
 /** Reads a consistent-enough snapshot of one group; ZooKeeper errors (timeouts, loss) propagate. */
-export async function readGroupView(zk: Zk, paths: ZkPaths, group: string): Promise<GroupView> {
+export async function readGroupView(zk: ZkReader, paths: ZkPaths, group: string): Promise<GroupView> {
   const problems: ViewProblem[] = [];
   const readAt = Date.now();
   const [metaR, masterR, routeR, whiteR, taskR, slaveDownNames, alertNames] = await Promise.all([
@@ -234,7 +237,7 @@ export async function readGroupView(zk: Zk, paths: ZkPaths, group: string): Prom
 }
 
 /** Group names under meta_group/ (invalid names are skipped and reported). */
-export async function listGroups(zk: Zk, paths: ZkPaths, problems?: ViewProblem[]): Promise<string[]> {
+export async function listGroups(zk: ZkReader, paths: ZkPaths, problems?: ViewProblem[]): Promise<string[]> {
   const names = await zk.childrenOrEmpty(paths.dir('meta_group'));
   return names
     .filter((n) => {

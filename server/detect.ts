@@ -1,4 +1,4 @@
-import type { TaskRecord, WhiteRecord } from '../core/records';
+import type { AlertKind, TaskRecord, WhiteRecord } from '../core/records';
 import { alertOf, member, type GroupView } from '../core/view';
 
 /**
@@ -84,7 +84,7 @@ export type Verdict =
 export type VerdictKind = Verdict['kind'];
 
 /** Alert kind written after every automatic failover; deleting it acknowledges the failover. */
-export const FAILOVER_ALERT = 'failover';
+export const FAILOVER_ALERT = 'failover' satisfies AlertKind;
 
 /**
  * Anti-flap (design §5.9): the last master change was an automatic failover less than

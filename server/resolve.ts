@@ -15,7 +15,15 @@ import {
   type AbandonedStep,
   type OpsContext,
 } from '../core/ops';
-import { encodeRecord, taskSchema, type HistoryRecord, type TaskRecord } from '../core/records';
+import {
+  encodeRecord,
+  taskSchema,
+  type AlertKind,
+  type HistoryRecord,
+  type TaskRecord,
+} from '../core/records';
+import { Journal, LostLock, recordIncident } from '../core/op/journal';
+import { zkStore } from '../core/op/store';
 import { alertOf, member, readGroupView } from '../core/view';
 import type { MultiOp } from '../core/zk/client';
 import type { LockHandle } from '../core/zk/lock';
@@ -30,7 +38,7 @@ import type { FailoverDeps } from './failover';
  * in task/, compare-and-set): a process that was only presumed dead can then no longer commit,
  * and a worker that dies meanwhile leaves a task the next one resolves the same way.
  */
-export const ABANDONED_ALERT = 'operation-abandoned';
+export const ABANDONED_ALERT = 'operation-abandoned' satisfies AlertKind;
 export const ABANDONED_HISTORY = 'switchover-abandoned';
 
 /** What resolving an abandoned operation needs: a failover's dependencies, without its fault hook. */
@@ -58,6 +66,7 @@ export async function resolveAbandonedTask(
   expect: { readonly key: string; readonly why: string },
 ): Promise<ResolveOutcome> {
   const { zk, paths, cfg, log } = deps;
+  const store = zkStore(zk, paths);
   const view = await readGroupView(zk, paths, group);
   const vt = view.task;
   if (vt === null || taskKey(vt) !== expect.key || !lock.isHeld()) return { kind: 'stale' };
@@ -139,15 +148,19 @@ export async function resolveAbandonedTask(
     );
 
   if (resolution.kind === 'alert-only') {
-    const prev = alertOf(view, ABANDONED_ALERT);
-    if (prev?.record.detail.taskId === task.id && prev.record.detail.why === resolution.why)
-      return { kind: 'alerted', retry: resolution.retry, why: resolution.why };
-    try {
-      await zk.multi(alert({ resolution: 'none', why: resolution.why, retry: resolution.retry }, Date.now()));
-    } catch (err) {
-      if (!(isZkmhaError(err, 'ZK_NODE_EXISTS') || isZkmhaError(err, 'ZK_BAD_VERSION'))) throw err;
-    }
-    return { kind: 'alerted', retry: resolution.retry, why: resolution.why };
+    const r = resolution;
+    await recordIncident(
+      store,
+      group,
+      {
+        alert: ABANDONED_ALERT,
+        kind: ABANDONED_ALERT,
+        detail: alertDetail({ resolution: 'none', why: r.why, retry: r.retry }),
+        same: (prev) => prev.record.detail.taskId === task.id && prev.record.detail.why === r.why,
+      },
+      { view },
+    );
+    return { kind: 'alerted', retry: r.retry, why: r.why };
   }
 
   // A switchover with everything the resolution needs (resolveAbandoned checked these).
@@ -170,31 +183,26 @@ export async function resolveAbandonedTask(
     ...extra,
   });
 
-  let version = vt.version;
+  // The task journal (core/op): compare-and-set on the version read; LostLock once it moved.
+  const journal = new Journal(store, group, lock, deps.workerId, vt);
   /** Takes the task over (CAS): from now on only this worker's writes to it succeed. */
   async function takeOver(step: AbandonedStep): Promise<void> {
-    if (!lock.isHeld()) throw new Stale('lock lost');
     const prevAbandoned = (task.detail.abandoned ?? null) as Record<string, unknown> | null;
-    const rec: TaskRecord = {
-      ...task,
-      step,
-      worker: deps.workerId,
-      detail: {
-        ...task.detail,
-        abandoned: {
-          first: prevAbandoned?.first ?? { step: task.step, worker: task.worker },
-          by: deps.workerId,
-          at: Date.now(),
-          why: resolution.why.slice(0, 2000),
-        },
-      },
-    };
     try {
-      version = (await zk.set(paths.task(group), encodeRecord(taskSchema, rec, paths.task(group)), version))
-        .version;
+      await journal.save({
+        step,
+        detail: {
+          ...task.detail,
+          abandoned: {
+            first: prevAbandoned?.first ?? { step: task.step, worker: task.worker },
+            by: deps.workerId,
+            at: Date.now(),
+            why: resolution.why.slice(0, 2000),
+          },
+        },
+      });
     } catch (err) {
-      if (isZkmhaError(err, 'ZK_BAD_VERSION') || isZkmhaError(err, 'ZK_NO_NODE'))
-        throw new Stale(`task/${group} changed under us`);
+      if (err instanceof LostLock) throw new Stale(err.message);
       throw err;
     }
   }
@@ -233,7 +241,7 @@ export async function resolveAbandonedTask(
               op: 'set',
               path: paths.task(group),
               data: encodeRecord(taskSchema, rec, paths.task(group)),
-              version,
+              version: journal.version,
             },
             ...historyOps(paths, group, {
               kind: ABANDONED_HISTORY,
@@ -277,7 +285,7 @@ export async function resolveAbandonedTask(
             candidateTouched: resolution.candidateReachable,
             // The others and the old master may replicate from the candidate already.
             repointed: true,
-            taskVersion: version,
+            taskVersion: journal.version,
             startedAt: task.startedAt,
             reason: 'switchover rolled back (abandoned)',
             history: {
@@ -390,7 +398,7 @@ export async function resolveAbandonedTask(
                     version: oldRejoin?.version ?? null,
                   },
                 }),
-            taskVersion: version,
+            taskVersion: journal.version,
             extraOps: alert({ resolution: 'rolled-forward', why: resolution.why, epoch, master: cand }, now),
           }),
         );
@@ -406,25 +414,18 @@ export async function resolveAbandonedTask(
     const message = errorMessage(err);
     tlog.error({ err: message, steps: timer.steps }, 'resolving the abandoned operation failed; retried');
     try {
-      const again = await readGroupView(zk, paths, group);
-      await zk.multi(
-        alertOps(
-          paths,
-          group,
-          ABANDONED_ALERT,
-          {
-            kind: ABANDONED_ALERT,
-            at: Date.now(),
-            detail: alertDetail({
-              resolution: 'failed',
-              attempted: resolution.kind,
-              why: resolution.why,
-              error: message.slice(0, 2000),
-            }),
-          },
-          alertOf(again, ABANDONED_ALERT)?.version ?? null,
-        ),
-      );
+      // Every failure is written (its error may differ from the last one's).
+      await recordIncident(store, group, {
+        alert: ABANDONED_ALERT,
+        kind: ABANDONED_ALERT,
+        detail: alertDetail({
+          resolution: 'failed',
+          attempted: resolution.kind,
+          why: resolution.why,
+          error: message.slice(0, 2000),
+        }),
+        same: () => false,
+      });
     } catch (e) {
       tlog.warn({ err: errorMessage(e) }, 'could not record the failure');
     }

@@ -1,36 +1,29 @@
-import type { ServerMetrics } from './metrics';
 import * as os from 'node:os';
-import type { Config, ServerConfig } from '../core/config';
 import { errorMessage, isZkmhaError } from '../core/errors';
 import type { Logger } from '../core/log';
 import { flavorFor } from '../core/mysql/index';
 import type { Flavor } from '../core/mysql/flavor';
-import { alertOps, historyOps } from '../core/ops/commit';
+import { zkStore, type OpStore } from '../core/op/store';
 import { NodeConnections } from '../core/ops/connections';
-import { readGtidPositions } from '../core/ops/positions';
-import { withTimeout } from '../core/timeout';
 import { isGroupName } from '../core/names';
-import {
-  decodeRecord,
-  encodeRecord,
-  haproxySchema,
-  serverSchema,
-  slaveDownSchema,
-  taskSchema,
-  type HaproxyRecord,
-  type TaskRecord,
-} from '../core/records';
-import { alertOf, listGroups, readGroupView, type GroupView, type Versioned } from '../core/view';
-import type { MultiOp, Watch, Zk } from '../core/zk/client';
-import { acquireLock, readLockHolder, type LockHandle } from '../core/zk/lock';
-import type { ZkPaths } from '../core/zk/paths';
-import { abandonment, taskKey, type OrphanMark } from './abandoned';
+import { decodeRecord, encodeRecord, serverSchema, taskSchema, type TaskRecord } from '../core/records';
+import { listGroups, readGroupView, type GroupView } from '../core/view';
+import type { Watch } from '../core/zk/client';
+import { acquireLock, type LockHandle } from '../core/zk/lock';
+import type { OrphanMark } from './abandoned';
 import { detect, readOnlyMasterKey, type MasterProbe, type Observations, type Verdict } from './detect';
-import { createFailoverTask, runFailover, type FailoverDeps, type FailoverStep } from './failover';
-import { confirmMaster, probeReadOnlyMaster, probeReplica } from './probe';
-import { planReadPool, type ReplicaProbe } from './readpool';
-import { decideReadOnlyMaster, type OtherNode, type ReadOnlyAction } from './readonly';
-import { resolveAbandonedTask } from './resolve';
+import type { FailoverDeps } from './failover';
+import { confirmMaster } from './probe';
+import {
+  BUSY,
+  actOn,
+  operationInProgress,
+  type GroupState,
+  type WorkerContext,
+  type WorkerOptions,
+} from './actions';
+
+export type { WorkerOptions };
 
 /**
  * The server worker (design §5): watches every group, decides from snapshots with the pure
@@ -64,53 +57,11 @@ import { resolveAbandonedTask } from './resolve';
  * Locking: lock/<group> is taken per action (failover, read-pool change), never held while idle, so
  * the CLI's switchover can take it; alerts and history events need no lock (compare-and-set).
  */
-export interface WorkerOptions {
-  readonly zk: Zk;
-  readonly paths: ZkPaths;
-  readonly cfg: Config;
-  readonly server: ServerConfig;
-  readonly log: Logger;
-  /** Fault injection for tests (MHA_FAULT_PAUSE_BEFORE_STEP=step:ms): pause before running a step. */
-  readonly pauseBeforeStep?: { readonly step: FailoverStep; readonly ms: number };
-  /** Prometheus instrumentation (server/metrics.ts); none in tests that do not need it. */
-  readonly metrics?: ServerMetrics;
-  /**
-   * How long a switchover / add task must stay unchanged with nobody holding lock/<group> before
-   * it counts as abandoned (default: the ZooKeeper session timeout; see server/abandoned.ts).
-   */
-  readonly abandonGraceMs?: number;
-}
-
-interface GroupState {
-  readonly name: string;
-  running: Promise<void> | null;
-  dirty: boolean;
-  /** When the first event since the last evaluation arrived (for the "detected at" record). */
-  kickedAt: number | null;
-  readonly watches: Map<string, Watch>;
-  readonly healthySince: Map<string, number>;
-  readonly probes: Map<string, { at: number; probe: ReplicaProbe }>;
-  readonly probing: Set<string>;
-  recheck: NodeJS.Timeout | null;
-  recheckAt: number;
-  retryFailoverAt: number;
-  lastVerdict: string;
-  /** online/<master> says read-only (readOnlyMasterKey) since this worker first saw it so. */
-  readOnly: { readonly key: string; readonly since: number } | null;
-  /** No new look at a read-only master before this (after one that changed nothing). */
-  readOnlyRetryAt: number;
-}
-
-/** Alert and history kind of a master that stays read-only (server/readonly.ts). */
-const READ_ONLY_ALERT = 'master-read-only';
-
-/** #withLock's answer when the lock could not be had in time. */
-const BUSY = Symbol('lock busy');
-
 export class ServerWorker {
   readonly #o: WorkerOptions;
   readonly #log: Logger;
   readonly #conns: NodeConnections;
+  readonly #store: OpStore;
   readonly #groups = new Map<string, GroupState>();
   readonly #watches: Watch[] = [];
   #timer: NodeJS.Timeout | null = null;
@@ -123,6 +74,8 @@ export class ServerWorker {
   #scanning: Promise<void> | null = null;
   #scanAgain = false;
   #scanTimer: NodeJS.Timeout | null = null;
+  /** What the actions (server/actions/) see of this worker. */
+  readonly #ctx: WorkerContext;
   readonly #onSession = (): void => {
     void this.#register();
     this.#kickAll();
@@ -132,6 +85,21 @@ export class ServerWorker {
     this.#o = o;
     this.#log = o.log;
     this.#conns = NodeConnections.fromConfig(o.cfg.mysql, 5000);
+    this.#store = zkStore(o.zk, o.paths);
+    this.#ctx = {
+      o,
+      id: this.id,
+      log: this.#log,
+      conns: this.#conns,
+      store: this.#store,
+      orphans: this.#orphans,
+      settled: this.#settled,
+      flavor: (view) => this.#flavor(view),
+      failoverDeps: (view) => this.#failoverDeps(view),
+      withLock: (group, fn) => this.#withLock(group, fn),
+      schedule: (g, at) => this.#schedule(g, at),
+      kick: (g) => this.#kick(g),
+    };
   }
 
   get id(): string {
@@ -421,320 +389,10 @@ export class ServerWorker {
       this.#settled.delete(g.name);
     }
 
-    switch (verdict.kind) {
-      case 'not-managed':
-        return;
-      case 'operation-in-progress':
-        await this.#operationInProgress(g.name, view.task!, this.#flavor(view), (at) =>
-          this.#schedule(g, at),
-        );
-        return;
-      case 'master-healthy':
-        // A read-only master within its grace period: look again when the grace ends.
-        if (g.readOnly !== null) this.#schedule(g, g.readOnly.since + readOnlyGraceMs);
-        await this.#healthy(g, view);
-        return;
-      case 'master-read-only':
-        await this.#masterReadOnly(g, view, verdict);
-        await this.#healthy(g, view);
-        return;
-      case 'needs-confirmation':
-        return; // not reached: probed above
-      case 'master-dead':
-        await this.#failover(g, { probe, kickedAt, confirmMs, view });
-        return;
-      case 'resume-failover':
-        if (Date.now() < g.retryFailoverAt) {
-          this.#schedule(g, g.retryFailoverAt);
-          return;
-        }
-        await this.#failover(g, { probe, kickedAt, confirmMs, view });
-        return;
-      case 'white-listed':
-        await this.#incident(view, 'failover-suppressed', 'failover-suppressed', {
-          reason: 'white',
-          white: view.white ?? 'invalid white record',
-          note: `master ${verdict.oldMaster} lost its heartbeat while the group is in maintenance (white/${g.name}): no automatic failover`,
-        });
-        return;
-      case 'heartbeat-lost-mysql-alive':
-        await this.#incident(
-          view,
-          undefined,
-          null,
-          {
-            node: verdict.oldMaster,
-            probe: verdict.probe,
-            note: `online/${verdict.oldMaster} is gone but mysqld answers: no failover; still watching`,
-          },
-          'heartbeat-lost-mysql-alive',
-        );
-        return;
-      case 'blocked-by-antiflap':
-        await this.#incident(view, 'antiflap-blocked', 'failover-blocked', {
-          reason: 'antiflap',
-          how: verdict.how,
-          lastFailoverEpoch: verdict.lastFailoverEpoch,
-          lastFailoverAt: verdict.lastFailoverAt,
-          blockedUntil: verdict.until,
-          note: `master ${verdict.oldMaster} is dead, but the group failed over less than recoveryBlockSeconds ago; acknowledge with 'mha alerts --clear ${g.name}' (deletes watch_down/${g.name}__failover) to let it fail over now`,
-        });
-        this.#schedule(g, verdict.until);
-        return;
-      case 'no-candidate':
-        await this.#incident(view, 'no-candidate', 'failover-blocked', {
-          reason: 'no-candidate',
-          why: verdict.why,
-          how: verdict.how,
-        });
-        return;
-      default: {
-        const never: never = verdict;
-        throw new Error(`unhandled verdict ${JSON.stringify(never)}`);
-      }
-    }
-  }
-
-  /**
-   * An alert plus (optionally) a history event, written once per master epoch and old master:
-   * no lock needed — both writes are compare-and-set, so two workers cannot duplicate them.
-   */
-  async #incident(
-    view: GroupView,
-    alertKind: string | undefined,
-    historyKind: string | null,
-    detail: Record<string, unknown>,
-    recordKind?: string,
-  ): Promise<void> {
-    const { zk, paths } = this.#o;
-    const master = view.master!.record;
-    const prev = alertOf(view, alertKind);
-    if (
-      prev !== undefined &&
-      prev.record.detail.epoch === master.epoch &&
-      prev.record.detail.oldMaster === master.node
-    )
-      return;
-    const now = Date.now();
-    const kind = recordKind ?? alertKind ?? 'alert';
-    const ops: MultiOp[] = alertOps(
-      paths,
-      view.group,
-      alertKind,
-      { kind, at: now, detail: { ...detail, epoch: master.epoch, oldMaster: master.node } },
-      prev?.version ?? null,
-    );
-    if (historyKind !== null) {
-      await zk.mkdirp(paths.historyDir(view.group));
-      ops.push(
-        ...historyOps(paths, view.group, {
-          kind: historyKind,
-          from: master.node,
-          to: null,
-          epoch: master.epoch,
-          startedAt: now,
-          endedAt: now,
-          steps: [],
-          detail,
-        }),
-      );
-    }
-    try {
-      await zk.multi(ops);
-      this.#log.warn({ group: view.group, alert: kind, detail }, 'alert raised');
-    } catch (err) {
-      if (isZkmhaError(err, 'ZK_NODE_EXISTS') || isZkmhaError(err, 'ZK_BAD_VERSION')) return; // another worker wrote it
-      throw err;
-    }
-  }
-
-  async #failover(
-    g: GroupState,
-    o: { probe: MasterProbe | undefined; kickedAt: number; confirmMs: number; view: GroupView },
-  ): Promise<void> {
-    const { zk, paths } = this.#o;
-    const tLock = performance.now();
-    const outcome = await this.#withLock(g.name, async (lock) => {
-      const lockMs = performance.now() - tLock;
-      // Under the lock: look again. Another worker may have done it, or the master came back.
-      const view = (await this.#unchanged(o.view)) ? o.view : await readGroupView(zk, paths, g.name);
-      const viewMs = performance.now() - tLock - lockMs;
-      const v = detect(view, { now: Date.now(), ...(o.probe ? { probe: o.probe } : {}) });
-      if (v.kind === 'master-dead') {
-        const { task, created } = await createFailoverTask(
-          this.#failoverDeps(view),
-          view,
-          v.how,
-          o.kickedAt,
-          o.confirmMs,
-        );
-        const ms = (x: number): number => Math.round(x * 10) / 10;
-        this.#log.warn(
-          {
-            group: g.name,
-            oldMaster: v.oldMaster,
-            how: v.how,
-            task: task.record.id,
-            timing: {
-              sinceEventMs: Date.now() - o.kickedAt,
-              decideMs: o.confirmMs,
-              lockMs: ms(lockMs),
-              viewMs: ms(viewMs),
-              taskMs: ms(performance.now() - tLock - lockMs - viewMs),
-            },
-          },
-          'master dead: failing over',
-        );
-        this.#o.metrics?.detected(g.name, (Date.now() - o.kickedAt) / 1000);
-        return runFailover(
-          this.#failoverDeps(view),
-          g.name,
-          task,
-          lock,
-          created ? { resumed: false, view } : { resumed: true },
-        );
-      }
-      if (v.kind === 'resume-failover') {
-        return runFailover(this.#failoverDeps(view), g.name, view.task!, lock, { resumed: true });
-      }
-      this.#log.info({ group: g.name, verdict: v.kind }, 'nothing to fail over after taking the lock');
-      return null;
-    });
-    if (outcome === BUSY) {
-      this.#kick(g);
-      return;
-    }
-    if (outcome === null) return;
-    this.#o.metrics?.failover(g.name, outcome, (performance.now() - tLock) / 1000);
-    switch (outcome.kind) {
-      case 'done':
-        g.retryFailoverAt = 0;
-        this.#log.warn(
-          { group: g.name, newMaster: outcome.newMaster, epoch: outcome.epoch, steps: outcome.steps },
-          'failover done',
-        );
-        return;
-      case 'failed':
-      case 'no-candidate':
-        g.retryFailoverAt = Date.now() + this.#o.server.reconcileIntervalMs;
-        this.#schedule(g, g.retryFailoverAt);
-        return;
-      case 'lost':
-        return;
-    }
-  }
-
-  /**
-   * Whether what a failover decision rests on is still as in `view`: no task, master/ and
-   * haproxy/ at the same versions, no white flag, the old master's heartbeat still gone, its
-   * agent unchanged. Five cheap reads instead of a whole snapshot on the critical path.
-   */
-  async #unchanged(view: GroupView): Promise<boolean> {
-    const { zk, paths } = this.#o;
-    const old = view.master?.record.node;
-    if (old === undefined || view.task !== null) return false;
-    const [task, master, route, white, online] = await Promise.all([
-      zk.exists(paths.task(view.group)),
-      zk.exists(paths.master(view.group)),
-      zk.exists(paths.haproxy(view.group)),
-      zk.exists(paths.white(view.group)),
-      zk.exists(paths.online(old)),
-    ]);
-    return (
-      task === null &&
-      white === null &&
-      online === null &&
-      master?.version === view.master?.version &&
-      (route?.version ?? null) === (view.route?.version ?? null)
-    );
+    await actOn(verdict)(this.#ctx, g, view, verdict, { probe, kickedAt, confirmMs });
   }
 
   // --- switchover / add tasks whose process died (server/abandoned.ts) -----------------------------
-
-  /**
-   * A switchover or add task is open: nothing to do while someone holds lock/<group>; once nobody
-   * has for the grace period, take the lock and resolve it. `schedule` asks for another look.
-   */
-  async #operationInProgress(
-    group: string,
-    task: Versioned<TaskRecord>,
-    flavor: Flavor,
-    schedule: (at: number) => void,
-  ): Promise<void> {
-    const { zk, paths } = this.#o;
-    let holder;
-    try {
-      holder = await readLockHolder(zk, paths, group);
-    } catch (err) {
-      this.#log.warn({ group, err: errorMessage(err) }, 'could not read lock holder; looking again later');
-      return;
-    }
-    const graceMs = this.#o.abandonGraceMs ?? zk.sessionTimeoutMs;
-    const prev = this.#orphans.get(group) ?? null;
-    const a = abandonment({ task, holder, mark: prev, now: Date.now(), graceMs, selfId: this.id });
-    switch (a.kind) {
-      case 'not-applicable':
-      case 'owner-active':
-        this.#orphans.delete(group);
-        return;
-      case 'grace':
-        if (prev?.key !== a.mark.key)
-          this.#log.info(
-            {
-              group,
-              task: task.record.id,
-              kind: task.record.kind,
-              step: task.record.step,
-              by: task.record.worker,
-              graceMs,
-            },
-            'open task without a lock holder: its process may be gone; looking again after the grace period',
-          );
-        this.#orphans.set(group, a.mark);
-        schedule(a.until);
-        return;
-      case 'abandoned':
-        break;
-    }
-    // Reported already and nothing else to do (an add): until the task changes.
-    if (this.#settled.get(group) === taskKey(task)) return;
-    const outcome = await this.#withLock(group, (lock) =>
-      resolveAbandonedTask(
-        {
-          zk,
-          paths,
-          cfg: this.#o.cfg,
-          log: this.#log,
-          conns: this.#conns,
-          flavor,
-          workerId: this.id,
-        },
-        group,
-        lock,
-        { key: taskKey(task), why: a.why },
-      ),
-    );
-    const retryAt = Date.now() + this.#o.server.reconcileIntervalMs;
-    if (outcome === BUSY) return schedule(Date.now());
-    switch (outcome.kind) {
-      case 'resolved':
-        this.#orphans.delete(group);
-        this.#log.warn(
-          { group, ...outcome },
-          `abandoned ${task.record.kind} resolved: ${outcome.resolution}`,
-        );
-        // A failover handed over is resumed on the next evaluation.
-        return schedule(Date.now());
-      case 'stale':
-        return schedule(Date.now());
-      case 'alerted':
-        if (outcome.retry) schedule(retryAt);
-        else this.#settled.set(group, taskKey(task));
-        return;
-      case 'failed':
-        return schedule(retryAt);
-    }
-  }
 
   /**
    * Open tasks of groups that have no meta_group/ record (an `mha add` before its commit): the
@@ -784,7 +442,8 @@ export class ServerWorker {
         continue;
       }
       // Nothing is done on MySQL for these (an add is only reported): the flavor is not used.
-      await this.#operationInProgress(
+      await operationInProgress(
+        this.#ctx,
         group,
         { record: task, version: nd.stat.version },
         flavorFor('mariadb'),
@@ -809,270 +468,5 @@ export class ServerWorker {
       },
       Math.max(0, at - Date.now()),
     );
-  }
-
-  // --- a master that stays read-only (server/readonly.ts) ------------------------------------------
-
-  /**
-   * detect said 'master-read-only': white-listed → alert only; otherwise, under lock/<group>, read
-   * the view again, probe the master and every other member directly, and un-fence it when
-   * decideReadOnlyMaster says it is safe — recording a history event and the alert either way.
-   */
-  async #masterReadOnly(
-    g: GroupState,
-    view: GroupView,
-    v: Extract<Verdict, { kind: 'master-read-only' }>,
-  ): Promise<void> {
-    const { zk, paths } = this.#o;
-    const readOnlyMs = Date.now() - v.since;
-    if (v.white) {
-      await this.#readOnlyRecord(
-        view,
-        v,
-        { kind: 'alert-only', why: `white/${g.name} is set (maintenance)` },
-        {
-          readOnlyMs,
-          history: false,
-        },
-      );
-      return;
-    }
-    if (Date.now() < g.readOnlyRetryAt) {
-      this.#schedule(g, g.readOnlyRetryAt);
-      return;
-    }
-    const flavor = this.#flavor(view);
-    const timeoutMs = Math.max(1000, 2 * this.#o.cfg.mysql.connectTimeoutMs);
-    const outcome = await this.#withLock(g.name, async (lock) => {
-      const t0 = performance.now();
-      const v2 = await readGroupView(zk, paths, g.name);
-      const again = detect(v2, {
-        now: Date.now(),
-        masterReadOnlySince: v.since,
-        readOnlyGraceMs: this.#o.server.readOnlyGraceMs,
-      });
-      if (again.kind !== 'master-read-only' || again.master !== v.master || again.epoch !== v.epoch)
-        return { kind: 'none', why: `looked again under the lock: ${again.kind}` } as const;
-      const others = v2.members.map((m) => m.node).filter((n) => n !== v.master);
-      const [probe, { positions }] = await Promise.all([
-        probeReadOnlyMaster(this.#conns, flavor, v.master, timeoutMs),
-        readGtidPositions(this.#conns, flavor, others, timeoutMs),
-      ]);
-      const otherNodes = new Map<string, OtherNode>(
-        [...positions].map(([n, p]) => [
-          n,
-          p.reachable ? { reachable: true, readOnly: p.readOnly } : { reachable: false },
-        ]),
-      );
-      const action = decideReadOnlyMaster({
-        view: v2,
-        master: v.master,
-        epoch: v.epoch,
-        probe,
-        others: otherNodes,
-      });
-      const probeMs = Math.round((performance.now() - t0) * 10) / 10;
-      const steps = [{ name: 'probe', ms: probeMs, ok: probe.kind === 'answered' }];
-      if (action.kind === 'none') return action;
-      if (action.kind === 'unfence') {
-        if (!lock.isHeld()) return { kind: 'none', why: 'lost the lock before un-fencing' } as const;
-        const t1 = performance.now();
-        await withTimeout(
-          this.#conns.run(v.master, (c) => flavor.setReadOnly(c, false)),
-          timeoutMs,
-          `set read_only=OFF on ${v.master}`,
-          'MYSQL_TIMEOUT',
-        );
-        steps.push({ name: 'unfence', ms: Math.round((performance.now() - t1) * 10) / 10, ok: true });
-      }
-      await this.#readOnlyRecord(v2, v, action, { readOnlyMs, history: true, steps });
-      return action;
-    });
-    if (outcome === BUSY) return this.#kick(g);
-    if (outcome.kind === 'unfence') {
-      g.readOnlyRetryAt = 0;
-      this.#log.warn(
-        { group: g.name, master: v.master, epoch: v.epoch, readOnlyMs },
-        'master was read-only with no operation open: made writable again (read_only=OFF)',
-      );
-      return;
-    }
-    // Nothing changed: not again before a reconcile interval (the heartbeat tells of any change).
-    g.readOnlyRetryAt = Date.now() + this.#o.server.reconcileIntervalMs;
-    this.#schedule(g, g.readOnlyRetryAt);
-    this.#log[outcome.kind === 'none' ? 'info' : 'warn'](
-      { group: g.name, master: v.master, epoch: v.epoch, action: outcome.kind, why: outcome.why },
-      outcome.kind === 'none'
-        ? 'read-only master: nothing to do'
-        : 'read-only master: not safe to un-fence, alert only',
-    );
-  }
-
-  /**
-   * The `watch_down/<group>__master-read-only` alert (+ a history event unless `history: false`).
-   * An un-fence is recorded every time; an alert-only outcome once per master, epoch and reason.
-   */
-  async #readOnlyRecord(
-    view: GroupView,
-    v: Extract<Verdict, { kind: 'master-read-only' }>,
-    action: Exclude<ReadOnlyAction, { kind: 'none' }>,
-    o: {
-      readonly readOnlyMs: number;
-      readonly history: boolean;
-      readonly steps?: ReadonlyArray<{ name: string; ms: number; ok: boolean }>;
-    },
-  ): Promise<void> {
-    const { zk, paths } = this.#o;
-    const why = action.kind === 'alert-only' ? action.why : null;
-    const detail: Record<string, unknown> = {
-      epoch: v.epoch,
-      master: v.master,
-      action: action.kind === 'unfence' ? 'unfenced' : 'none',
-      ...(why !== null ? { why } : {}),
-      readOnlySince: v.since,
-      readOnlyMs: o.readOnlyMs,
-      note:
-        action.kind === 'unfence'
-          ? `master ${v.master} was read-only with no operation open (a self-fence that outlived a ZooKeeper outage, or a fence by hand); master/ still names it at epoch ${v.epoch}, nothing else is writable: read_only=OFF`
-          : `master ${v.master} is read-only with no operation open: the group takes no writes; not changed automatically (${why})`,
-    };
-    for (let attempt = 1; ; attempt++) {
-      const cur = attempt === 1 ? view : await readGroupView(zk, paths, view.group);
-      const prev = alertOf(cur, READ_ONLY_ALERT);
-      if (
-        action.kind === 'alert-only' &&
-        prev !== undefined &&
-        prev.record.detail.epoch === v.epoch &&
-        prev.record.detail.master === v.master &&
-        prev.record.detail.why === why
-      )
-        return;
-      const now = Date.now();
-      const ops: MultiOp[] = alertOps(
-        paths,
-        view.group,
-        READ_ONLY_ALERT,
-        { kind: READ_ONLY_ALERT, at: now, detail },
-        prev?.version ?? null,
-      );
-      if (o.history) {
-        await zk.mkdirp(paths.historyDir(view.group));
-        ops.push(
-          ...historyOps(paths, view.group, {
-            kind: READ_ONLY_ALERT,
-            from: v.master,
-            to: v.master,
-            epoch: v.epoch,
-            startedAt: v.since,
-            endedAt: now,
-            steps: [...(o.steps ?? [])],
-            detail,
-          }),
-        );
-      }
-      try {
-        await zk.multi(ops);
-        this.#log.warn({ group: view.group, alert: READ_ONLY_ALERT, detail }, 'alert raised');
-        return;
-      } catch (err) {
-        const raced = isZkmhaError(err, 'ZK_NODE_EXISTS') || isZkmhaError(err, 'ZK_BAD_VERSION');
-        if (!raced || attempt >= 3) throw err;
-      }
-    }
-  }
-
-  // --- healthy master: alerts that resolved, read pool ---------------------------------------------
-
-  async #healthy(g: GroupState, view: GroupView): Promise<void> {
-    const { zk, paths } = this.#o;
-    const master = view.master!.record;
-    const hb = alertOf(view, undefined);
-    if (hb !== undefined && hb.record.kind === 'heartbeat-lost-mysql-alive') {
-      // The condition is over (the heartbeat is back, or another node is master now).
-      await zk.deleteIfExists(paths.watchDown(view.group), hb.version).catch(() => undefined);
-      this.#log.info({ group: view.group }, 'heartbeat back: heartbeat-lost-mysql-alive alert resolved');
-    }
-    // Keep admin connections to live replicas open: a failover must not pay for handshakes.
-    for (const m of view.members) if (m.node !== master.node && m.online !== null) this.#conns.warm(m.node);
-    const route = view.route?.record;
-    if (route === undefined || route.epoch !== master.epoch || route.write !== master.node) {
-      // No operation is open (detect saw no task), yet the route does not serve the master: say so,
-      // do not guess (an operator's `mha setmaster --reroute` or switchover settles it).
-      await this.#incident(view, 'route-mismatch', null, {
-        route: route ?? null,
-        note: `haproxy/${view.group} (epoch ${route?.epoch ?? '-'}, write ${route?.write ?? 'null'}) does not match master/${view.group} (${master.node}, epoch ${master.epoch}); read pool left alone`,
-      });
-      return;
-    }
-    const now = Date.now();
-    const probes = new Map<string, ReplicaProbe>();
-    for (const [n, p] of g.probes) {
-      // A probe is evidence for one reconcile interval; then the replica is asked again.
-      if (now - p.at > this.#o.server.reconcileIntervalMs) g.probes.delete(n);
-      else probes.set(n, p.probe);
-    }
-    const returnAfterMs = this.#o.server.readReturnAfterMs;
-    const plan = planReadPool(view, { now, probes, healthySince: g.healthySince, returnAfterMs });
-    if (plan === null) return;
-    for (const [n, h] of plan.health) {
-      if (h.healthy) {
-        if (!g.healthySince.has(n)) g.healthySince.set(n, now);
-      } else if (h.probe !== 'needed') g.healthySince.delete(n);
-    }
-    for (const n of plan.needsProbe) this.#launchProbe(g, view, n);
-    if (plan.recheckAt !== null) this.#schedule(g, plan.recheckAt);
-    if (!plan.changed) return;
-
-    await this.#withLock(g.name, async (lock) => {
-      const v2 = await readGroupView(zk, paths, g.name);
-      if (detect(v2, { now: Date.now() }).kind !== 'master-healthy') return;
-      const p2 = planReadPool(v2, { now: Date.now(), probes, healthySince: g.healthySince, returnAfterMs });
-      if (p2 === null || !p2.changed || !lock.isHeld()) return;
-      const r = v2.route!;
-      const ops: MultiOp[] = [];
-      const sameRead =
-        p2.read.length === r.record.read.length && p2.read.every((n) => r.record.read.includes(n));
-      if (!sameRead) {
-        const rec: HaproxyRecord = { ...r.record, read: [...p2.read] };
-        ops.push({
-          op: 'set',
-          path: paths.haproxy(g.name),
-          data: encodeRecord(haproxySchema, rec, paths.haproxy(g.name)),
-          version: r.version,
-        });
-      }
-      const at = Date.now();
-      for (const x of [...p2.remove, ...p2.mark]) {
-        if (v2.slaveDown.has(x.node)) continue;
-        const path = paths.slaveDown(g.name, x.node);
-        ops.push({
-          op: 'create',
-          path,
-          data: encodeRecord(slaveDownSchema, { v: 1, since: at, reason: x.reason }, path),
-        });
-      }
-      for (const n of p2.add) {
-        const sd = v2.slaveDown.get(n);
-        if (sd !== undefined && sd.record.drained !== true)
-          ops.push({ op: 'delete', path: paths.slaveDown(g.name, n), version: sd.version });
-      }
-      if (ops.length === 0) return;
-      await zk.mkdirp(paths.slaveDownDir(g.name));
-      await zk.multi(ops);
-      this.#log.warn(
-        { group: g.name, read: p2.read, removed: p2.remove, marked: p2.mark, returned: p2.add },
-        'read pool updated',
-      );
-    });
-  }
-
-  #launchProbe(g: GroupState, view: GroupView, node: string): void {
-    if (g.probing.has(node) || g.probes.has(node)) return;
-    g.probing.add(node);
-    void probeReplica(this.#conns, this.#flavor(view), node).then((probe) => {
-      g.probing.delete(node);
-      g.probes.set(node, { at: Date.now(), probe });
-      this.#kick(g);
-    });
   }
 }

@@ -1,6 +1,7 @@
 import { ZkmhaError, isZkmhaError } from '../errors';
 import {
   alertSchema,
+  type AlertKind,
   encodeRecord,
   haproxySchema,
   historySchema,
@@ -37,7 +38,7 @@ export interface FencingRoute {
 
 /** Writes `{write: null, epoch}`; throws ZK_BAD_VERSION if the route changed since it was read. */
 export async function writeFencingRoute(
-  zk: Zk,
+  zk: Pick<Zk, 'create' | 'set'>,
   paths: ZkPaths,
   group: string,
   r: FencingRoute,
@@ -143,7 +144,11 @@ function masterChangeOps(
  * it fail with ZK_BAD_VERSION / ZK_NODE_EXISTS and change nothing; the caller re-reads and decides.
  * A missing history/<group> parent is created and the multi retried once.
  */
-export async function commitMasterChange(zk: Zk, paths: ZkPaths, c: MasterChange): Promise<CommittedChange> {
+export async function commitMasterChange(
+  zk: Pick<Zk, 'multi' | 'mkdirp'>,
+  paths: ZkPaths,
+  c: MasterChange,
+): Promise<CommittedChange> {
   if (c.epoch < 1 || !Number.isInteger(c.epoch))
     throw new ZkmhaError('BAD_USAGE', `commitMasterChange: invalid epoch ${c.epoch}`);
   const { ops, master, route, historyIndex } = masterChangeOps(paths, c, c.now ?? Date.now());
@@ -165,8 +170,8 @@ export async function commitMasterChange(zk: Zk, paths: ZkPaths, c: MasterChange
 export function alertOps(
   paths: ZkPaths,
   group: string,
-  kind: string | undefined,
-  record: { kind: string; at: number; detail: Record<string, unknown> },
+  kind: AlertKind | undefined,
+  record: { kind: AlertKind; at: number; detail: Record<string, unknown> },
   version: number | null,
 ): MultiOp[] {
   const path = paths.watchDown(group, kind);

@@ -1,12 +1,18 @@
 import { z } from 'zod';
-import { ZkmhaError } from '../errors';
+import { chooseCandidate, type NodePosition } from '../candidate';
+import type { Config } from '../config';
+import { ZkmhaError, errorMessage } from '../errors';
+import type { ServerState } from '../mysql/flavor';
 import { parseNode } from '../names';
-import type { HistoryRecord } from '../records';
+import type { AlertKind, HistoryRecord } from '../records';
+import { withTimeout } from '../timeout';
+import type { GroupView } from '../view';
 import type { MultiOp, Zk } from '../zk/client';
 import type { ZkPaths } from '../zk/paths';
 import { commitMasterChange } from './commit';
 import { readGtidPositions } from './positions';
 import { repointReplicas, type OpsContext, type ReplicationCredentials } from './promote';
+import { waitReplicating } from './replication';
 
 /**
  * What the CLI's `mha switchover` and the server worker share about a switchover: the steps it
@@ -207,4 +213,179 @@ export async function rollBackSwitchover(
     }),
   );
   return { notBack, historyPath: committed.historyPath };
+}
+
+/** What the procedure needs of its caller (the CLI's context fits). */
+export interface ProcedureEnv {
+  readonly zk: Zk;
+  readonly paths: ZkPaths;
+  readonly cfg: Config;
+}
+
+/** Alert kind written whenever a switchover fails after it cut writes. */
+export const SWITCHOVER_FAILED_ALERT = 'switchover-failed' satisfies AlertKind;
+
+export type CandidatePick =
+  | { readonly kind: 'ok'; readonly node: string; readonly reason: string }
+  | { readonly kind: 'refuse'; readonly reason: string };
+
+/** Pure: the replica to switch over to (the given one, checked, or the failover choice). */
+export function pickSwitchoverCandidate(
+  view: GroupView,
+  positions: ReadonlyMap<string, NodePosition>,
+  to: string | undefined,
+): CandidatePick {
+  const master = view.master?.record.node ?? null;
+  const choice = chooseCandidate(view, positions, { oldMaster: master });
+  if (to === undefined) {
+    return choice.kind === 'chosen'
+      ? { kind: 'ok', node: choice.node, reason: choice.reason }
+      : { kind: 'refuse', reason: `no candidate: ${choice.detail}` };
+  }
+  if (to === master) return { kind: 'refuse', reason: `${to} is already the master` };
+  if (!view.members.some((m) => m.node === to))
+    return { kind: 'refuse', reason: `${to} is not a member of '${view.group}'` };
+  const a = choice.assessments.find((x) => x.node === to);
+  if (a === undefined || !a.eligible)
+    return { kind: 'refuse', reason: `${to} cannot be promoted: ${a?.why ?? 'not assessed'}` };
+  const p = positions.get(to);
+  if (p !== undefined && p.reachable && (p.replica === null || !p.replica.ioRunning))
+    return {
+      kind: 'refuse',
+      reason: `${to} is not receiving from ${master ?? 'the master'} (IO thread stopped)`,
+    };
+  return { kind: 'ok', node: to, reason: 'given with --to' };
+}
+
+/**
+ * read_only=ON, client connections killed (all but `keepUsers`), then the final position — the
+ * flavor's fencing steps on the cached connection (no new handshake inside the write pause).
+ */
+export async function fenceMaster(
+  ops: OpsContext,
+  node: string,
+  keepUsers: readonly string[],
+  timeoutMs: number,
+): Promise<ServerState> {
+  return withTimeout(
+    ops.conns.run(node, async (c) => {
+      await ops.flavor.setReadOnly(c, true);
+      await ops.flavor.killClientConnections(c, { keepUsers });
+      return ops.flavor.readState(c);
+    }),
+    timeoutMs,
+    `fence ${node}`,
+    'MYSQL_TIMEOUT',
+  );
+}
+
+export async function repointAll(
+  ctx: Pick<ProcedureEnv, 'cfg'>,
+  ops: OpsContext,
+  a: { oldMaster: string; candidate: string; others: readonly string[]; semiSync: boolean },
+): Promise<Record<string, { ok: true } | { ok: false; error: string }>> {
+  const { cfg } = ctx;
+  const replication = { user: cfg.mysql.replicationUser, password: cfg.mysql.replicationPassword };
+  const { host, port } = parseNode(a.candidate);
+  const [others, old] = await Promise.all([
+    repointReplicas(ops, a.others, a.candidate, { replication, semiSync: a.semiSync, timeoutMs: 5000 }),
+    (async (): Promise<{ ok: true } | { ok: false; error: string }> => {
+      try {
+        // A former master: its own binlog is its position (gtid_slave_pos is stale), hence current_pos.
+        await ops.conns.run(a.oldMaster, (c) =>
+          ops.flavor.replicateFrom(c, {
+            host,
+            port,
+            ...replication,
+            semiSync: a.semiSync,
+            gtidMode: 'current_pos',
+          }),
+        );
+        await ops.conns.run(a.oldMaster, (c) =>
+          waitReplicating(ops.flavor, c, a.oldMaster, a.candidate, 5000),
+        );
+        return { ok: true };
+      } catch (err) {
+        return { ok: false, error: errorMessage(err) };
+      }
+    })(),
+  ]);
+  return { ...Object.fromEntries(others), [a.oldMaster]: old };
+}
+
+export interface RollbackArgs {
+  readonly group: string;
+  readonly oldMaster: string;
+  readonly candidate: string;
+  readonly epoch: number;
+  readonly masterVersion: number;
+  readonly routeVersion: number;
+  readonly read: readonly string[];
+  readonly semiSync: boolean;
+  readonly candidateTouched: boolean;
+  /** The others and the old master were being re-pointed to the candidate. */
+  readonly repointed: boolean;
+  readonly others: readonly string[];
+  readonly taskVersion: number;
+  readonly why: string;
+  readonly timer: StepTimer;
+  readonly startedAt: number;
+  readonly held: () => boolean;
+}
+
+/**
+ * Undo a switchover that has cut writes (core/ops rollBackSwitchover: the candidate and the others
+ * replicate from the old master again, the old master is writable once every other node is
+ * read-only, and master/ + haproxy/ name it at the new epoch in one multi with the history event
+ * and the task deleted). Returns a sentence for the error message and the outcome; a failed
+ * rollback leaves the task record (the caller writes the `switchover-failed` alert either way).
+ */
+export async function rollBack(
+  ctx: ProcedureEnv,
+  ops: OpsContext,
+  a: RollbackArgs,
+): Promise<{
+  text: string;
+  outcome: 'rolled-back' | 'rollback-failed';
+  rollbackError?: string;
+}> {
+  const { zk, paths, cfg } = ctx;
+  try {
+    const { notBack } = await rollBackSwitchover(
+      zk,
+      paths,
+      ops,
+      {
+        group: a.group,
+        oldMaster: a.oldMaster,
+        candidate: a.candidate,
+        others: a.others,
+        epoch: a.epoch,
+        masterVersion: a.masterVersion,
+        routeVersion: a.routeVersion,
+        read: a.read,
+        semiSync: a.semiSync,
+        replication: { user: cfg.mysql.replicationUser, password: cfg.mysql.replicationPassword },
+        candidateTouched: a.candidateTouched,
+        repointed: a.repointed,
+        taskVersion: a.taskVersion,
+        startedAt: a.startedAt,
+        reason: 'switchover rolled back',
+        history: { kind: 'switchover', detail: { rolledBack: true, candidate: a.candidate, why: a.why } },
+        held: a.held,
+      },
+      a.timer,
+    );
+    return {
+      text: `rolled back: ${a.oldMaster} is writable again and routed (epoch ${a.epoch})${notBack.length > 0 ? `; not re-pointed back: ${notBack.join(', ')} (fix with mha setha)` : ''}`,
+      outcome: 'rolled-back',
+    };
+  } catch (err) {
+    const msg = errorMessage(err);
+    return {
+      text: `ROLLBACK FAILED (${msg}); writes stay cut; left ${paths.task(a.group)} (a server worker retries the rollback) and alert ${paths.watchDown(a.group, SWITCHOVER_FAILED_ALERT)}`,
+      outcome: 'rollback-failed',
+      rollbackError: msg.slice(0, 2000),
+    };
+  }
 }

@@ -691,27 +691,49 @@ export class Zk extends EventEmitter {
   }
 
   /**
-   * Creates an ephemeral node for this session. If it exists and belongs to an earlier session
-   * of this client (one that expired while the ensemble had not noticed yet), it is replaced.
-   * A node owned by any other session → ZK_NODE_EXISTS.
+   * Creates an ephemeral node for this session, or takes it over: one this session owns is
+   * updated; one left by an earlier session of this client (expired while the ensemble had not
+   * noticed yet) — or, with `replaceAnySession`, by any other session (an earlier run of the same
+   * agent) — is replaced in one multi, so watchers never see it missing. Any other owner →
+   * ZK_NODE_EXISTS.
    */
-  async putEphemeral(path: string, data: Buffer): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
+  async putEphemeral(
+    path: string,
+    data: Buffer,
+    opts: { readonly replaceAnySession?: boolean } = {},
+  ): Promise<void> {
+    const raced = (err: unknown): boolean =>
+      err instanceof ZkmhaError && ['ZK_BAD_VERSION', 'ZK_NO_NODE', 'ZK_NODE_EXISTS'].includes(err.code);
+    for (let attempt = 0; attempt < 3; attempt++) {
       try {
         await this.create(path, data, 'ephemeral');
         return;
       } catch (err) {
-        if (!(err instanceof ZkmhaError && err.code === 'ZK_NODE_EXISTS') || attempt >= 3) throw err;
+        if (!(err instanceof ZkmhaError && err.code === 'ZK_NODE_EXISTS')) throw err;
         const cur = await this.exists(path);
         if (cur === null) continue;
-        if (cur.ephemeralOwner === this.sessionId) {
-          await this.set(path, data, cur.version);
+        const mine = cur.ephemeralOwner === this.sessionId;
+        if (!mine && !this.pastSessions.has(cur.ephemeralOwner) && opts.replaceAnySession !== true) throw err;
+        try {
+          if (mine) {
+            await this.set(path, data, cur.version);
+          } else {
+            this.log.info(
+              { path, owner: cur.ephemeralOwner },
+              'replacing an ephemeral node left by an earlier session',
+            );
+            await this.multi([
+              { op: 'delete', path, version: cur.version },
+              { op: 'create', path, data, mode: 'ephemeral' },
+            ]);
+          }
           return;
+        } catch (e) {
+          if (!raced(e)) throw e;
         }
-        if (!this.pastSessions.has(cur.ephemeralOwner)) throw err;
-        await this.deleteIfExists(path, cur.version);
       }
     }
+    throw new ZkmhaError('ZK_NODE_EXISTS', `could not publish ${path} (changed concurrently 3 times)`);
   }
 
   /**

@@ -2,11 +2,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Secret } from '../../core/config';
 import { isZkmhaError, ZkmhaError } from '../../core/errors';
-import { masterSchema } from '../../core/records';
+import { decodeRecord, encodeRecord, masterSchema } from '../../core/records';
 import { Zk, type NodeData } from '../../core/zk/client';
 import { acquireLock } from '../../core/zk/lock';
 import { ZkPaths } from '../../core/zk/paths';
-import { readRecord, readRecordOrNull, setRecord } from '../../core/zk/store';
 import { waitFor } from '../env/wait';
 import { startZooKeeper, testLogger, type ZkCluster } from '../env/zookeeper';
 
@@ -166,34 +165,31 @@ describe('Zk client (standalone ZooKeeper)', () => {
   });
 
   it('reports malformed znode data with the path named, and never a half-parsed value', async () => {
+    // Records are validated where they cross the boundary (core/records decode/encode).
+    const read = async (p: string) => decodeRecord(masterSchema, (await zk.get(p)).data, p);
     const path = '/t/records/master-g1';
     await zk.mkdirp('/t/records');
     await zk.create(path, Buffer.from('{"v":1,"node":"10.0.0.1:3306","epoch":"three"'));
-    await assert.rejects(readRecord(zk, masterSchema, path), (e) => assertZkError(e, 'BAD_RECORD', path));
+    await assert.rejects(read(path), (e) => assertZkError(e, 'BAD_RECORD', path));
     await zk.set(
       path,
       Buffer.from(JSON.stringify({ v: 1, node: 'not a node', epoch: 1, since: 1, reason: 'x' })),
     );
-    await assert.rejects(readRecordOrNull(zk, masterSchema, path), (e) =>
-      assertZkError(e, 'BAD_RECORD', path),
-    );
+    await assert.rejects(read(path), (e) => assertZkError(e, 'BAD_RECORD', path));
     const cur = await zk.get(path);
-    await setRecord(
-      zk,
-      masterSchema,
+    await zk.set(
       path,
-      { v: 1, node: '10.0.0.1:3306', epoch: 3, since: 1, reason: 'test' },
+      encodeRecord(masterSchema, { v: 1, node: '10.0.0.1:3306', epoch: 3, since: 1, reason: 'test' }, path),
       cur.stat.version,
     );
-    const ok = await readRecord(zk, masterSchema, path);
-    assert.equal(ok.value.epoch, 3);
+    assert.equal((await read(path)).epoch, 3);
     // Writing an invalid record is refused before it reaches ZooKeeper.
     assert.throws(
-      () => setRecord(zk, masterSchema, path, { v: 1, node: 'bad', epoch: 4, since: 1, reason: '' }, -1),
+      () => encodeRecord(masterSchema, { v: 1, node: 'bad', epoch: 4, since: 1, reason: '' }, path),
       (e) => assertZkError(e, 'BAD_RECORD', path),
     );
-    assert.equal((await readRecord(zk, masterSchema, path)).value.epoch, 3);
-    assert.equal(await readRecordOrNull(zk, masterSchema, '/t/records/none'), null);
+    assert.equal((await read(path)).epoch, 3);
+    assert.equal(await zk.getOrNull('/t/records/none'), null);
   });
 
   it('watches data and children level-triggered, and stops after cancel', async () => {

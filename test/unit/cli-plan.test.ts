@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ServerState, ReplicaState } from '../../core/mysql/flavor';
 import { planAdd } from '../../cli/add';
-import { errantTransactions } from '../../cli/mysql';
+import { errantTransactions } from '../../core/ops/admin';
 import { checkTopology } from '../../cli/setmaster';
 import { pickSwitchoverCandidate } from '../../cli/switchover';
 import { A, B, M, pos, unreachable, view } from './server-fixtures';

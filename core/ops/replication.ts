@@ -1,11 +1,11 @@
-import type { MysqlConfig } from '../core/config';
-import { delay } from '../core/timeout';
-import { ZkmhaError } from '../core/errors';
-import type { MysqlConnection } from '../core/mysql/connection';
-import type { Flavor, ServerState } from '../core/mysql/flavor';
-import { parseNode } from '../core/names';
-import { masterOf } from './mysql';
-import { step } from './output';
+import type { MysqlConfig } from '../config';
+import { delay } from '../timeout';
+import { ZkmhaError } from '../errors';
+import type { MysqlConnection } from '../mysql/connection';
+import type { Flavor, ServerState } from '../mysql/flavor';
+import { parseNode } from '../names';
+import { masterOf } from './admin';
+import { step } from './step';
 
 /**
  * Steps `replicate <node> from <master>` and `await replication`: re-points `node` to `master` with

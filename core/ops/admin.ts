@@ -1,10 +1,10 @@
-import type { Config } from '../core/config';
-import { errantTips } from '../core/candidate';
-import { compareGtidPos, formatGtid, gtidGaps, parseGtidPos, type GtidPosLike } from '../core/gtid';
-import { connectMysql, type MysqlConnection } from '../core/mysql/connection';
-import type { Flavor, ServerState } from '../core/mysql/flavor';
-import { parseNode } from '../core/names';
-import { step } from './output';
+import type { Config } from '../config';
+import { errantTips } from '../candidate';
+import { compareGtidPos, formatGtid, gtidGaps, parseGtidPos, type GtidPosLike } from '../gtid';
+import { connectMysql, type MysqlConnection } from '../mysql/connection';
+import type { Flavor, ServerState } from '../mysql/flavor';
+import { parseNode } from '../names';
+import { step } from './step';
 
 /** MySQL access for the admin commands: admin connections per node, states, errant GTIDs. */
 

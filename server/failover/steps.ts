@@ -1,0 +1,381 @@
+import { chooseCandidate } from '../../core/candidate';
+import type { Config } from '../../core/config';
+import { ZkmhaError, errorMessage, isZkmhaError } from '../../core/errors';
+import type { Logger } from '../../core/log';
+import { classifyMysqlError } from '../../core/mysql/connection';
+import type { Flavor } from '../../core/mysql/flavor';
+import { LostLock, msSince, type Journal } from '../../core/op/journal';
+import type { StepList, StepResult } from '../../core/op/runner';
+import type { OpStore } from '../../core/op/store';
+import { commitMasterChange, writeFencingRoute } from '../../core/ops/commit';
+import type { NodeConnections } from '../../core/ops/connections';
+import { readGtidPositions } from '../../core/ops/positions';
+import {
+  catchUpFrom,
+  drainReplica,
+  fenceOldMaster,
+  promoteCandidate,
+  repointReplicas,
+  type OpsContext,
+  type ReplicationCredentials,
+  type RepointResult,
+} from '../../core/ops/promote';
+import type { HistoryRecord } from '../../core/records';
+import { withTimeout } from '../../core/timeout';
+import { member, type GroupView } from '../../core/view';
+import {
+  CandidateNotCommittable,
+  CandidateRefused,
+  FAILOVER_STEPS,
+  NoCandidate,
+  commitGate,
+  failoverCommit,
+  fencingRead,
+  parseDetail,
+  repointTargets,
+  type CandidateCheck,
+  type FailoverDetail,
+  type FailoverStep,
+} from './plan';
+
+/**
+ * The failover's steps (design §5.2–§5.8), run by core/op/runner.ts: before a step runs its name
+ * is in task/<group>.step; a worker that takes the task over runs that step again, so each one
+ * checks what is already done.
+ *
+ *   fence    route `write: null` with epoch+1 (CAS); if the old master may answer: read_only=ON
+ *            and kill its client connections
+ *   choose   read every replica's received/applied GTIDs in parallel; chooseCandidate()
+ *   drain    stop the candidate's IO thread, wait (bounded) until it applied what it received
+ *            — the seam for "append from the old master's binlogs via its agent" is here
+ *            (see `appendFromOldMaster`), not implemented yet: no agent endpoint exists
+ *   catchup  only when a more advanced replica may not be promoted (priority 0): the candidate
+ *            replicates from it until it has everything
+ *   promote  stop/reset replication, semi-sync master side per settings, read_only=OFF
+ *   repoint  every other replica → the new master with GTID auto-position
+ *   commit   the candidate is asked once more (commitGate: reachable and writable — repoint
+ *            swallows per-node errors, so nothing else would notice a candidate that died after
+ *            its promotion); then one multi: master/ (epoch+1), haproxy/, history/, rejoin/<old>,
+ *            delete task/, plus the `watch_down/<group>__failover` alert that anti-flap looks for
+ */
+export interface FailoverContext {
+  readonly store: OpStore;
+  readonly journal: Journal;
+  readonly cfg: Config;
+  readonly log: Logger;
+  readonly mysql: OpsContext;
+  readonly conns: NodeConnections;
+  readonly flavor: Flavor;
+  readonly workerId: string;
+  readonly group: string;
+  readonly epoch: number;
+  readonly oldMaster: string;
+  /** Taken over from another worker (or an earlier attempt), not just created. */
+  readonly resumed: boolean;
+  /** The snapshot the MySQL-only steps reuse; fence and commit read a fresh one. */
+  lastView: GroupView | null;
+  /** Started by 'promote' (the re-pointing runs while the candidate is promoted), awaited by 'repoint'. */
+  repointing: Promise<Map<string, RepointResult>> | null;
+  /** Set by 'commit': the step records of the history event. */
+  committed: { readonly newMaster: string; readonly steps: HistoryRecord['steps'] } | null;
+}
+
+type Result = StepResult<FailoverStep>;
+type ViewWithMaster = GroupView & {
+  readonly meta: NonNullable<GroupView['meta']>;
+  readonly master: NonNullable<GroupView['master']>;
+};
+
+const detailOf = (ctx: FailoverContext): FailoverDetail => parseDetail(ctx.journal.task);
+const candidateOf = (ctx: FailoverContext): string => ctx.journal.task.candidate!;
+const replicationOf = (cfg: Config): ReplicationCredentials => ({
+  user: cfg.mysql.replicationUser,
+  password: cfg.mysql.replicationPassword,
+});
+
+/**
+ * The snapshot a step decides from. Steps that write ZooKeeper read a fresh one (and stop when
+ * the task is gone or replaced); the MySQL-only steps reuse the last (the task's compare-and-set
+ * still catches any concurrent change).
+ */
+async function viewOf(ctx: FailoverContext, fresh: boolean): Promise<ViewWithMaster> {
+  if (ctx.lastView === null || fresh) {
+    ctx.lastView = await ctx.store.readView(ctx.group);
+    const t = ctx.lastView.task;
+    if (t === null || t.record.id !== ctx.journal.task.id)
+      throw new LostLock(`task/${ctx.group} is gone or replaced`);
+  }
+  const view = ctx.lastView;
+  if (view.meta === null || view.master === null)
+    throw new ZkmhaError('CONFLICT', `meta_group/ or master/ of ${ctx.group} vanished`);
+  return view as ViewWithMaster;
+}
+
+/** Runs an operation on the candidate's own connection; its refusal becomes CandidateRefused. */
+function onCandidate<T>(candidate: string, op: Promise<T>): Promise<T> {
+  return op.catch((err: unknown) => {
+    throw classifyMysqlError(err) === 'refused' ? new CandidateRefused(candidate, err) : err;
+  });
+}
+
+/** The old master made read-only with its client connections killed, if it answers (bounded). */
+async function fenceOldMasterMysql(ctx: FailoverContext): Promise<void> {
+  const f = await fenceOldMaster(ctx.mysql, ctx.oldMaster, {
+    timeoutMs: Math.min(ctx.cfg.mysql.connectTimeoutMs, 1000),
+    keepUsers: [ctx.cfg.mysql.user, ctx.cfg.mysql.replicationUser],
+  });
+  ctx.log.info(
+    { fence: f.kind, ...(f.kind === 'fenced' ? { killed: f.killed } : { error: f.error }) },
+    'old master fencing',
+  );
+}
+
+function startRepoint(
+  ctx: FailoverContext,
+  view: GroupView,
+  candidate: string,
+  semiSync: boolean,
+): Promise<Map<string, RepointResult>> {
+  return repointReplicas(ctx.mysql, repointTargets(view, candidate, ctx.oldMaster), candidate, {
+    replication: replicationOf(ctx.cfg),
+    semiSync,
+    timeoutMs: 5000,
+  });
+}
+
+/**
+ * Seam for design §5.6 "if the old master's agent is alive, ask it to append what the candidate
+ * lacks": not implemented yet (the agent has no such endpoint). Returns false = nothing appended.
+ */
+async function appendFromOldMaster(
+  _ctx: FailoverContext,
+  _view: GroupView,
+  _candidate: string,
+): Promise<boolean> {
+  return false;
+}
+
+async function fence(ctx: FailoverContext): Promise<Result> {
+  const view = await viewOf(ctx, true);
+  const { epoch, group, oldMaster } = ctx;
+  const route = view.route;
+  if (route === null || route.record.epoch !== epoch || route.record.write !== null) {
+    if (route !== null && route.record.epoch > epoch)
+      throw new ZkmhaError(
+        'CONFLICT',
+        `haproxy/${group} is at epoch ${route.record.epoch}, beyond this failover's ${epoch}`,
+      );
+    await writeFencingRoute(ctx.store, ctx.store.paths, group, {
+      epoch,
+      read: fencingRead(route, oldMaster),
+      version: route?.version ?? null,
+    });
+  }
+  // Just confirmed refused or silent: another attempt would only cost time. Otherwise (resumed,
+  // or an agent said "down") make sure it takes no write if it answers.
+  const how = detailOf(ctx).how;
+  if (ctx.resumed || !(how === 'refused' || how === 'unreachable')) await fenceOldMasterMysql(ctx);
+  return { next: 'choose' };
+}
+
+async function choose(ctx: FailoverContext): Promise<Result> {
+  const view = await viewOf(ctx, false);
+  if (ctx.journal.task.candidate !== null) return { next: 'drain' };
+  const detail = detailOf(ctx);
+  const { oldMaster } = ctx;
+  const nodes = view.members.map((m) => m.node).filter((n) => n !== oldMaster);
+  const [{ positions }] = await Promise.all([
+    readGtidPositions(ctx.conns, ctx.flavor, nodes, Math.max(1000, ctx.cfg.mysql.connectTimeoutMs * 2)),
+    detail.fenceMysql === true ? fenceOldMasterMysql(ctx) : Promise.resolve(),
+  ]);
+  const choice = chooseCandidate(view, positions, {
+    oldMaster,
+    exclude: detail.excluded,
+    acceptedMasters: [oldMaster, ...detail.excluded],
+  });
+  if (choice.kind === 'none') throw new NoCandidate(`${choice.reason}: ${choice.detail}`);
+  ctx.log.info({ candidate: choice.node, reason: choice.reason }, 'candidate chosen');
+  return {
+    next: 'drain',
+    task: { candidate: choice.node },
+    detail: { fenceMysql: false, choiceReason: choice.reason, catchUpFrom: choice.catchUpFrom },
+  };
+}
+
+async function drain(ctx: FailoverContext): Promise<Result> {
+  const view = await viewOf(ctx, false);
+  const { drainTimeoutMs } = view.meta.settings;
+  const candidate = candidateOf(ctx);
+  const source = detailOf(ctx).catchUpFrom ?? null;
+  // Meanwhile the other replicas stop receiving too (nothing more can come from the old master,
+  // and their re-pointing later is quicker with the IO thread already stopped).
+  const others = repointTargets(view, candidate, ctx.oldMaster).filter((n) => n !== source?.node);
+  const [c, s] = await Promise.all([
+    onCandidate(candidate, drainReplica(ctx.mysql, candidate, { timeoutMs: drainTimeoutMs })),
+    source !== null
+      ? drainReplica(ctx.mysql, source.node, { timeoutMs: drainTimeoutMs })
+      : Promise.resolve(null),
+    ...others.map((n) =>
+      withTimeout(
+        ctx.conns.run(n, (conn) => ctx.flavor.stopIoThread(conn)),
+        2000,
+        `stop IO thread on ${n}`,
+      ).catch((err: unknown) =>
+        ctx.log.info({ node: n, err: errorMessage(err) }, 'could not stop IO thread (re-pointed later)'),
+      ),
+    ),
+  ]);
+  if (!c.applied)
+    throw new ZkmhaError(
+      'TIMEOUT',
+      `${candidate} did not apply what it received (${c.target}) within ${drainTimeoutMs} ms`,
+    );
+  if (s !== null && !s.applied)
+    throw new ZkmhaError(
+      'TIMEOUT',
+      `catch-up source ${source!.node} did not apply what it received (${s.target}) within ${drainTimeoutMs} ms`,
+    );
+  const m = member(view, ctx.oldMaster);
+  if (m?.agent !== null && m?.agent !== undefined) await appendFromOldMaster(ctx, view, candidate);
+  return {
+    next: source !== null && s !== null && s.target !== '' ? 'catchup' : 'promote',
+    detail: { drainTarget: c.target, ...(s !== null ? { sourceTarget: s.target } : {}) },
+  };
+}
+
+async function catchup(ctx: FailoverContext): Promise<Result> {
+  const view = await viewOf(ctx, false);
+  const { drainTimeoutMs } = view.meta.settings;
+  const candidate = candidateOf(ctx);
+  const detail = detailOf(ctx);
+  const source = detail.catchUpFrom;
+  const target = detail.sourceTarget;
+  if (source !== null && source !== undefined && target !== undefined && target !== '') {
+    const ok = await onCandidate(
+      candidate,
+      catchUpFrom(
+        ctx.mysql,
+        candidate,
+        { node: source.node, target },
+        { timeoutMs: drainTimeoutMs, replication: replicationOf(ctx.cfg) },
+      ),
+    );
+    if (!ok)
+      throw new ZkmhaError(
+        'TIMEOUT',
+        `${candidate} did not catch up from ${source.node} to ${target} within ${drainTimeoutMs} ms`,
+      );
+    ctx.log.info({ source: source.node, target }, 'candidate caught up from a more advanced replica');
+  }
+  return { next: 'promote' };
+}
+
+async function promote(ctx: FailoverContext): Promise<Result> {
+  const view = await viewOf(ctx, false);
+  const { semiSync } = view.meta.settings;
+  const candidate = candidateOf(ctx);
+  // The other replicas are re-pointed while the candidate is promoted: everything they lack is
+  // already in its binlog (drained), and their semi-sync registration holds.
+  ctx.repointing = startRepoint(ctx, view, candidate, semiSync);
+  const st = await onCandidate(candidate, promoteCandidate(ctx.mysql, candidate, { semiSync }));
+  return { next: 'repoint', detail: { gtidAtPromotion: st.gtidBinlogPos, promotedAt: Date.now() } };
+}
+
+async function repoint(ctx: FailoverContext): Promise<Result> {
+  const view = await viewOf(ctx, false);
+  const res = await (ctx.repointing ??
+    startRepoint(ctx, view, candidateOf(ctx), view.meta.settings.semiSync));
+  ctx.repointing = null;
+  const failed: Record<string, string> = {};
+  for (const [n, r] of res) if (!r.ok) failed[n] = r.error;
+  if (Object.keys(failed).length > 0) ctx.log.warn({ failed }, 'some replicas could not be re-pointed');
+  return {
+    next: 'commit',
+    detail: { repointed: [...res].filter(([, r]) => r.ok).map(([n]) => n), repointFailed: failed },
+  };
+}
+
+/** The candidate asked directly, on the connection the promotion used (one round trip when all is well). */
+async function checkCandidate(ctx: FailoverContext, candidate: string): Promise<CandidateCheck> {
+  return withTimeout(
+    ctx.conns.run(candidate, (c) => ctx.flavor.readState(c)),
+    Math.max(1000, 2 * ctx.cfg.mysql.connectTimeoutMs),
+    `check ${candidate} before the commit`,
+    'MYSQL_TIMEOUT',
+  ).then(
+    (st): CandidateCheck => ({ kind: 'answered', readOnly: st.readOnly }),
+    (err: unknown): CandidateCheck => ({
+      kind: 'failed',
+      errorKind: classifyMysqlError(err),
+      error: errorMessage(err),
+    }),
+  );
+}
+
+/**
+ * The ZooKeeper half of 'commit': one multi (plan.ts failoverCommit), compare-and-set on the view
+ * it was built from. A concurrent route / alert / rejoin change (an operator's drain, say) only
+ * costs a re-read; a moved task or master stops it. Exported for the unit tests.
+ */
+export async function commitFailover(
+  ctx: FailoverContext,
+  startedAt: number,
+): Promise<HistoryRecord['steps']> {
+  const candidate = candidateOf(ctx);
+  const { group, epoch } = ctx;
+  for (let attempt = 1; ; attempt++) {
+    const view = attempt === 1 ? await viewOf(ctx, false) : await ctx.store.readView(group);
+    const task = view.task;
+    if (task === null || task.record.id !== ctx.journal.task.id || task.version !== ctx.journal.version)
+      throw new LostLock(`task/${group} is gone or replaced`);
+    if (view.master === null) throw new ZkmhaError('CONFLICT', `master/${group} vanished`);
+    if (view.master.record.epoch !== epoch - 1)
+      throw new ZkmhaError(
+        'CONFLICT',
+        `master/${group} moved to epoch ${view.master.record.epoch} meanwhile (expected ${epoch - 1})`,
+      );
+    const detail = detailOf(ctx);
+    const steps = [...detail.steps, { name: 'commit', ms: msSince(startedAt), ok: true }];
+    try {
+      await commitMasterChange(
+        ctx.store,
+        ctx.store.paths,
+        failoverCommit({
+          paths: ctx.store.paths,
+          view,
+          task: { record: ctx.journal.task, version: ctx.journal.version },
+          detail,
+          candidate,
+          workerId: ctx.workerId,
+          steps,
+          now: Date.now(),
+        }),
+      );
+      return steps;
+    } catch (err) {
+      const op = (err as { details?: { opIndex?: unknown } }).details?.opIndex;
+      const benign =
+        (isZkmhaError(err, 'ZK_BAD_VERSION') || isZkmhaError(err, 'ZK_NODE_EXISTS')) &&
+        typeof op === 'number' &&
+        op > 0;
+      if (!benign || attempt >= 3) throw err;
+      ctx.log.info({ attempt, err: errorMessage(err) }, 'commit raced with another change; reading again');
+    }
+  }
+}
+
+async function commit(ctx: FailoverContext, run: { readonly startedAt: number }): Promise<Result> {
+  await viewOf(ctx, true);
+  const candidate = candidateOf(ctx);
+  const gate = commitGate(candidate, await checkCandidate(ctx, candidate));
+  if (gate.kind !== 'commit') throw new CandidateNotCommittable(gate);
+  const steps = await commitFailover(ctx, run.startedAt);
+  ctx.committed = { newMaster: candidate, steps };
+  ctx.log.info({ newMaster: candidate, steps }, 'failover committed');
+  return { next: null };
+}
+
+export const FAILOVER_STEP_LIST: StepList<FailoverStep, FailoverContext> = {
+  order: FAILOVER_STEPS,
+  steps: { fence, choose, drain, catchup, promote, repoint, commit },
+};
