@@ -35,6 +35,8 @@ export class ZkmhaError extends Error {
 /** Codes whose messages quote refused input (an argument, a config value, a znode value). */
 const INPUT_CODES: ReadonlySet<ErrorCode> = new Set(['BAD_USAGE', 'BAD_CONFIG', 'BAD_RECORD', 'BAD_NAME']);
 const MAX_MESSAGE = 1024;
+// eslint-disable-next-line no-control-regex
+const UNPRINTABLE = /[\u0000-\u001f\u007f\u2028\u2029]/g;
 
 /**
  * A refused value is quoted into its error, which goes to stderr, logs and alerts: control
@@ -42,11 +44,7 @@ const MAX_MESSAGE = 1024;
  * bounded.
  */
 export function oneLine(message: string): string {
-  // eslint-disable-next-line no-control-regex
-  const s = message.replace(
-    /[\u0000-\u001f\u007f\u2028\u2029]/g,
-    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
+  const s = message.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
   return s.length <= MAX_MESSAGE ? s : `${s.slice(0, MAX_MESSAGE - 1)}…`;
 }
 
