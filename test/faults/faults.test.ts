@@ -1,0 +1,187 @@
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startEnsemble, type ZkCluster } from '../env/zookeeper';
+import { waitFor } from '../env/wait';
+import type { CheckerReport } from './checker';
+import { printResult, startFaultWorld, writeResults, type FaultWorld, type ScenarioResult } from './world';
+
+/**
+ * The fault suite (issue 11): real processes, real silent partitions (nft DROP by cgroup and
+ * port), hangs (SIGSTOP/SIGCONT), ZooKeeper member and quorum loss, with the continuous checker
+ * (test/faults/checker.ts) running through each. `npm run test:faults`; one line of figures per
+ * scenario, all of them in .bench/faults.json. Heavy: run it under `flock /work/heavy.lock`.
+ */
+const results: ScenarioResult[] = [];
+after(() => writeResults(results));
+
+function explain(report: CheckerReport): string {
+  const kinds = new Map<string, number>();
+  for (const v of report.violations) kinds.set(v.kind, (kinds.get(v.kind) ?? 0) + 1);
+  return (
+    [...kinds].map(([k, n]) => `${n} ${k}`).join(', ') +
+    ' — ' +
+    report.violations
+      .slice(0, 6)
+      .map((v) => `${v.kind}: ${v.detail}`)
+      .join('; ')
+  );
+}
+
+async function scenario(
+  name: string,
+  opts: Parameters<typeof startFaultWorld>[0],
+  body: (f: FaultWorld) => Promise<Record<string, number | string> | void>,
+  expect: (r: ScenarioResult, report: CheckerReport) => void,
+): Promise<void> {
+  const f = await startFaultWorld(opts);
+  try {
+    const extra = (await body(f)) ?? {};
+    const { result, report } = await f.finish(name, extra);
+    printResult(result);
+    results.push(result);
+    assert.equal(result.violations, 0, `${name}: ${explain(report)}`);
+    assert.equal(result.lost, 0, `${name}: ${explain(report)}`);
+    expect(result, report);
+  } catch (err) {
+    process.stderr.write(`fault ${name} failed; logs in ${f.w.c.dir} (ZKMHA_KEEP_TMP=1 keeps them)\n`);
+    throw err;
+  } finally {
+    await f.close();
+  }
+}
+
+describe('fault suite', { concurrency: 1 }, () => {
+  it('5 hung master: SIGSTOP past detection, then SIGCONT — replaced, resumed read-only, never routed', async () => {
+    await scenario(
+      'hung-master',
+      {},
+      async (f) => {
+        const { c } = f.w;
+        const old = (await c.master()).node;
+        const t0 = performance.now();
+        await c.instance(old).pause();
+        const m = await c.waitForNewMaster({ notNode: old, timeoutMs: 20_000 });
+        const firstNew = await waitFor(() => f.writer.firstAckAfter(t0, old), {
+          timeoutMs: 20_000,
+          what: 'a write on the new master',
+        });
+        await c.instance(old).resume();
+        // The resumed old master is fenced (read-only) by its own agent.
+        await waitFor(() => f.checker.samples.at(-1)?.readOnly.get(old) === 'ro', {
+          timeoutMs: 15_000,
+          what: `resumed ${old} read-only`,
+        });
+        return { replacedMs: Math.round(firstNew.hr - t0), newMaster: m.node };
+      },
+      (r) => assert.ok(r.failovers >= 1, 'no failover'),
+    );
+  });
+
+  it('2 master partitioned from everything, healed after the failover — fenced, never routed', async () => {
+    await scenario(
+      'master-isolated',
+      {},
+      async (f) => {
+        const { c } = f.w;
+        const old = (await c.master()).node;
+        const port = c.instance(old).port;
+        const t0 = performance.now();
+        const cut = await f.net.isolate(f.hostOf(old), [port], ['observer']);
+        await c.waitForNewMaster({ notNode: old, timeoutMs: 20_000 });
+        const firstNew = await waitFor(() => f.writer.firstAckAfter(t0, old), {
+          timeoutMs: 20_000,
+          what: 'a write on the new master',
+        });
+        // Its own agent, alone with it, fences it (failsafe: no ZooKeeper, no writes).
+        await waitFor(() => f.checker.samples.at(-1)?.readOnly.get(old) === 'ro', {
+          timeoutMs: 15_000,
+          what: `isolated ${old} read-only`,
+        });
+        const fencedMs = Math.round(performance.now() - t0);
+        await cut.heal();
+        return { replacedMs: Math.round(firstNew.hr - t0), fencedMs };
+      },
+      (r) => assert.ok(r.failovers >= 1, 'no failover'),
+    );
+  });
+
+  it('1 master cut from ZooKeeper and the workers, still reaching its replicas — no two routed writable masters', async () => {
+    await scenario(
+      'master-cut-from-zk-and-workers',
+      {},
+      async (f) => {
+        const { c } = f.w;
+        const old = (await c.master()).node;
+        const t0 = performance.now();
+        const a = await f.net.cut(f.hostOf(old), f.zkPorts());
+        const b = await f.net.cut('workers', [c.instance(old).port]);
+        await c.waitForNewMaster({ notNode: old, timeoutMs: 20_000 });
+        const firstNew = await waitFor(() => f.writer.firstAckAfter(t0, old), {
+          timeoutMs: 20_000,
+          what: 'a write on the new master',
+        });
+        await waitFor(() => f.checker.samples.at(-1)?.readOnly.get(old) === 'ro', {
+          timeoutMs: 15_000,
+          what: `cut-off ${old} read-only`,
+        });
+        await a.heal();
+        await b.heal();
+        return { replacedMs: Math.round(firstNew.hr - t0) };
+      },
+      (r) => assert.ok(r.failovers >= 1, 'no failover'),
+    );
+  });
+
+  describe('with a 3-member ZooKeeper ensemble', () => {
+    let zk: ZkCluster | null = null;
+    after(async () => {
+      await zk?.close();
+    });
+
+    it('3 one ZooKeeper member lost — nothing happens', async () => {
+      zk = await startEnsemble(3);
+      const ensemble = zk;
+      await scenario(
+        'zk-member-lost',
+        { zk: ensemble },
+        async (f) => {
+          const epoch = (await f.w.c.master()).epoch;
+          const leader = await ensemble.leader();
+          await leader.kill();
+          await f.writer.waitForAcks(200, 20_000);
+          await leader.start();
+          await ensemble.ready(20_000);
+          await f.writer.waitForAcks(50, 20_000);
+          assert.equal((await f.w.c.master()).epoch, epoch, 'a failover happened');
+          return {};
+        },
+        (r) => assert.equal(r.failovers, 0),
+      );
+    });
+
+    it('4 ZooKeeper quorum lost longer than the session timeout — no promotion, writes go on, reconciled', async () => {
+      if (zk === null) zk = await startEnsemble(3);
+      const ensemble = zk;
+      await scenario(
+        'zk-quorum-lost',
+        { zk: ensemble },
+        async (f) => {
+          const before = await f.w.c.master();
+          const lost = ensemble.members.slice(0, 2);
+          for (const m of lost) await m.kill();
+          const t0 = performance.now();
+          // Past the 2 s session timeout: every session expires once the quorum is back.
+          await f.writer.waitForAcks(100, 20_000);
+          await waitFor(() => performance.now() - t0 > 5000, { timeoutMs: 10_000, intervalMs: 100 });
+          const acksDuring = f.writer.acks.filter((a) => a.hr > t0).length;
+          for (const m of lost) await m.start();
+          await ensemble.ready(30_000);
+          await f.w.c.assertInvariants({ master: before.node, timeoutMs: 30_000 });
+          assert.equal((await f.w.c.master()).epoch, before.epoch, 'a promotion happened');
+          return { acksDuringOutage: acksDuring };
+        },
+        (r) => assert.equal(r.failovers, 0),
+      );
+    });
+  });
+});
