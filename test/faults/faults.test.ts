@@ -114,7 +114,7 @@ describe('fault suite', { concurrency: 1 }, () => {
         const old = (await c.master()).node;
         const t0 = performance.now();
         const a = await f.net.cut(f.hostOf(old), f.zkPorts());
-        const b = await f.net.cut('workers', [c.instance(old).port]);
+        const b = await Promise.all(f.workers.map((wk) => f.net.cut(wk, [c.instance(old).port])));
         await c.waitForNewMaster({ notNode: old, timeoutMs: 20_000 });
         const firstNew = await waitFor(() => f.writer.firstAckAfter(t0, old), {
           timeoutMs: 20_000,
@@ -125,10 +125,129 @@ describe('fault suite', { concurrency: 1 }, () => {
           what: `cut-off ${old} read-only`,
         });
         await a.heal();
-        await b.heal();
+        for (const x of b) await x.heal();
         return { replacedMs: Math.round(firstNew.hr - t0) };
       },
       (r) => assert.ok(r.failovers >= 1, 'no failover'),
+    );
+  });
+
+  it('9 slow network: 10 % loss between workers and master, master agent and ZooKeeper — no failover', async () => {
+    await scenario(
+      'lossy-network',
+      {},
+      async (f) => {
+        const { c } = f.w;
+        const old = await c.master();
+        const port = c.instance(old.node).port;
+        const faults = [
+          ...(await Promise.all(f.workers.map((wk) => f.net.loss(wk, [port], 10)))),
+          await f.net.loss(f.hostOf(old.node), f.zkPorts(), 10),
+        ];
+        const t0 = performance.now();
+        await waitFor(() => performance.now() - t0 > 8000, { timeoutMs: 12_000, intervalMs: 100 });
+        for (const x of faults) await x.heal();
+        assert.equal((await c.master()).epoch, old.epoch, 'a failover under mere packet loss');
+        return {};
+      },
+      (r) => assert.equal(r.failovers, 0),
+    );
+  });
+
+  it('8 flapping master: killed and restarted three times — at most one failover, then anti-flap', async () => {
+    await scenario(
+      'flapping-master',
+      {},
+      async (f) => {
+        const { c } = f.w;
+        const first = (await c.master()).node;
+        let restarts = 0;
+        for (let i = 0; i < 3; i++) {
+          const m = (await c.master()).node;
+          await c.instance(m).kill();
+          const t = performance.now();
+          // Down for about the detection time, then back (read-only, as a restarted mysqld should).
+          await waitFor(() => performance.now() - t > 1500, { timeoutMs: 5000, intervalMs: 50 });
+          await c.instance(m).start({ readOnly: true });
+          restarts++;
+          await f.writer.waitForAcks(20, 30_000).catch(() => undefined);
+        }
+        // The anti-flap may leave the group waiting for a person: acknowledge, as an operator would.
+        const alerts = await c.zkClient.children(c.paths.dir('watch_down')).catch(() => [] as string[]);
+        const master = await c.master();
+        return { restarts, firstMaster: first, lastMaster: master.node, alerts: alerts.length };
+      },
+      (r) => assert.ok(r.failovers <= 1, `${r.failovers} failovers while flapping (anti-flap allows one)`),
+    );
+  });
+
+  it(
+    '6 hung candidate: SIGSTOP the chosen candidate during the failover — another one is promoted',
+    {
+      todo: 'hole 1: server/failover.ts retries a timed-out candidate instead of excluding it (issue 9 owns the file)',
+    },
+    async () => {
+      await scenario(
+        'hung-candidate',
+        {},
+        async (f) => {
+          const { c } = f.w;
+          // A pause before the drain step, so the chosen candidate can be hung before it drains.
+          await f.restartWorkers({ MHA_FAULT_PAUSE_BEFORE_STEP: 'drain:1000' });
+          const old = (await c.master()).node;
+          const t0 = performance.now();
+          await c.instance(old).kill();
+          const task = await f.waitForTask((t) => t.candidate !== null);
+          const hung = task.candidate ?? '';
+          await c.instance(hung).pause();
+          try {
+            const m = await c.waitForNewMaster({ notNode: old, timeoutMs: 15_000 });
+            assert.notEqual(m.node, hung, 'the hung candidate was promoted');
+            const firstNew = await waitFor(() => f.writer.firstAckAfter(t0, old), {
+              timeoutMs: 15_000,
+              what: 'a write on the new master',
+            });
+            return { replacedMs: Math.round(firstNew.hr - t0), hung };
+          } finally {
+            await c.instance(hung).resume();
+            await c.instance(old).start({ readOnly: true });
+          }
+        },
+        (r) => assert.ok(r.failovers >= 1),
+      );
+    },
+  );
+
+  it('7 a worker partitioned mid-failover — its lock dies with its session, the other worker finishes', async () => {
+    await scenario(
+      'worker-cut-mid-failover',
+      {},
+      async (f) => {
+        const { c } = f.w;
+        // A pause before promoting, so the worker is cut while it holds the lock mid-failover.
+        await f.restartWorkers({ MHA_FAULT_PAUSE_BEFORE_STEP: 'promote:3000' });
+        const old = (await c.master()).node;
+        const t0 = performance.now();
+        await c.instance(old).kill();
+        const task = await f.waitForTask((t) => t.step === 'promote' || t.candidate !== null);
+        const cutWorker = `worker-${task.worker}`;
+        const mysqlPorts = c.nodes.map((n) => c.instance(n).port);
+        const cut = await f.net.cut(cutWorker, [...f.zkPorts(), ...mysqlPorts]);
+        const m = await c.waitForNewMaster({ notNode: old, timeoutMs: 30_000 });
+        const firstNew = await waitFor(() => f.writer.firstAckAfter(t0, old), {
+          timeoutMs: 30_000,
+          what: 'a write on the new master',
+        });
+        await cut.heal();
+        await c.instance(old).start({ readOnly: true });
+        return {
+          replacedMs: Math.round(firstNew.hr - t0),
+          cutWorker: task.worker,
+          step: task.step,
+          newMaster: m.node,
+        };
+      },
+      (r) => assert.ok(r.failovers >= 1),
     );
   });
 

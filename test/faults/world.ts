@@ -1,6 +1,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PACKAGE_ROOT } from '../../core/config';
+import { decodeRecord, taskSchema, type TaskRecord } from '../../core/records';
 import type { ClusterOptions } from '../env/cluster';
 import { startE2E, type E2EWorld } from '../env/e2e';
 import { FaultNet } from '../env/faults';
@@ -11,7 +12,8 @@ import { Checker, type CheckerReport } from './checker';
 /**
  * One fault scenario's world: the e2e topology (ZooKeeper, three MariaDB with semi-sync, their
  * heartbeat clients, two server workers, a router driving HAProxy) with every role process born
- * in its own cgroup — `host-<port>` for the client beside mysqld <port>, `workers`, `router` — so
+ * in its own cgroup — `host-<port>` for the client beside mysqld <port>, `worker-s1`,
+ * `worker-s2`, `router` — so
  * FaultNet can partition them; the test process itself is the `observer` (the checker must see
  * the truth through any partition). A writer and a reader go through HAProxy; the checker runs
  * from start() to finish().
@@ -39,6 +41,12 @@ export interface FaultWorld {
   hostOf(node: string): string;
   /** Port of every ZooKeeper member. */
   zkPorts(): number[];
+  /** The server workers' cgroups. */
+  readonly workers: readonly string[];
+  /** Restarts both server workers with extra environment (e.g. MHA_FAULT_PAUSE_BEFORE_STEP). */
+  restartWorkers(env: Readonly<Record<string, string>>): Promise<void>;
+  /** Polls task/<group> (every 5 ms) until `pred` holds; returns that task. */
+  waitForTask(pred: (t: TaskRecord) => boolean, timeoutMs?: number): Promise<TaskRecord>;
   finish(
     scenario: string,
     extra?: Record<string, number | string>,
@@ -59,7 +67,7 @@ export async function startFaultWorld(opts: ClusterOptions = {}): Promise<FaultW
         const host = name.startsWith('client-')
           ? hostName(name.slice('client-'.length))
           : name.startsWith('server-')
-            ? 'workers'
+            ? `worker-${name.slice('server-'.length)}`
             : 'router';
         return net.spawnIn(host, spawn);
       },
@@ -86,7 +94,25 @@ export async function startFaultWorld(opts: ClusterOptions = {}): Promise<FaultW
     checker,
     hostOf: hostName,
     zkPorts: () => world.c.zk.members.map((m) => m.clientPort),
-    async finish(scenario, extra = {}) {
+    workers: ['worker-s1', 'worker-s2'],
+    async restartWorkers(env) {
+      for (const id of ['s1', 's2']) {
+        await world.c.server(id)?.kill('SIGTERM');
+        await world.c.startServer(id, { env });
+      }
+    },
+    waitForTask: (pred, timeoutMs = 20_000) =>
+      waitFor(
+        async () => {
+          const nd = await world.c.zkClient.getOrNull(world.c.paths.task(world.c.group));
+          if (nd === null) return null;
+          const t = decodeRecord(taskSchema, nd.data, 'task');
+          return pred(t) ? t : null;
+        },
+        { timeoutMs, intervalMs: 5, what: 'a failover task in the awaited state' },
+      ),
+    async finish(scenario, extraIn = {}) {
+      let extra = extraIn;
       await net.healAll();
       // Converged again: one master, everyone following it, routes on its epoch.
       await world.c.assertInvariants({ timeoutMs: 30_000 });
@@ -100,7 +126,9 @@ export async function startFaultWorld(opts: ClusterOptions = {}): Promise<FaultW
       let outageMs = 0;
       for (let i = 1; i < writer.acks.length; i++)
         outageMs = Math.max(outageMs, (writer.acks[i]?.hr ?? 0) - (writer.acks[i - 1]?.hr ?? 0));
-      const failovers = (await world.c.history()).length - startHistory;
+      const events = (await world.c.history()).slice(startHistory);
+      const failovers = events.filter((e) => e.kind === 'failover').length;
+      if (events.length > failovers) extra = { ...extra, events: events.map((e) => e.kind).join('+') };
       const result: ScenarioResult = {
         scenario,
         outageMs: Math.round(outageMs),
