@@ -107,6 +107,16 @@ export class FaultNet {
     }
   }
 
+  /** Pids of the processes in `host` now (the test process excluded). */
+  pids(host: string): number[] {
+    return fs
+      .readFileSync(path.join(this.ensureHost(host), 'cgroup.procs'), 'utf8')
+      .split('\n')
+      .filter((l) => l !== '')
+      .map(Number)
+      .filter((pid) => pid !== process.pid);
+  }
+
   /** Moves the test process itself into `host` (e.g. the observer), until close(). */
   enter(host: string): void {
     this.move(process.pid, host);

@@ -41,6 +41,9 @@ export interface FaultWorld {
   hostOf(node: string): string;
   /** Port of every ZooKeeper member. */
   zkPorts(): number[];
+  /** Notes what the scenario does, for its failure message. */
+  log(line: string): void;
+  readonly notes: readonly string[];
   /** The server workers' cgroups. */
   readonly workers: readonly string[];
   /** Restarts both server workers with extra environment (e.g. MHA_FAULT_PAUSE_BEFORE_STEP). */
@@ -85,6 +88,7 @@ export async function startFaultWorld(opts: ClusterOptions = {}): Promise<FaultW
   checker.start();
   const startHistory = (await world.c.history()).length;
   let closed = false;
+  const notes: string[] = [];
 
   return {
     w: world,
@@ -94,6 +98,8 @@ export async function startFaultWorld(opts: ClusterOptions = {}): Promise<FaultW
     checker,
     hostOf: hostName,
     zkPorts: () => world.c.zk.members.map((m) => m.clientPort),
+    notes,
+    log: (line) => notes.push(`${Math.round(performance.now())} ${line}`),
     workers: ['worker-s1', 'worker-s2'],
     async restartWorkers(env) {
       for (const id of ['s1', 's2']) {
