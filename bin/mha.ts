@@ -7,7 +7,7 @@ import { registerAdminCommands } from '../cli/index';
 import { runClient } from '../client/main';
 import { runServer } from '../server/main';
 import { runRouter } from '../router/main';
-import { errorMessage, exitCodeFor } from '../core/errors';
+import { errorMessage, exitCodeFor, oneLine } from '../core/errors';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { version } = require('../../package.json') as { version: string };
@@ -47,7 +47,15 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) {
       // --help and --version end through here with code 0.
       if (err.exitCode === 0) return 0;
-      process.stderr.write(`mha: ${err.message.replace(/^error: /, '')}\n`);
+      // One line: commander's "(Did you mean …?)" goes on the same line; quoted input is escaped.
+      process.stderr.write(
+        `mha: ${oneLine(
+          err.message
+            .replace(/^error: /, '')
+            .replace(/\n+/g, ' ')
+            .trim(),
+        )}\n`,
+      );
       return 2;
     }
     process.stderr.write(`mha: ${errorMessage(err)}\n`);

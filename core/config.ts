@@ -212,7 +212,9 @@ export function readPasswordFile(file: string, key: string): Secret {
 export function parseConfig(text: string, file: string): Config {
   let doc: unknown;
   try {
-    doc = parseYaml(text);
+    // Warnings (an unknown tag or directive) would print extra lines on stderr; the schema below
+    // refuses whatever they leave behind.
+    doc = parseYaml(text, { logLevel: 'error' });
   } catch (err) {
     throw bad(`${file}: not valid YAML (${(err as Error).message.split('\n')[0]})`);
   }

@@ -27,9 +27,25 @@ export class ZkmhaError extends Error {
     message: string,
     readonly details?: Readonly<Record<string, unknown>>,
   ) {
-    super(message);
+    super(INPUT_CODES.has(code) ? oneLine(message) : message);
     this.name = 'ZkmhaError';
   }
+}
+
+/** Codes whose messages quote refused input (an argument, a config value, a znode value). */
+const INPUT_CODES: ReadonlySet<ErrorCode> = new Set(['BAD_USAGE', 'BAD_CONFIG', 'BAD_RECORD', 'BAD_NAME']);
+const MAX_MESSAGE = 1024;
+// eslint-disable-next-line no-control-regex
+const UNPRINTABLE = /[\u0000-\u001f\u007f\u2028\u2029]/g;
+
+/**
+ * A refused value is quoted into its error, which goes to stderr, logs and alerts: control
+ * characters are escaped (one line, no forged log lines, no terminal escapes) and the length is
+ * bounded.
+ */
+export function oneLine(message: string): string {
+  const s = message.replace(UNPRINTABLE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return s.length <= MAX_MESSAGE ? s : `${s.slice(0, MAX_MESSAGE - 1)}…`;
 }
 
 export function isZkmhaError(err: unknown, code?: ErrorCode): err is ZkmhaError {

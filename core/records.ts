@@ -11,8 +11,11 @@ const v = z.literal(1);
 const node = z.string().refine(isNodeName, 'must be host:port');
 const group = z.string().regex(GROUP_RE, 'invalid group name');
 const port = z.number().int().refine(isPort, 'must be a port 1-65535');
-const ts = z.number().int().nonnegative(); // epoch milliseconds
-const epoch = z.number().int().nonnegative();
+// Safe integers only: past 2^53, `epoch + 1 === epoch` and a route could never be superseded.
+const ts = z.number().int().nonnegative().safe(); // epoch milliseconds
+const epoch = z.number().int().nonnegative().safe();
+/** A timer's budget: setTimeout fires at once (after 1 ms) for any delay past 2^31-1 ms. */
+const timerMs = z.number().int().positive().max(2_147_483_647);
 const gtid = z.string().max(65536); // validated further by core/gtid where used
 
 export const groupSettingsSchema = z
@@ -20,11 +23,11 @@ export const groupSettingsSchema = z
     /** Lag beyond which a replica leaves the read pool. */
     maxReadLagSeconds: z.number().nonnegative().default(30),
     /** Anti-flap: no second automatic failover within this period. */
-    recoveryBlockSeconds: z.number().int().nonnegative().default(300),
+    recoveryBlockSeconds: z.number().int().nonnegative().safe().default(300),
     /** Confirmation budget before declaring the master dead (design §5.3). */
-    confirmMs: z.number().int().positive().default(1500),
+    confirmMs: timerMs.default(1500),
     /** Bound on the candidate's drain (applying what it received). */
-    drainTimeoutMs: z.number().int().positive().default(5000),
+    drainTimeoutMs: timerMs.default(5000),
     semiSync: z.boolean().default(false),
     autoRejoin: z.boolean().default(false),
   })
@@ -83,7 +86,7 @@ export type OnlineRecord = z.infer<typeof onlineSchema>;
 export const agentSchema = z
   .object({
     v,
-    pid: z.number().int().positive(),
+    pid: z.number().int().positive().safe(),
     httpPort: z.number().int().min(0).max(65535),
     /**
      * The address the agent's HTTP listener is bound to (client.httpHost). Routers point HAProxy's
@@ -183,13 +186,18 @@ export const metaRouterSchema = z
 export type MetaRouterRecord = z.infer<typeof metaRouterSchema>;
 
 export const serverSchema = z
-  .object({ v, host: z.string().max(253), pid: z.number().int().positive(), at: ts })
+  .object({ v, host: z.string().max(253), pid: z.number().int().positive().safe(), at: ts })
   .strict();
 export type ServerRecord = z.infer<typeof serverSchema>;
 
 /** Value of a `lock/<group>/lock-<guid>-<seq>` node: who holds (or waits for) the lock. */
 export const lockSchema = z
-  .object({ v, owner: z.string().min(1).max(256), pid: z.number().int().positive().optional(), at: ts })
+  .object({
+    v,
+    owner: z.string().min(1).max(256),
+    pid: z.number().int().positive().safe().optional(),
+    at: ts,
+  })
   .strict();
 export type LockRecord = z.infer<typeof lockSchema>;
 

@@ -12,6 +12,8 @@ command -v mariadb-binlog >/dev/null 2>&1 || need+=(mariadb-client)
 command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+# The fault suite (npm run test:faults): silent partitions are nft DROP rules by cgroup v2.
+command -v nft >/dev/null 2>&1 || need+=(nftables)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then echo "ensure-deps: need root to apt-get install ${need[*]}" >&2; exit 1; fi

@@ -76,6 +76,11 @@ export interface ClusterOptions {
   readonly checkIntervalMs?: number;
   /** Log level of the child processes (default 'debug'). */
   readonly logLevel?: string;
+  /**
+   * Wraps the (synchronous) spawn of each role process, named `client-<node>`, `server-<id>` or
+   * `router-<id>`: the fault suite starts each in its own cgroup (test/env/faults.ts).
+   */
+  readonly wrapSpawn?: <T>(name: string, spawn: () => T) => T;
 }
 
 export interface Proc {
@@ -382,6 +387,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       return file;
     };
 
+    const wrap = opts.wrapSpawn ?? (<T>(_name: string, spawn: () => T): T => spawn());
+
     const instance = (node: string): MariaDBInstance => {
       const inst = instances.find((i) => i.node === node);
       if (inst === undefined) throw new Error(`no instance ${node}`);
@@ -398,10 +405,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       const existing = procs.get(name);
       if (existing?.running) throw new Error(`${name} already running`);
       const cfg = writeConfig('client', node, { node });
-      const proc = startProc(
-        name,
-        ['client', '--config', cfg],
-        path.join(dir, `${name.replace(/:/g, '_')}.log`),
+      const proc = wrap(name, () =>
+        startProc(name, ['client', '--config', cfg], path.join(dir, `${name.replace(/:/g, '_')}.log`)),
       );
       procs.set(name, proc);
       return proc;
@@ -415,7 +420,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       const existing = procs.get(name);
       if (existing?.running) throw new Error(`${name} already running`);
       const cfg = writeConfig('server', id);
-      const proc = startProc(name, ['server', '--config', cfg], path.join(dir, `${name}.log`), so.env);
+      const proc = wrap(name, () =>
+        startProc(name, ['server', '--config', cfg], path.join(dir, `${name}.log`), so.env),
+      );
       procs.set(name, proc);
       await waitFor(async () => (await zkc.exists(paths.server(id))) !== null || !proc.running, {
         timeoutMs: 15000,

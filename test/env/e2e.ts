@@ -75,7 +75,8 @@ export async function startE2E(opts: ClusterOptions = {}): Promise<E2EWorld> {
       { mode: 0o600 },
     );
     const routerLog = path.join(c.dir, 'router.log');
-    router = spawnMha(['router', '--config', cfg], routerLog);
+    const spawnRouter = (): ChildProcess => spawnMha(['router', '--config', cfg], routerLog);
+    router = opts.wrapSpawn ? opts.wrapSpawn('router-r1', spawnRouter) : spawnRouter();
     const r = router;
     await trackRouterHaproxy(h, 15_000);
     const master = await c.master();
