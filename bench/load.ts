@@ -1,4 +1,3 @@
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PACKAGE_ROOT } from '../core/config';
@@ -7,7 +6,7 @@ import { seqOf } from '../core/gtid';
 import { groupSettingsSchema, type GroupSettings } from '../core/records';
 import { startE2E, type E2EWorld } from '../test/env/e2e';
 import type { MariaDBInstance } from '../test/env/mariadb';
-import { sysbenchPrepare, sysbenchRun } from '../test/env/sysbench';
+import { ensureSysbench, sysbenchPrepare, sysbenchRun } from '../test/env/sysbench';
 import { lostAcks, median, writeOutage } from '../test/env/traffic';
 import { waitFor } from '../test/env/wait';
 import { startZooKeeper, type ZkCluster } from '../test/env/zookeeper';
@@ -58,23 +57,6 @@ function settingsOverride(): Partial<GroupSettings> {
     process.stderr.write(`bench:load: BENCH_LOAD_SETTINGS: ${errorMessage(err).split('\n')[0]}\n`);
     process.exit(2);
   }
-}
-
-/** Debian's sysbench, installed when missing (the bench is the one thing that needs it). */
-function ensureSysbench(): void {
-  try {
-    execFileSync('sysbench', ['--version'], { stdio: 'ignore' });
-    return;
-  } catch {
-    // not installed
-  }
-  if (process.getuid?.() !== 0) throw new Error('sysbench is missing and installing it needs root');
-  process.stdout.write('installing sysbench (apt-get)\n');
-  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
-  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'sysbench'], {
-    stdio: 'inherit',
-    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
-  });
 }
 
 interface Backlog {

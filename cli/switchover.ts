@@ -17,7 +17,14 @@ import {
   type StepTiming,
   type SwitchoverStep,
 } from '../core/ops';
-import { decodeRecord, encodeRecord, haproxySchema, taskSchema, type TaskRecord } from '../core/records';
+import {
+  decodeRecord,
+  encodeRecord,
+  haproxySchema,
+  taskSchema,
+  type ParallelApply,
+  type TaskRecord,
+} from '../core/records';
 import type { GroupView } from '../core/view';
 import { acquireLock } from '../core/zk/lock';
 import { cliWorker } from './worker';
@@ -502,11 +509,21 @@ async function switchoverLocked(
   }
   const others = replicas.filter((n) => n !== candidate);
   repointStarted = true;
-  const repointing = repointAll(ctx, ops, { oldMaster, candidate, others, semiSync: meta.settings.semiSync });
+  const repointing = repointAll(ctx, ops, {
+    oldMaster,
+    candidate,
+    others,
+    semiSync: meta.settings.semiSync,
+    parallelApply: meta.settings.parallelApply,
+  });
   try {
     await timer.run('promote', () =>
       conns.run(candidate, (c) =>
-        flavor.promote(c, { semiSync: meta.settings.semiSync, keepReplicaConfig: true }),
+        flavor.promote(c, {
+          semiSync: meta.settings.semiSync,
+          keepReplicaConfig: true,
+          parallelApply: meta.settings.parallelApply,
+        }),
       ),
     );
   } catch (err) {
@@ -612,13 +629,24 @@ async function fenceMaster(
 async function repointAll(
   ctx: CliContext,
   ops: OpsContext,
-  a: { oldMaster: string; candidate: string; others: readonly string[]; semiSync: boolean },
+  a: {
+    oldMaster: string;
+    candidate: string;
+    others: readonly string[];
+    semiSync: boolean;
+    parallelApply: ParallelApply;
+  },
 ): Promise<Record<string, { ok: true } | { ok: false; error: string }>> {
   const { cfg } = ctx;
   const replication = { user: cfg.mysql.replicationUser, password: cfg.mysql.replicationPassword };
   const { host, port } = parseNode(a.candidate);
   const [others, old] = await Promise.all([
-    repointReplicas(ops, a.others, a.candidate, { replication, semiSync: a.semiSync, timeoutMs: 5000 }),
+    repointReplicas(ops, a.others, a.candidate, {
+      replication,
+      semiSync: a.semiSync,
+      timeoutMs: 5000,
+      parallelApply: a.parallelApply,
+    }),
     (async (): Promise<{ ok: true } | { ok: false; error: string }> => {
       try {
         // A former master: its own binlog is its position (gtid_slave_pos is stale), hence current_pos.
@@ -629,6 +657,7 @@ async function repointAll(
             ...replication,
             semiSync: a.semiSync,
             gtidMode: 'current_pos',
+            parallelApply: a.parallelApply,
           }),
         );
         await ops.conns.run(a.oldMaster, (c) =>

@@ -9,6 +9,7 @@ import type { Flavor } from '../core/mysql/flavor';
 import { alertOps, commitMasterChange, historyOps, writeFencingRoute } from '../core/ops/commit';
 import type { NodeConnections } from '../core/ops/connections';
 import { readGtidPositions } from '../core/ops/positions';
+import { serialized, type DrainProgress } from '../core/ops/drain';
 import {
   catchUpFrom,
   drainReplica,
@@ -433,7 +434,12 @@ export async function runFailover(
     candidate: string,
     semiSync: boolean,
   ): Promise<Map<string, RepointResult>> =>
-    repointReplicas(ops, toRepoint(view, candidate), candidate, { replication, semiSync, timeoutMs: 5000 });
+    repointReplicas(ops, toRepoint(view, candidate), candidate, {
+      replication,
+      semiSync,
+      timeoutMs: 5000,
+      parallelApply: settingsOf(view).parallelApply,
+    });
   async function fenceMysql(): Promise<void> {
     const f = await fenceOldMaster(ops, oldMaster!, {
       timeoutMs: Math.min(cfg.mysql.connectTimeoutMs, 1000),
@@ -517,11 +523,12 @@ export async function runFailover(
           // Meanwhile the other replicas stop receiving too (nothing more can come from the old
           // master, and their re-pointing later is quicker with the IO thread already stopped).
           const others = toRepoint(view, candidate).filter((n) => n !== source?.node);
+          // Waits while apply progresses (core/ops/drain); task/ shows the progress.
+          const onProgress = serialized((p: DrainProgress) => saveTask({}, { ...detail, drainProgress: p }));
+          const drainOpts = { timeoutMs: settings.drainTimeoutMs, maxMs: settings.drainMaxMs, onProgress };
           const [c, s] = await Promise.all([
-            drainReplica(ops, candidate, { timeoutMs: settings.drainTimeoutMs }),
-            source !== null
-              ? drainReplica(ops, source.node, { timeoutMs: settings.drainTimeoutMs })
-              : Promise.resolve(null),
+            drainReplica(ops, candidate, drainOpts),
+            source !== null ? drainReplica(ops, source.node, drainOpts) : Promise.resolve(null),
             ...others.map((n) =>
               withTimeout(
                 deps.conns.run(n, (conn) => deps.flavor.stopIoThread(conn)),
@@ -535,12 +542,12 @@ export async function runFailover(
           if (!c.applied)
             throw new ZkmhaError(
               'TIMEOUT',
-              `${candidate} did not apply what it received (${c.target}) within ${settings.drainTimeoutMs} ms`,
+              `${candidate} did not apply what it received (${c.target}): ${c.why ?? 'timed out'}`,
             );
           if (s !== null && !s.applied)
             throw new ZkmhaError(
               'TIMEOUT',
-              `catch-up source ${source!.node} did not apply what it received (${s.target}) within ${settings.drainTimeoutMs} ms`,
+              `catch-up source ${source!.node} did not apply what it received (${s.target}): ${s.why ?? 'timed out'}`,
             );
           const m = member(view, oldMaster);
           if (m?.agent !== null && m?.agent !== undefined) await appendFromOldMaster(deps, view, candidate);
@@ -580,7 +587,10 @@ export async function runFailover(
           // The other replicas are re-pointed while the candidate is promoted: everything they
           // lack is already in its binlog (drained), and their semi-sync registration holds.
           repointing = startRepoint(view, task.candidate!, settings.semiSync);
-          const st = await promoteCandidate(ops, task.candidate!, { semiSync: settings.semiSync });
+          const st = await promoteCandidate(ops, task.candidate!, {
+            semiSync: settings.semiSync,
+            parallelApply: settings.parallelApply,
+          });
           dpatch = { gtidAtPromotion: st.gtidBinlogPos, promotedAt: Date.now() };
           next = 'repoint';
           break;

@@ -1,6 +1,23 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { TEST_CREDENTIALS } from './mariadb';
 import { track } from './reaper';
+
+/** Debian's sysbench, installed when missing (the bench is the one thing that needs it). */
+export function ensureSysbench(): void {
+  try {
+    execFileSync('sysbench', ['--version'], { stdio: 'ignore' });
+    return;
+  } catch {
+    // not installed
+  }
+  if (process.getuid?.() !== 0) throw new Error('sysbench is missing and installing it needs root');
+  process.stdout.write('installing sysbench (apt-get)\n');
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' });
+  execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'sysbench'], {
+    stdio: 'inherit',
+    env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
+  });
+}
 
 /**
  * Debian's sysbench (1.0.20) as the `app` user against 127.0.0.1:<port>, schema `app`. The password

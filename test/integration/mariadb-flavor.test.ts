@@ -6,6 +6,7 @@ import { compareGtidPos, formatGtidPos, parseGtidPos } from '../../core/gtid';
 import { MysqlError, type MysqlConnection } from '../../core/mysql/connection';
 import { mariadb } from '../../core/mysql/mariadb';
 import { flavorFor } from '../../core/mysql';
+import { waitApplied } from '../../core/ops/drain';
 import {
   secretOf,
   startMariaDB,
@@ -134,6 +135,50 @@ describe('mariadb flavor: state, fencing, drain, promote, re-point', () => {
       await assert.rejects(mariadb.waitForGtid(c, "0-1-2', 0) OR SLEEP(5", 200), (err: unknown) =>
         isZkmhaError(err, 'BAD_RECORD'),
       );
+    });
+  });
+
+  it('setParallelApply configures a running replica (restarting it) and is a no-op when it matches', async () => {
+    await withConn(r2, async (c) => {
+      await mariadb.setParallelApply(c, { threads: 4, mode: 'conservative' });
+      const [v] = await c.query(`SELECT @@slave_parallel_threads AS t, @@slave_parallel_mode AS m`);
+      assert.equal(Number(v?.t), 4);
+      assert.equal(String(v?.m), 'conservative');
+      const st = await mariadb.readState(c);
+      assert.ok(st.replica?.ioRunning !== false || st.replica?.ioConnecting === true, 'IO thread restarted');
+      assert.equal(st.replica?.sqlRunning, true, 'SQL thread restarted');
+      await mariadb.setParallelApply(c, { threads: 4, mode: 'conservative' });
+      await assert.rejects(mariadb.setParallelApply(c, { threads: -1, mode: 'optimistic' }), (err: unknown) =>
+        isZkmhaError(err, 'BAD_USAGE'),
+      );
+    });
+    await master.query(`INSERT INTO app.f (who) VALUES ('parallel')`);
+    await waitRows(r2, await rowCount(master));
+  });
+
+  it('waitApplied: stalled when apply does not move, applied once it runs again', async () => {
+    await withConn(r2, async (c) => {
+      await c.exec('STOP SLAVE SQL_THREAD');
+      try {
+        await master.query(`INSERT INTO app.f (who) VALUES ('stalled')`);
+        const [m] = await master.query('SELECT @@gtid_binlog_pos AS p');
+        const target = String(m?.p);
+        await waitFor(async () => (await mariadb.readState(c)).replica?.gtidIoPos === target, {
+          timeoutMs: 10000,
+          what: 'r2 received the row',
+        });
+        const r = await waitApplied(mariadb, c, r2.node, target, { stallMs: 300, maxMs: 10_000 });
+        assert.equal(r.kind, 'stalled');
+        assert.match(
+          r.kind === 'stalled' ? r.why : '',
+          /applied nothing for \d+ ms with 1 transactions left/,
+        );
+      } finally {
+        await c.exec('START SLAVE SQL_THREAD');
+      }
+      const [m] = await master.query('SELECT @@gtid_binlog_pos AS p');
+      const r = await waitApplied(mariadb, c, r2.node, String(m?.p), { stallMs: 5000, maxMs: 10_000 });
+      assert.equal(r.kind, 'applied');
     });
   });
 
