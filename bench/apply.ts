@@ -71,9 +71,16 @@ interface Result {
 
 /**
  * $BENCH_APPLY_SERVER: dynamic InnoDB settings set on every node first, e.g.
- * '{"innodb_log_file_size":268435456}' (the test servers start with an 8 MB redo log).
+ * '{"innodb_log_file_size":268435456}' (the test servers start with an 8 MB redo log); a
+ * 'replica:' prefix sets it on the replicas only, e.g. '{"replica:innodb_flush_log_at_trx_commit":2}'.
  */
-const SERVER_KEYS = new Set(['innodb_log_file_size', 'innodb_buffer_pool_size', 'innodb_io_capacity']);
+const SERVER_KEYS = new Set([
+  'innodb_log_file_size',
+  'innodb_buffer_pool_size',
+  'innodb_io_capacity',
+  'replica:innodb_flush_log_at_trx_commit',
+  'replica:slave_parallel_max_queued',
+]);
 function serverSettings(): Record<string, number> {
   const raw = process.env.BENCH_APPLY_SERVER;
   if (raw === undefined || raw === '') return {};
@@ -86,6 +93,48 @@ function serverSettings(): Record<string, number> {
       process.exit(2);
     }
   return v as Record<string, number>;
+}
+
+interface Where {
+  readonly hr: number;
+  /** The app sessions' states on the master, counted. */
+  readonly states: string;
+  /** Share of the time since the previous sample some task waited for CPU / IO (PSI "some"). */
+  readonly cpuPct: number;
+  readonly ioPct: number;
+  /** How long the processlist query took. */
+  readonly queryMs: number;
+}
+
+function psiTotal(kind: 'cpu' | 'io'): number {
+  try {
+    const m = /some .*total=(\d+)/.exec(fs.readFileSync(`/proc/pressure/${kind}`, 'utf8'));
+    return m !== null ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+let lastPsi = { hr: performance.now(), cpu: psiTotal('cpu'), io: psiTotal('io') };
+
+async function where(master: MariaDBInstance): Promise<Where> {
+  const q0 = performance.now();
+  const rows = await master.query(
+    `SELECT STATE AS s, COUNT(*) AS n FROM information_schema.PROCESSLIST WHERE USER = 'app' GROUP BY STATE`,
+  );
+  const hr = performance.now();
+  const now = { hr, cpu: psiTotal('cpu'), io: psiTotal('io') };
+  const dt = (now.hr - lastPsi.hr) * 1000; // µs
+  const pct = (a: number, b: number) => (dt > 0 ? Math.round(((a - b) * 100) / dt) : NaN);
+  const w: Where = {
+    hr,
+    states: rows.map((r) => `${String(r.s) || '-'}:${String(r.n)}`).join(', '),
+    cpuPct: pct(now.cpu, lastPsi.cpu),
+    ioPct: pct(now.io, lastPsi.io),
+    queryMs: Math.round(hr - q0),
+  };
+  lastPsi = now;
+  return w;
 }
 
 async function backlog(r: MariaDBInstance): Promise<number> {
@@ -119,6 +168,7 @@ async function one(
   const logSize = Number(cap?.s ?? 0);
   let maxAge = 0;
   let samples = 0;
+  const timeline: Where[] = [];
   let fsyncPending = 0;
   let semiSyncWaiting = 0;
   const retries0 = (
@@ -140,6 +190,7 @@ async function one(
     samples++;
     if ((await statusNum(master, 'Innodb_os_log_pending_fsyncs')) > 0) fsyncPending++;
     if ((await statusNum(master, 'Rpl_semi_sync_master_wait_sessions')) > 0) semiSyncWaiting++;
+    timeline.push(await where(master));
     await new Promise((r) => setTimeout(r, 250));
   }
   await run.stop();
@@ -151,6 +202,14 @@ async function one(
   // The first second includes connecting.
   const perSecond = run.samples.slice(1).map((s) => s.tps);
   const med = median(perSecond) ?? NaN;
+  // Where the master's sessions were, and how much of the time the machine's tasks waited for
+  // CPU and IO (PSI), during each stalled second.
+  for (const s of run.samples.slice(1).filter((x) => x.tps < med * 0.1)) {
+    const w = timeline.filter((t) => t.hr > s.hr - 1000 && t.hr <= s.hr);
+    process.stdout.write(
+      `    stall at +${((s.hr - t0) / 1000).toFixed(1)}s: ${w.map((x) => `[${x.states} | cpu ${x.cpuPct}% io ${x.ioPct}% ${x.queryMs}ms]`).join(' ') || 'no sample (the sampler itself stalled)'}\n`,
+    );
+  }
   const retries =
     (await Promise.all(replicas.map((r) => statusNum(r, 'Slave_retried_transactions')))).reduce(
       (a, b) => a + b,
@@ -184,8 +243,13 @@ async function main(): Promise<void> {
   try {
     const [master, ...replicas] = db.instances as [MariaDBInstance, ...MariaDBInstance[]];
     const server = serverSettings();
+    // 'replica:<name>' only on the replicas; the names are checked against SERVER_KEYS.
     for (const i of db.instances)
-      for (const [k, v] of Object.entries(server)) await i.query(`SET GLOBAL ${k} = ?`, [v]);
+      for (const [k, v] of Object.entries(server)) {
+        const onReplica = k.startsWith('replica:');
+        if (onReplica && i === master) continue;
+        await i.query(`SET GLOBAL ${onReplica ? k.slice('replica:'.length) : k} = ?`, [v]);
+      }
     await sysbenchPrepare({ port: master.port, threads: 4, tables: TABLES, tableSize: TABLE_SIZE });
     await db.waitReplicated({ timeoutMs: 60_000 });
     process.stdout.write(

@@ -83,6 +83,8 @@ interface Cycle {
   readonly steps: string;
   readonly checksums: string;
   readonly invariants: string;
+  /** How the write sysbench processes that ended early ended (each was started again). */
+  readonly sysbenchExits: readonly string[];
   readonly directTps?: number;
   readonly haproxyTps?: number;
 }
@@ -173,6 +175,11 @@ async function cycle(zk: ZkCluster, run: number, settings: Partial<GroupSettings
       });
       afterHr = writer.acks.find((a) => a.node === newNode)!.hr;
       await new Promise((r) => setTimeout(r, AFTER_MS + 1000));
+      const lastSample = load.samples.at(-1)?.hr ?? 0;
+      if (performance.now() - lastSample > 3000)
+        process.stderr.write(
+          `cycle #${run}: sysbench (write) silent for ${Math.round(performance.now() - lastSample)} ms; its threads wait in ${load.threadWaits()}\n`,
+        );
     } catch (err) {
       invariants = errorMessage(err);
     }
@@ -230,6 +237,7 @@ async function cycle(zk: ZkCluster, run: number, settings: Partial<GroupSettings
       steps,
       checksums: sums,
       invariants,
+      sysbenchExits: [...load.exits, ...reads.exits.map((e) => `read: ${e}`)],
       ...(directTps !== undefined ? { directTps, haproxyTps } : {}),
     };
   } catch (err) {
@@ -280,6 +288,7 @@ async function main(): Promise<void> {
           steps: '-',
           checksums: '-',
           invariants: `set-up failed: ${errorMessage(err).split('\n')[0]}`,
+          sysbenchExits: [],
         };
       }
       cycles.push(c);
@@ -291,6 +300,8 @@ async function main(): Promise<void> {
             11,
           )}  ${fmt(c.tpsBefore).padStart(10)}  ${fmt(c.tpsAfter).padStart(9)}  ${String(c.writeErrors).padStart(5)}  ${String(c.readErrors).padStart(5)}  ${String(c.lostAcked).padStart(4)}  ${c.checksums}, ${c.invariants}, ${c.steps}\n`,
       );
+      if (c.sysbenchExits.length > 0)
+        process.stdout.write(`    sysbench ended early and was restarted: ${c.sysbenchExits.join('; ')}\n`);
       if (c.directTps !== undefined)
         process.stdout.write(
           `    direct to the master ${fmt(c.directTps)} tps, through HAProxy ${fmt(c.haproxyTps)} tps: ratio ${((c.haproxyTps ?? NaN) / c.directTps).toFixed(3)}\n`,

@@ -1,4 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import { TEST_CREDENTIALS } from './mariadb';
 import { track } from './reaper';
 
@@ -50,6 +51,10 @@ export interface SysbenchRun {
   tpsBetween(fromHr: number, toHr: number): number;
   /** Errors (err/s summed over the one-second samples) within [fromHr, toHr]. */
   errorsBetween(fromHr: number, toHr: number): number;
+  /** How each sysbench process that ended before the deadline ended (it is then started again). */
+  readonly exits: readonly string[];
+  /** Its threads' kernel wait channels, counted (where a silent sysbench is stuck). */
+  threadWaits(): string;
   /** SIGTERM, then SIGKILL after 3 s; resolves when it exited. */
   stop(): Promise<void>;
 }
@@ -96,67 +101,112 @@ export function sysbenchPrepare(o: SysbenchOptions): Promise<void> {
 }
 
 /**
- * Starts `sysbench <test> run` for at most `maxSeconds`, ignoring errors (it reconnects and goes
- * on through a failover) and reporting every second.
+ * Starts `sysbench <test> run` for at most `maxSeconds`, ignoring errors and reporting every
+ * second. Debian's sysbench 1.0.20 (linked with libmariadb) exits without a word when it
+ * reconnects after a lost connection (seen here at every master kill; sysbench issue #527), so a
+ * process that ends before the deadline is started again at once, as an application would
+ * reconnect: `exits` says how each one ended, and the samples go on from the new one.
  */
 export function sysbenchRun(
   test: SysbenchTest,
   o: SysbenchOptions & { readonly maxSeconds: number },
 ): SysbenchRun {
-  const child: ChildProcess = spawn(
-    'sysbench',
-    [
-      ...baseArgs(test, o),
-      `--time=${o.maxSeconds}`,
-      '--report-interval=1',
-      '--mysql-ignore-errors=all',
-      // Connection loss mid-run (a failover) must reconnect, not end the thread.
-      '--db-ps-mode=disable',
-      'run',
-    ],
-    { env: env(), stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  track(child);
   const samples: SysbenchSample[] = [];
-  let buf = '';
+  const exits: string[] = [];
   let all = '';
-  child.stdout?.on('data', (d: Buffer) => {
-    buf += d.toString();
-    if (all.length < 2_000_000) all += d.toString();
-    let i: number;
-    while ((i = buf.indexOf('\n')) >= 0) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      const m = REPORT_RE.exec(line);
-      if (m !== null)
-        samples.push({
-          hr: performance.now(),
-          tps: Number(m[1]),
-          errPerSec: Number(m[2]),
-          reconnPerSec: Number(m[3]),
-        });
-    }
-  });
-  child.stderr?.on('data', (d: Buffer) => {
-    if (all.length < 2_000_000) all += d.toString();
-  });
-  const exited = new Promise<void>((resolve) => {
-    if (child.exitCode !== null) resolve();
-    child.once('exit', () => resolve());
-    child.once('error', () => resolve());
-  });
-  const within = (from: number, to: number) => samples.filter((s) => s.hr >= from && s.hr <= to);
+  let stopped = false;
+  const deadline = performance.now() + o.maxSeconds * 1000;
+  let child: ChildProcess;
+  let exited: Promise<void>;
+
+  const start = (): void => {
+    const seconds = Math.max(1, Math.ceil((deadline - performance.now()) / 1000));
+    const c = spawn(
+      'sysbench',
+      [
+        ...baseArgs(test, o),
+        `--time=${seconds}`,
+        '--report-interval=1',
+        '--mysql-ignore-errors=all',
+        '--db-ps-mode=disable',
+        'run',
+      ],
+      { env: env(), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    track(c);
+    child = c;
+    let buf = '';
+    c.stdout?.on('data', (d: Buffer) => {
+      buf += d.toString();
+      if (all.length < 2_000_000) all += d.toString();
+      let i: number;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        const m = REPORT_RE.exec(line);
+        if (m !== null)
+          samples.push({
+            hr: performance.now(),
+            tps: Number(m[1]),
+            errPerSec: Number(m[2]),
+            reconnPerSec: Number(m[3]),
+          });
+      }
+    });
+    c.stderr?.on('data', (d: Buffer) => {
+      if (all.length < 2_000_000) all += d.toString();
+    });
+    exited = new Promise<void>((resolve) => {
+      c.once('error', () => resolve());
+      c.once('exit', (code, signal) => {
+        const how = signal !== null ? `signal ${signal}` : `code ${String(code)}`;
+        if (!stopped) {
+          exits.push(
+            `${how} at +${((performance.now() - (deadline - o.maxSeconds * 1000)) / 1000).toFixed(1)}s`,
+          );
+          all += `\n[sysbench exited: ${how}]\n`;
+        }
+        resolve();
+        // Bounded by the deadline; a sysbench that cannot connect yet exits at once, hence the pause.
+        if (!stopped && performance.now() < deadline - 1000) setTimeout(() => !stopped && start(), 50);
+      });
+    });
+  };
+  start();
+
+  const within = (from: number, to: number) => samples.filter((x) => x.hr >= from && x.hr <= to);
   return {
     samples,
+    exits,
     output: () => all,
+    threadWaits() {
+      const pid = child.pid;
+      if (pid === undefined || child.exitCode !== null || child.signalCode !== null) return 'exited';
+      const counts = new Map<string, number>();
+      try {
+        for (const t of fs.readdirSync(`/proc/${pid}/task`)) {
+          let w = '?';
+          try {
+            w = fs.readFileSync(`/proc/${pid}/task/${t}/wchan`, 'utf8').trim() || 'running';
+          } catch {
+            // the thread ended meanwhile
+          }
+          counts.set(w, (counts.get(w) ?? 0) + 1);
+        }
+      } catch {
+        return 'exited';
+      }
+      return [...counts].map(([w, n]) => `${w}:${n}`).join(' ');
+    },
     tpsBetween(from, to) {
       const xs = within(from, to);
-      return xs.length === 0 ? NaN : xs.reduce((a, s) => a + s.tps, 0) / xs.length;
+      return xs.length === 0 ? NaN : xs.reduce((a, x) => a + x.tps, 0) / xs.length;
     },
     errorsBetween(from, to) {
-      return Math.round(within(from, to).reduce((a, s) => a + s.errPerSec, 0));
+      return Math.round(within(from, to).reduce((a, x) => a + x.errPerSec, 0));
     },
     async stop() {
+      stopped = true;
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const t = setTimeout(() => child.kill('SIGKILL'), 3000);
