@@ -27,11 +27,11 @@ const TABLES = 4;
 const TABLE_SIZE = 20_000;
 
 const DEFAULT_MODES: ParallelApply[] = [
-  { threads: 0, mode: 'conservative' },
-  { threads: 8, mode: 'optimistic' },
-  { threads: 4, mode: 'optimistic' },
-  { threads: 8, mode: 'conservative' },
-  { threads: 4, mode: 'conservative' },
+  { threads: 0, mode: 'conservative', replicaFlushLogAtCommit: 1 },
+  { threads: 4, mode: 'optimistic', replicaFlushLogAtCommit: 1 },
+  { threads: 0, mode: 'conservative', replicaFlushLogAtCommit: 2 },
+  { threads: 4, mode: 'optimistic', replicaFlushLogAtCommit: 2 },
+  { threads: 8, mode: 'optimistic', replicaFlushLogAtCommit: 2 },
 ];
 
 function modes(): ParallelApply[] {
@@ -255,13 +255,13 @@ async function main(): Promise<void> {
     process.stdout.write(
       `server settings ${JSON.stringify(server)}\n` +
         `bench:apply — sysbench oltp_write_only --threads=${THREADS} straight to the master for ${SECONDS} s per setting; 2 semi-sync replicas\n` +
-        `${'threads/mode'.padEnd(16)} ${'tps med'.padStart(7)} ${'min'.padStart(5)} ${'stall s'.padStart(7)} ${'semi→async'.padStart(10)} ${'max backlog'.padStart(11)} ${'end backlog'.padStart(11)} ${'catch-up ms'.padStart(11)} ${'retries'.padStart(7)} ${'log waits'.padStart(9)} ${'wait free'.padStart(9)} ${'ckpt age%'.padStart(9)} ${'fsync/semi/n'.padStart(12)}  per-second tps\n`,
+        `${'threads/mode/flush'.padEnd(22)} ${'tps med'.padStart(7)} ${'min'.padStart(5)} ${'stall s'.padStart(7)} ${'semi→async'.padStart(10)} ${'max backlog'.padStart(11)} ${'end backlog'.padStart(11)} ${'catch-up ms'.padStart(11)} ${'retries'.padStart(7)} ${'log waits'.padStart(9)} ${'wait free'.padStart(9)} ${'ckpt age%'.padStart(9)} ${'fsync/semi/n'.padStart(12)}  per-second tps\n`,
     );
     for (const s of list) {
       const r = await one(master, replicas, s);
       results.push(r);
       process.stdout.write(
-        `${`${s.threads}/${s.mode}`.padEnd(16)} ${r.tpsMedian.toFixed(0).padStart(7)} ${r.minTps.toFixed(0).padStart(5)} ${String(r.stallSeconds).padStart(7)} ${String(r.semiSyncFallbacks).padStart(10)} ${String(r.maxBacklog).padStart(11)} ${String(r.endBacklog).padStart(11)} ${r.catchUpMs.toFixed(0).padStart(11)} ${String(r.retries).padStart(7)} ${String(r.logWaits).padStart(9)} ${String(r.waitFree).padStart(9)} ${String(r.maxCheckpointAgePct).padStart(9)} ${`${r.fsyncPending}/${r.semiSyncWaiting}/${r.samples}`.padStart(12)}  ${r.perSecond.map((t) => t.toFixed(0)).join(' ')}\n`,
+        `${`${s.threads}/${s.mode}/flush${s.replicaFlushLogAtCommit}`.padEnd(22)} ${r.tpsMedian.toFixed(0).padStart(7)} ${r.minTps.toFixed(0).padStart(5)} ${String(r.stallSeconds).padStart(7)} ${String(r.semiSyncFallbacks).padStart(10)} ${String(r.maxBacklog).padStart(11)} ${String(r.endBacklog).padStart(11)} ${r.catchUpMs.toFixed(0).padStart(11)} ${String(r.retries).padStart(7)} ${String(r.logWaits).padStart(9)} ${String(r.waitFree).padStart(9)} ${String(r.maxCheckpointAgePct).padStart(9)} ${`${r.fsyncPending}/${r.semiSyncWaiting}/${r.samples}`.padStart(12)}  ${r.perSecond.map((t) => t.toFixed(0)).join(' ')}\n`,
       );
     }
   } finally {

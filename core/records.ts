@@ -31,6 +31,14 @@ export const parallelApplySchema = z
      * parallel and retries the ones that conflict.
      */
     mode: z.enum(['conservative', 'optimistic', 'aggressive', 'minimal', 'none']).default('optimistic'),
+    /**
+     * innodb_flush_log_at_trx_commit while the node is a replica; a promotion sets 1 before it
+     * takes writes. 2 (no fsync per applied commit) is safe for a replica: its applied position
+     * (mysql.gtid_slave_pos) is in the same redo log as the data, so an OS crash only makes it
+     * fetch the last second again, and semi-sync acknowledges on receipt, before apply. It let
+     * replicas keep up in bench:apply, but bench:load showed no gain yet, so 1 stays the default.
+     */
+    replicaFlushLogAtCommit: z.union([z.literal(1), z.literal(2)]).default(1),
   })
   .strict();
 export type ParallelApply = z.infer<typeof parallelApplySchema>;

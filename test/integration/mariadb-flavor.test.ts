@@ -140,16 +140,19 @@ describe('mariadb flavor: state, fencing, drain, promote, re-point', () => {
 
   it('setParallelApply configures a running replica (restarting it) and is a no-op when it matches', async () => {
     await withConn(r2, async (c) => {
-      await mariadb.setParallelApply(c, { threads: 4, mode: 'conservative' });
+      await mariadb.setParallelApply(c, { threads: 4, mode: 'conservative', replicaFlushLogAtCommit: 2 });
       const [v] = await c.query(`SELECT @@slave_parallel_threads AS t, @@slave_parallel_mode AS m`);
       assert.equal(Number(v?.t), 4);
       assert.equal(String(v?.m), 'conservative');
+      const [f] = await c.query(`SELECT @@innodb_flush_log_at_trx_commit AS f`);
+      assert.equal(Number(f?.f), 2, 'a replica applies without an fsync per commit');
       const st = await mariadb.readState(c);
       assert.ok(st.replica?.ioRunning !== false || st.replica?.ioConnecting === true, 'IO thread restarted');
       assert.equal(st.replica?.sqlRunning, true, 'SQL thread restarted');
-      await mariadb.setParallelApply(c, { threads: 4, mode: 'conservative' });
-      await assert.rejects(mariadb.setParallelApply(c, { threads: -1, mode: 'optimistic' }), (err: unknown) =>
-        isZkmhaError(err, 'BAD_USAGE'),
+      await mariadb.setParallelApply(c, { threads: 4, mode: 'conservative', replicaFlushLogAtCommit: 2 });
+      await assert.rejects(
+        mariadb.setParallelApply(c, { threads: -1, mode: 'optimistic', replicaFlushLogAtCommit: 2 }),
+        (err: unknown) => isZkmhaError(err, 'BAD_USAGE'),
       );
     });
     await master.query(`INSERT INTO app.f (who) VALUES ('parallel')`);
@@ -258,7 +261,10 @@ describe('mariadb flavor: state, fencing, drain, promote, re-point', () => {
     assert.equal(await rowCount(r1), expected);
 
     await withConn(r1, (c) => mariadb.promote(c, { semiSync: true }));
+    await r1.query('SET GLOBAL innodb_flush_log_at_trx_commit = 2'); // as a replica may run
     await withConn(r1, (c) => mariadb.promote(c, { semiSync: true })); // idempotent
+    const [flush] = await r1.query('SELECT @@innodb_flush_log_at_trx_commit AS f');
+    assert.equal(Number(flush?.f), 1, 'a new master makes every commit durable');
     const promoted = await withConn(r1, (c) => mariadb.readState(c));
     assert.equal(promoted.readOnly, false);
     assert.equal(promoted.replica, null);

@@ -41,7 +41,7 @@ const meta = (name: string, members: string[], writePort = 13306, readPort = 133
       drainMaxMs: 600_000,
       semiSync: false,
       autoRejoin: false,
-      parallelApply: { threads: 4, mode: 'optimistic' },
+      parallelApply: { threads: 4, mode: 'optimistic', replicaFlushLogAtCommit: 2 },
     },
   },
 });
