@@ -247,7 +247,10 @@ export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResul
       try {
         await timed('promote master', () =>
           step(`make ${plan.master} the master`, () =>
-            flavor.promote(conns.get(plan.master)!, { semiSync: settings.semiSync }),
+            flavor.promote(conns.get(plan.master)!, {
+              semiSync: settings.semiSync,
+              parallelApply: settings.parallelApply,
+            }),
           ),
         );
         await timed('start replication', () =>
@@ -261,6 +264,7 @@ export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResul
                   user: cfg.mysql.replicationUser,
                   password: cfg.mysql.replicationPassword,
                   semiSync: settings.semiSync,
+                  parallelApply: settings.parallelApply,
                   // current_pos: a node holding part of the master's history (checked above) resumes after it.
                   gtidMode: 'current_pos',
                 }),

@@ -61,6 +61,7 @@ async function addHostLocked(ctx: CliContext, input: AddHostInput): Promise<AddH
       master,
       cfg.mysql,
       meta.settings.semiSync,
+      meta.settings.parallelApply,
     );
   });
 

@@ -1,3 +1,5 @@
+import { describeDrain, drainProgressSchema, type DrainProgress } from '../core/ops/drain';
+import { backlogTrx } from '../core/backlog';
 import { chooseCandidate, type NodePosition } from '../core/candidate';
 import { ZkmhaError, errorMessage } from '../core/errors';
 import { NodeConnections, readGtidPositions } from '../core/ops';
@@ -33,6 +35,10 @@ export interface NodeStatus {
   readonly readOnly: boolean | null;
   readonly gtid: string | null;
   readonly lagSeconds: number | null;
+  /** Received but not applied transactions (live read, else the heartbeat's), core/backlog. */
+  readonly backlogTrx: number | null;
+  /** The heartbeat's estimate of the seconds to apply them. */
+  readonly backlogSeconds: number | null;
   readonly ioRunning: boolean | null;
   readonly sqlRunning: boolean | null;
   readonly replicatesFrom: string | null;
@@ -80,6 +86,8 @@ export interface GroupStatus {
      * resolve it after a grace period and raise `operation-abandoned`).
      */
     readonly noLockHolder: boolean;
+    /** The failover's drain progress (core/ops/drain), while it drains. */
+    readonly drain?: DrainProgress | null;
   } | null;
   readonly lock: { readonly owner: string; readonly at: number; readonly waiters: number } | null;
   readonly nodes: readonly NodeStatus[];
@@ -165,6 +173,11 @@ export function buildGroupStatus(
       readOnly: live?.readOnly ?? o?.readOnly ?? null,
       gtid: live !== null ? live.gtidBinlogPos : (o?.gtidCurrent ?? null),
       lagSeconds: o?.lagSeconds ?? null,
+      backlogTrx:
+        live?.replica != null
+          ? backlogTrx(live.replica.gtidIoPos, live.gtidSlavePos)
+          : (o?.backlogTrx ?? null),
+      backlogSeconds: o?.backlogSeconds ?? null,
       ioRunning: live !== null ? (live.replica?.ioRunning ?? null) : (o?.ioRunning ?? null),
       sqlRunning: live !== null ? (live.replica?.sqlRunning ?? null) : (o?.sqlRunning ?? null),
       replicatesFrom: live !== null ? (live.replica?.masterNode ?? null) : (o?.masterNode ?? null),
@@ -223,6 +236,10 @@ export function buildGroupStatus(
             worker: view.task.record.worker,
             startedAt: view.task.record.startedAt,
             noLockHolder: view.task.record.kind !== 'failover' && lock === null,
+            drain:
+              view.task.record.step === 'drain'
+                ? (drainProgressSchema.safeParse(view.task.record.detail.drainProgress).data ?? null)
+                : null,
           },
     lock: lock === null ? null : { owner: lock.owner, at: lock.at, waiters: lock.waiters },
     nodes,
@@ -264,7 +281,8 @@ export function renderGroupStatus(g: GroupStatus, now: number): string {
       `  task: ${g.task.kind} at step '${g.task.step}' by ${g.task.worker}, started ${ago(g.task.startedAt, now)}` +
         (g.task.noLockHolder
           ? ' — NO LOCK HOLDER: its process is gone; the server workers resolve it (alert operation-abandoned)'
-          : ''),
+          : '') +
+        (g.task.drain != null ? `; ${describeDrain(g.task.drain)}` : ''),
     );
   if (g.lock !== null)
     out.push(
@@ -278,6 +296,9 @@ export function renderGroupStatus(g: GroupStatus, now: number): string {
     yn(n.readOnly),
     n.gtid ?? '-',
     n.lagSeconds === null ? '-' : `${n.lagSeconds}s`,
+    n.backlogTrx === null
+      ? '-'
+      : `${n.backlogTrx}${n.backlogSeconds !== null ? ` (~${n.backlogSeconds}s)` : ''}`,
     n.replicatesFrom === null ? '-' : `${n.replicatesFrom} io:${yn(n.ioRunning)} sql:${yn(n.sqlRunning)}`,
     n.priority === null ? '-' : String(n.priority),
     n.dc ?? '-',
@@ -285,7 +306,19 @@ export function renderGroupStatus(g: GroupStatus, now: number): string {
   ]);
   out.push(
     renderTable(
-      ['node', 'role', 'state', 'read_only', 'gtid', 'lag', 'replicates from', 'prio', 'dc', 'read pool'],
+      [
+        'node',
+        'role',
+        'state',
+        'read_only',
+        'gtid',
+        'lag',
+        'apply backlog',
+        'replicates from',
+        'prio',
+        'dc',
+        'read pool',
+      ],
       rows,
     )
       .trimEnd()

@@ -1,3 +1,4 @@
+import { backlogSeconds, backlogTrx } from '../core/backlog';
 import type { MasterRecord } from '../core/records';
 import { liveStatus, type Health } from './health';
 
@@ -109,6 +110,11 @@ export function replicaCheck(s: AgentSnapshot, maxLag: number = s.maxReadLagSeco
     return { status: 503, body: `replication stopped (io=${r.ioRunning} sql=${r.sqlRunning})\n` };
   if (r.lagSeconds === null) return { status: 503, body: 'lag unknown\n' };
   if (r.lagSeconds > maxLag) return { status: 503, body: `lag ${r.lagSeconds}s > ${maxLag}s\n` };
+  // Seconds_Behind_Master stays low while received transactions wait unapplied (core/backlog).
+  const trx = backlogTrx(r.gtidIo, st.gtidSlave);
+  const secs = trx !== null ? backlogSeconds(trx, r.applyRate?.rate ?? null) : null;
+  if (secs !== null && secs > maxLag)
+    return { status: 503, body: `apply backlog ${trx} transactions (~${secs}s) > ${maxLag}s\n` };
   return { status: 200, body: `replica lag ${r.lagSeconds}s${r.ioRunning ? '' : ' (master unreachable)'}\n` };
 }
 

@@ -1,3 +1,11 @@
+import {
+  appliedCount,
+  backlogBucket,
+  backlogSeconds,
+  backlogTrx,
+  nextApplyRate,
+  type ApplyRateSample,
+} from '../core/backlog';
 import type { OnlineRecord } from '../core/records';
 
 /**
@@ -38,6 +46,8 @@ export interface ReplicaStatus {
    */
   readonly lagSeconds: number | null;
   readonly gtidIo: string;
+  /** The apply rate measured over the checks so far (set by decideHealth; absent in raw reads). */
+  readonly applyRate?: ApplyRateSample;
 }
 
 /**
@@ -80,7 +90,11 @@ export type DownReason = 'refused' | 'dropped' | 'timeouts' | 'errors';
 export function decideHealth(prev: Health, obs: Observation, failAfter: number): Health {
   switch (obs.kind) {
     case 'ok': {
-      const status = boundLag(prev.kind === 'up' ? prev : null, obs.status, obs.at);
+      const status = measureApplyRate(
+        prev.kind === 'up' ? prev.status : null,
+        boundLag(prev.kind === 'up' ? prev : null, obs.status, obs.at),
+        obs.at,
+      );
       return { kind: 'up', since: prev.kind === 'up' ? prev.since : obs.at, status, at: obs.at };
     }
     case 'refused':
@@ -128,6 +142,15 @@ export function boundLag(
   if (last === null || last === undefined || prev === null) return next;
   const lag = Math.round((last + Math.max(0, at - prev.at) / 1000) * 10) / 10;
   return { ...next, replica: { ...r, lagSeconds: lag } };
+}
+
+/** Carries the apply rate (core/backlog) from the previous good status to this one. */
+export function measureApplyRate(prev: MysqlStatus | null, next: MysqlStatus, at: number): MysqlStatus {
+  const r = next.replica;
+  const applied = appliedCount(next.gtidSlave);
+  if (r === null || applied === null) return next;
+  const rate = nextApplyRate(prev?.replica?.applyRate ?? null, applied, at);
+  return { ...next, replica: { ...r, applyRate: rate } };
 }
 
 /**
@@ -186,6 +209,7 @@ export function lagBucket(lag: number | null | undefined, maxReadLagSeconds: num
 /** The `online/<node>` value for a status (the server and CLI read it, design §3). */
 export function onlineRecordFor(status: MysqlStatus, at: number): OnlineRecord {
   const r = status.replica;
+  const trx = r !== null ? backlogTrx(r.gtidIo, status.gtidSlave) : null;
   return {
     v: 1,
     mysqldUp: true,
@@ -201,6 +225,9 @@ export function onlineRecordFor(status: MysqlStatus, at: number): OnlineRecord {
           ...(r.ioConnecting === true ? { ioConnecting: true } : {}),
           sqlRunning: r.sqlRunning,
           ...(r.masterNode !== null ? { masterNode: r.masterNode } : {}),
+          ...(trx !== null
+            ? { backlogTrx: trx, backlogSeconds: backlogSeconds(trx, r.applyRate?.rate ?? null) }
+            : {}),
         }
       : {}),
     at,
@@ -224,7 +251,8 @@ export function onlineChanged(
     published.ioConnecting !== next.ioConnecting ||
     published.sqlRunning !== next.sqlRunning ||
     published.masterNode !== next.masterNode ||
-    lagBucket(published.lagSeconds, maxReadLagSeconds) !== lagBucket(next.lagSeconds, maxReadLagSeconds)
+    lagBucket(published.lagSeconds, maxReadLagSeconds) !== lagBucket(next.lagSeconds, maxReadLagSeconds) ||
+    backlogBucket(published.backlogTrx) !== backlogBucket(next.backlogTrx)
   );
 }
 

@@ -1,4 +1,5 @@
 import { compareGtidPos, formatGtid, mostAdvanced, parseGtidPos, type Gtid, type GtidPos } from './gtid';
+import { BACKLOG_TIE_TRX, backlogTrx } from './backlog';
 import { errorMessage } from './errors';
 import type { GroupView } from './view';
 
@@ -7,7 +8,9 @@ import type { GroupView } from './view';
  * positions read from every live replica. Used by the server's failover and by `mha status`
  * ("which replica would be promoted right now and why").
  *
- * Order: the most RECEIVED transactions first (Gtid_IO_Pos, never gtid_current_pos), then
+ * Order: the most RECEIVED transactions first (Gtid_IO_Pos, never gtid_current_pos); among those,
+ * the smallest apply BACKLOG (received − applied: the one writable soonest, since the drain must
+ * apply all of it first), backlogs within BACKLOG_TIE_TRX of the smallest counting as equal; then
  * priority (1 before 2; 0 never), then the old master's data centre, then the node name.
  *
  * A replica that is not eligible (priority 0, say) but received more than every eligible one is
@@ -49,6 +52,8 @@ export interface CandidateAssessment {
   readonly dc: string | null;
   /** Usable as a catch-up source (reachable, replicating from the old master, no errant writes). */
   readonly source: boolean;
+  /** Received but not yet applied transactions (core/backlog), when known. */
+  readonly backlogTrx?: number | null;
 }
 
 export type CandidateChoice =
@@ -110,6 +115,8 @@ interface Scored {
   readonly pos: GtidPos;
   readonly priority: number;
   readonly sameDc: boolean;
+  /** Apply backlog in transactions (null: unknown, ranked last). */
+  readonly backlog: number | null;
 }
 
 /** Tie-breakers among equally advanced replicas: priority, then data centre, then name. */
@@ -117,6 +124,19 @@ export function compareTies(a: Scored, b: Scored): number {
   if (a.priority !== b.priority) return a.priority - b.priority;
   if (a.sameDc !== b.sameDc) return a.sameDc ? -1 : 1;
   return a.node < b.node ? -1 : a.node > b.node ? 1 : 0;
+}
+
+/**
+ * The equally advanced replicas that will be writable soonest: those whose apply backlog is
+ * within BACKLOG_TIE_TRX of the smallest (a difference that small costs well under a second to
+ * apply, and then the operator's priority should decide). Unknown backlogs count only when no
+ * replica's backlog is known.
+ */
+export function soonestWritable<T extends { readonly backlog: number | null }>(leaders: readonly T[]): T[] {
+  const known = leaders.filter((s) => s.backlog !== null);
+  if (known.length === 0) return [...leaders];
+  const min = Math.min(...known.map((s) => s.backlog!));
+  return known.filter((s) => s.backlog! <= min + BACKLOG_TIE_TRX);
 }
 
 export function chooseCandidate(
@@ -164,6 +184,7 @@ export function chooseCandidate(
       continue;
     }
     const received = fmt(pos);
+    const backlog = backlogTrx(received, p.gtidSlavePos);
     // Why it may not even serve as a source of transactions.
     let sourceWhy = '';
     if (p.replica === null) sourceWhy = 'not a replica';
@@ -183,6 +204,7 @@ export function chooseCandidate(
       pos,
       priority: priority ?? 9,
       sameDc: oldDc !== null && dc === oldDc,
+      backlog,
     };
     if (sourceWhy === '') sources.push(scored);
 
@@ -195,7 +217,14 @@ export function chooseCandidate(
       else if (p.replica !== null && !p.replica.sqlRunning)
         why = `SQL thread stopped${p.replica.lastSqlError !== '' ? `: ${p.replica.lastSqlError}` : ''}`;
     }
-    assessments.push({ ...base, eligible: why === '', why, received, source: sourceWhy === '' });
+    assessments.push({
+      ...base,
+      eligible: why === '',
+      why,
+      received,
+      source: sourceWhy === '',
+      backlogTrx: backlog,
+    });
     if (why === '') eligible.push(scored);
   }
 
@@ -222,7 +251,8 @@ export function chooseCandidate(
       assessments,
     };
   }
-  const winner = [...best.leaders].sort(compareTies)[0]!;
+  const soonest = soonestWritable(best.leaders);
+  const winner = [...soonest].sort(compareTies)[0]!;
 
   // Does some other usable replica hold more than the winner? Then the winner catches up from it.
   let catchUpFrom: { node: string; received: string } | null = null;
@@ -237,9 +267,13 @@ export function chooseCandidate(
     }
   }
 
-  const tied = best.leaders.length;
+  const tied = soonest.length;
+  const slower = best.leaders.filter((s) => !soonest.includes(s));
   const reason =
     `${winner.node} received the most (${fmt(winner.pos) || 'empty position'})` +
+    (slower.length > 0
+      ? `; smallest apply backlog (${winner.backlog ?? '?'} transactions, vs ${slower.map((s) => `${s.node}: ${s.backlog ?? 'unknown'}`).join(', ')})`
+      : '') +
     (tied > 1
       ? `; tie among ${tied} broken by priority ${winner.priority}${winner.sameDc ? ', same data centre as the old master' : ''}, then name`
       : '') +

@@ -18,6 +18,34 @@ const epoch = z.number().int().nonnegative().safe();
 const timerMs = z.number().int().positive().max(2_147_483_647);
 const gtid = z.string().max(65536); // validated further by core/gtid where used
 
+/**
+ * MariaDB parallel replication on every replica, set by `mha add`, `addhost`, every re-point and
+ * promotion. Single-threaded apply (MariaDB's default) falls seconds behind a master under 8
+ * concurrent writers on this 2-core machine, and a failover must wait for that backlog (issue 12;
+ * `npm run bench:apply` measures the modes). `threads: 0` turns it off.
+ */
+export const parallelApplySchema = z
+  .object({
+    /** slave_parallel_threads: worker threads applying in parallel (0: the SQL thread alone). */
+    threads: z.number().int().min(0).max(256).default(4),
+    /**
+     * slave_parallel_mode. 'conservative' applies in parallel only what committed together on
+     * the master (group commit); 'optimistic' also runs non-conflicting transactions in
+     * parallel and retries the ones that conflict.
+     */
+    mode: z.enum(['conservative', 'optimistic', 'aggressive', 'minimal', 'none']).default('optimistic'),
+    /**
+     * innodb_flush_log_at_trx_commit while the node is a replica; a promotion sets 1 before it
+     * takes writes. 2 (no fsync per applied commit) is safe for a replica: its applied position
+     * (mysql.gtid_slave_pos) is in the same redo log as the data, so an OS crash only makes it
+     * fetch the last second again, and semi-sync acknowledges on receipt, before apply. It let
+     * replicas keep up in bench:apply, but bench:load showed no gain yet, so 1 stays the default.
+     */
+    replicaFlushLogAtCommit: z.union([z.literal(1), z.literal(2)]).default(1),
+  })
+  .strict();
+export type ParallelApply = z.infer<typeof parallelApplySchema>;
+
 export const groupSettingsSchema = z
   .object({
     /** Lag beyond which a replica leaves the read pool. */
@@ -26,10 +54,16 @@ export const groupSettingsSchema = z
     recoveryBlockSeconds: z.number().int().nonnegative().safe().default(300),
     /** Confirmation budget before declaring the master dead (design §5.3). */
     confirmMs: timerMs.default(1500),
-    /** Bound on the candidate's drain (applying what it received). */
+    /**
+     * The candidate's drain (applying what it received) fails when apply makes no progress for
+     * this long; while it progresses the failover waits (up to drainMaxMs).
+     */
     drainTimeoutMs: timerMs.default(5000),
+    /** Bound on a drain that keeps progressing (a huge backlog): then the failover fails and alerts. */
+    drainMaxMs: timerMs.default(600_000),
     semiSync: z.boolean().default(false),
     autoRejoin: z.boolean().default(false),
+    parallelApply: parallelApplySchema.default({}),
   })
   .strict();
 export type GroupSettings = z.infer<typeof groupSettingsSchema>;
@@ -78,6 +112,10 @@ export const onlineSchema = z
     sqlRunning: z.boolean().optional(),
     /** The master this replica replicates from, as reported by SHOW SLAVE STATUS. */
     masterNode: node.optional(),
+    /** Apply backlog (core/backlog): received (gtidIo) − applied (gtidSlave) transactions. */
+    backlogTrx: z.number().int().nonnegative().optional(),
+    /** Seconds to apply the backlog at the measured apply rate; null when not estimable. */
+    backlogSeconds: z.number().nonnegative().nullable().optional(),
     at: ts,
   })
   .strict();

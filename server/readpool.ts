@@ -65,6 +65,9 @@ function judge(
     sqlRunning: boolean | undefined;
     lagSeconds: number | null | undefined;
     role?: string;
+    /** Estimated seconds to apply what it received (heartbeat only, core/backlog). */
+    backlogSeconds?: number | null | undefined;
+    backlogTrx?: number | undefined;
   };
   // A heartbeat record older than the current master, or naming another master, predates the last
   // master change (the agent has not republished yet): ask the replica itself instead of trusting it.
@@ -80,6 +83,8 @@ function judge(
       sqlRunning: m.online.sqlRunning,
       lagSeconds: m.online.lagSeconds,
       role: m.online.role,
+      backlogSeconds: m.online.backlogSeconds,
+      backlogTrx: m.online.backlogTrx,
     };
     if (m.online.role !== 'replica') return { healthy: false, why: `role is ${m.online.role}, not replica` };
   } else {
@@ -110,6 +115,13 @@ function judge(
     return { healthy: false, why: `replicates from ${state.masterNode}, not the master ${master}` };
   if (state.lagSeconds !== undefined && state.lagSeconds !== null && state.lagSeconds > maxLag)
     return { healthy: false, why: `lag ${state.lagSeconds}s > ${maxLag}s` };
+  // Seconds_Behind_Master stays low while received transactions pile up unapplied (field notes):
+  // the apply backlog bounds how stale its reads are too.
+  if (typeof state.backlogSeconds === 'number' && state.backlogSeconds > maxLag)
+    return {
+      healthy: false,
+      why: `apply backlog ${state.backlogTrx ?? '?'} transactions (~${state.backlogSeconds}s) > ${maxLag}s`,
+    };
   return { healthy: true };
 }
 

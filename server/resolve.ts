@@ -170,6 +170,8 @@ export async function resolveAbandonedTask(
   const masterVersion = view.master!.version;
   const settings = view.meta?.settings;
   const semiSync = settings?.semiSync ?? false;
+  const parallelApply = settings?.parallelApply;
+  const pa = parallelApply !== undefined ? { parallelApply } : {};
   const replication = { user: cfg.mysql.replicationUser, password: cfg.mysql.replicationPassword };
   const others = (view.meta?.members ?? []).filter(
     (n) => n !== om && n !== cand && member(view, n)?.rejoin === null,
@@ -306,7 +308,7 @@ export async function resolveAbandonedTask(
         // Every other node replicates from the candidate (which sets it read-only first) …
         const [res, old] = await Promise.all([
           timer.run('re-point replicas', () =>
-            repointReplicas(ops, others, cand, { replication, semiSync, timeoutMs: 5000 }),
+            repointReplicas(ops, others, cand, { replication, semiSync, timeoutMs: 5000, ...pa }),
           ),
           resolution.oldMasterReachable
             ? timer
@@ -319,6 +321,7 @@ export async function resolveAbandonedTask(
                       ...replication,
                       semiSync,
                       gtidMode: 'current_pos',
+                      ...pa,
                     }),
                   ),
                 )
@@ -350,7 +353,7 @@ export async function resolveAbandonedTask(
             );
         });
         if (!lock.isHeld()) throw new Stale('lock lost');
-        const st = await timer.run('promote', () => promoteCandidate(ops, cand, { semiSync }));
+        const st = await timer.run('promote', () => promoteCandidate(ops, cand, { semiSync, ...pa }));
         const drained = new Set(
           view.members.filter((m) => m.slaveDown?.record.drained === true).map((m) => m.node),
         );

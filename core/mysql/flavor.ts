@@ -1,4 +1,5 @@
 import type { Secret } from '../config';
+import type { ParallelApply } from '../records';
 import type { MysqlConnection } from './connection';
 
 /**
@@ -56,6 +57,8 @@ export interface ReplicateFromOptions {
   readonly gtidMode: GtidMode;
   /** Seconds between the IO thread's reconnect attempts (default 1: a new master is found fast). */
   readonly connectRetrySeconds?: number;
+  /** Parallel apply to configure while replication is stopped (absent: left as it is). */
+  readonly parallelApply?: ParallelApply;
 }
 
 export interface BinlogFile {
@@ -102,12 +105,23 @@ export interface Flavor {
    */
   promote(
     conn: MysqlConnection,
-    opts: { readonly semiSync: boolean; readonly keepReplicaConfig?: boolean },
+    opts: {
+      readonly semiSync: boolean;
+      readonly keepReplicaConfig?: boolean;
+      /** Set while replication is stopped, for when this node is a replica again. */
+      readonly parallelApply?: ParallelApply;
+    },
   ): Promise<void>;
   /** Forgets a stopped replication configuration (RESET SLAVE ALL); harmless when there is none. */
   forgetReplication(conn: MysqlConnection): Promise<void>;
   /** Makes the server a read-only replica of host:port with GTID auto-position, and starts replication. */
   replicateFrom(conn: MysqlConnection, opts: ReplicateFromOptions): Promise<void>;
+  /**
+   * Configures parallel apply (MariaDB: slave_parallel_threads / slave_parallel_mode), stopping
+   * and restarting replication around it when it runs and the settings differ; a no-op (one
+   * read) when they already match.
+   */
+  setParallelApply(conn: MysqlConnection, pa: ParallelApply): Promise<void>;
   /** Sets the applied replication position (replication must be stopped). */
   setGtidSlavePos(conn: MysqlConnection, gtidPos: string): Promise<void>;
   binlogFiles(conn: MysqlConnection): Promise<BinlogFile[]>;

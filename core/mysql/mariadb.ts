@@ -3,6 +3,7 @@ import { ZkmhaError } from '../errors';
 import { formatGtidPos, parseGtidPos } from '../gtid';
 import { isHost, isPort } from '../names';
 import { MysqlError, type MysqlConnection } from './connection';
+import type { ParallelApply } from '../records';
 import type {
   BinlogFile,
   Flavor,
@@ -78,6 +79,41 @@ async function setGlobal(conn: MysqlConnection, name: string, on: boolean): Prom
   await conn.exec(`SET GLOBAL ${name} = ${on ? 'ON' : 'OFF'}`);
 }
 
+const PARALLEL_MODES = new Set(['conservative', 'optimistic', 'aggressive', 'minimal', 'none']);
+
+/** Whether the server's parallel apply differs from `pa` (validated: values reach SQL). */
+async function parallelApplyDiffers(conn: MysqlConnection, pa: ParallelApply): Promise<boolean> {
+  if (!Number.isInteger(pa.threads) || pa.threads < 0 || pa.threads > 256)
+    throw new ZkmhaError('BAD_USAGE', `parallelApply.threads must be an integer 0-256`);
+  if (!PARALLEL_MODES.has(pa.mode))
+    throw new ZkmhaError('BAD_USAGE', `parallelApply.mode: invalid mode '${String(pa.mode)}'`);
+  if (pa.replicaFlushLogAtCommit !== 1 && pa.replicaFlushLogAtCommit !== 2)
+    throw new ZkmhaError('BAD_USAGE', `parallelApply.replicaFlushLogAtCommit must be 1 or 2`);
+  const [r] = await conn.query(
+    `SELECT @@GLOBAL.slave_parallel_threads AS threads, @@GLOBAL.slave_parallel_mode AS mode`,
+    undefined,
+    { what: 'read parallel apply' },
+  );
+  return Number(r?.threads) !== pa.threads || str(r?.mode) !== pa.mode;
+}
+
+/** Redo-log flushing: the replica setting, or 1 (every commit durable) on a master. */
+async function setFlushLogAtCommit(conn: MysqlConnection, value: 1 | 2): Promise<void> {
+  await conn.exec(`SET GLOBAL innodb_flush_log_at_trx_commit = ?`, [value], {
+    what: `SET innodb_flush_log_at_trx_commit = ${value}`,
+  });
+}
+
+/** Sets parallel apply; replication must be stopped (MariaDB refuses otherwise). */
+async function writeParallelApply(conn: MysqlConnection, pa: ParallelApply): Promise<void> {
+  await conn.exec(`SET GLOBAL slave_parallel_threads = ?`, [pa.threads], {
+    what: `SET slave_parallel_threads = ${pa.threads}`,
+  });
+  await conn.exec(`SET GLOBAL slave_parallel_mode = ?`, [pa.mode], {
+    what: `SET slave_parallel_mode = ${pa.mode}`,
+  });
+}
+
 export const mariadb: Flavor = {
   name: 'mariadb',
 
@@ -149,9 +185,13 @@ export const mariadb: Flavor = {
     );
   },
 
-  async promote(conn, { semiSync, keepReplicaConfig }) {
+  async promote(conn, { semiSync, keepReplicaConfig, parallelApply }) {
     await conn.exec(`STOP SLAVE`);
     if (keepReplicaConfig !== true) await conn.exec(`RESET SLAVE ALL`);
+    if (parallelApply !== undefined && (await parallelApplyDiffers(conn, parallelApply)))
+      await writeParallelApply(conn, parallelApply);
+    // Durable commits before it takes writes (a replica may have run with 2).
+    await setFlushLogAtCommit(conn, 1);
     await setGlobal(conn, 'rpl_semi_sync_slave_enabled', false);
     if (semiSync) await conn.exec(`SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC`);
     await setGlobal(conn, 'rpl_semi_sync_master_enabled', semiSync);
@@ -176,6 +216,11 @@ export const mariadb: Flavor = {
 
     await setGlobal(conn, 'read_only', true);
     await conn.exec(`STOP SLAVE`);
+    if (opts.parallelApply !== undefined) {
+      if (await parallelApplyDiffers(conn, opts.parallelApply))
+        await writeParallelApply(conn, opts.parallelApply);
+      await setFlushLogAtCommit(conn, opts.parallelApply.replicaFlushLogAtCommit);
+    }
     // 'current_pos' (a former master: start from everything it has) is done as the field notes
     // advise: gtid_slave_pos := gtid_current_pos, then MASTER_USE_GTID=slave_pos. Replicating with
     // MASTER_USE_GTID=current_pos leaves gtid_slave_pos stale, and MASTER_GTID_WAIT (drain,
@@ -193,6 +238,19 @@ export const mariadb: Flavor = {
       { sensitive: true, what: `CHANGE MASTER TO ${opts.host}:${opts.port}` },
     );
     await conn.exec(`START SLAVE`);
+  },
+
+  async setParallelApply(conn, pa) {
+    const differs = await parallelApplyDiffers(conn, pa);
+    const [s0] = await conn.query(`SHOW SLAVE STATUS`, undefined, { what: 'SHOW SLAVE STATUS' });
+    // Only a replica runs with the relaxed flushing; a master keeps 1.
+    if (s0 !== undefined) await setFlushLogAtCommit(conn, pa.replicaFlushLogAtCommit);
+    if (!differs) return;
+    const [s] = await conn.query(`SHOW SLAVE STATUS`, undefined, { what: 'SHOW SLAVE STATUS' });
+    const running = s !== undefined && (s.Slave_IO_Running !== 'No' || s.Slave_SQL_Running !== 'No');
+    if (running) await conn.exec(`STOP SLAVE`);
+    await writeParallelApply(conn, pa);
+    if (running) await conn.exec(`START SLAVE`);
   },
 
   async setGtidSlavePos(conn, gtidPos) {

@@ -6,5 +6,6 @@
 export * from './connections';
 export * from './positions';
 export * from './promote';
+export * from './drain';
 export * from './commit';
 export * from './switchover';

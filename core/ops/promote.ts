@@ -8,6 +8,8 @@ import type { NodeConnections } from './connections';
 import { receivedPos } from '../candidate';
 import { formatGtidPos } from '../gtid';
 import { toNodePosition } from './positions';
+import { waitApplied, type DrainProgress } from './drain';
+import type { ParallelApply } from '../records';
 
 /**
  * The MySQL side of a master change, shared by failover (server) and switchover / add /
@@ -61,29 +63,44 @@ export async function fenceOldMaster(
 }
 
 export interface DrainResult {
-  /** Everything received was applied within the bound. */
+  /** Everything received was applied (before apply stalled, or the overall bound). */
   readonly applied: boolean;
   /** The received position that had to be applied. */
   readonly target: string;
+  /** Why not, when not applied (stalled / too long, with the remaining transactions). */
+  readonly why?: string;
+}
+
+export interface DrainOptions {
+  /** Apply stalled: nothing applied for this long (the group's drainTimeoutMs). */
+  readonly timeoutMs: number;
+  /** Bound on the whole wait while apply progresses (the group's drainMaxMs; default timeoutMs). */
+  readonly maxMs?: number;
+  /** Hears of each step of progress (awaited; core/ops/drain). */
+  readonly onProgress?: (p: DrainProgress) => Promise<void>;
 }
 
 /**
- * Stops the replica receiving from its (old) master and waits, bounded, until it applied what it
- * received (MASTER_GTID_WAIT on Gtid_IO_Pos). Unapplied relay logs would be thrown away by a
- * promotion, so a `false` here must stop the promotion, not be ignored.
+ * Stops the replica receiving from its (old) master and waits until it applied what it received
+ * (MASTER_GTID_WAIT on Gtid_IO_Pos), as long as apply progresses (core/ops/drain). Unapplied
+ * relay logs would be thrown away by a promotion, so a `false` here must stop the promotion, not
+ * be ignored.
  */
-export async function drainReplica(
-  ctx: OpsContext,
-  node: string,
-  opts: { readonly timeoutMs: number },
-): Promise<DrainResult> {
+export async function drainReplica(ctx: OpsContext, node: string, opts: DrainOptions): Promise<DrainResult> {
   return ctx.conns.run(node, async (conn) => {
     await ctx.flavor.stopIoThread(conn);
     const st = await ctx.flavor.readState(conn);
     const target = formatGtidPos(receivedPos(toNodePosition(st)));
     if (target === '') return { applied: true, target };
-    const applied = await ctx.flavor.waitForGtid(conn, target, opts.timeoutMs);
-    return { applied, target };
+    const r = await waitApplied(
+      ctx.flavor,
+      conn,
+      node,
+      target,
+      { stallMs: opts.timeoutMs, maxMs: opts.maxMs ?? opts.timeoutMs },
+      opts.onProgress,
+    );
+    return r.kind === 'applied' ? { applied: true, target } : { applied: false, target, why: r.why };
   });
 }
 
@@ -122,10 +139,13 @@ export async function catchUpFrom(
 export async function promoteCandidate(
   ctx: OpsContext,
   node: string,
-  opts: { readonly semiSync: boolean },
+  opts: { readonly semiSync: boolean; readonly parallelApply?: ParallelApply },
 ): Promise<ServerState> {
   return ctx.conns.run(node, async (conn) => {
-    await ctx.flavor.promote(conn, { semiSync: opts.semiSync });
+    await ctx.flavor.promote(conn, {
+      semiSync: opts.semiSync,
+      ...(opts.parallelApply !== undefined ? { parallelApply: opts.parallelApply } : {}),
+    });
     return ctx.flavor.readState(conn);
   });
 }
@@ -144,6 +164,8 @@ export async function repointReplicas(
     readonly replication: ReplicationCredentials;
     readonly semiSync: boolean;
     readonly timeoutMs: number;
+    /** Group setting: configured while each replica's replication is stopped. */
+    readonly parallelApply?: ParallelApply;
   },
 ): Promise<Map<string, RepointResult>> {
   const { host, port } = parseNode(master);
@@ -160,6 +182,7 @@ export async function repointReplicas(
               password: opts.replication.password,
               semiSync: opts.semiSync,
               gtidMode: 'slave_pos',
+              ...(opts.parallelApply !== undefined ? { parallelApply: opts.parallelApply } : {}),
             }),
           ),
           opts.timeoutMs,

@@ -4,6 +4,7 @@ import { ZkmhaError } from '../errors';
 import type { MysqlConnection } from '../mysql/connection';
 import type { Flavor, ServerState } from '../mysql/flavor';
 import { parseNode } from '../names';
+import type { ParallelApply } from '../records';
 import { masterOf } from './admin';
 import { step } from './step';
 
@@ -19,6 +20,7 @@ export async function replicateFromMaster(
   master: string,
   mysql: MysqlConfig,
   semiSync: boolean,
+  parallelApply?: ParallelApply,
 ): Promise<void> {
   const { host, port } = parseNode(master);
   await step(`replicate ${node} from ${master}`, () =>
@@ -29,6 +31,7 @@ export async function replicateFromMaster(
       password: mysql.replicationPassword,
       semiSync,
       gtidMode: 'current_pos',
+      ...(parallelApply !== undefined ? { parallelApply } : {}),
     }),
   );
   await step('await replication', () => waitReplicating(flavor, conn, node, master, 10000));

@@ -419,11 +419,21 @@ export async function runSwitchover(
   }
   const others = replicas.filter((n) => n !== candidate);
   repointStarted = true;
-  const repointing = repointAll(ctx, ops, { oldMaster, candidate, others, semiSync: meta.settings.semiSync });
+  const repointing = repointAll(ctx, ops, {
+    oldMaster,
+    candidate,
+    others,
+    semiSync: meta.settings.semiSync,
+    parallelApply: meta.settings.parallelApply,
+  });
   try {
     await timer.run('promote', () =>
       conns.run(candidate, (c) =>
-        flavor.promote(c, { semiSync: meta.settings.semiSync, keepReplicaConfig: true }),
+        flavor.promote(c, {
+          semiSync: meta.settings.semiSync,
+          keepReplicaConfig: true,
+          parallelApply: meta.settings.parallelApply,
+        }),
       ),
     );
   } catch (err) {

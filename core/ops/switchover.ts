@@ -4,7 +4,7 @@ import type { Config } from '../config';
 import { ZkmhaError, errorMessage } from '../errors';
 import type { ServerState } from '../mysql/flavor';
 import { parseNode } from '../names';
-import type { AlertKind, HistoryRecord } from '../records';
+import type { AlertKind, HistoryRecord, ParallelApply } from '../records';
 import { withTimeout } from '../timeout';
 import type { GroupView } from '../view';
 import type { MultiOp, Zk } from '../zk/client';
@@ -282,13 +282,24 @@ export async function fenceMaster(
 export async function repointAll(
   ctx: Pick<ProcedureEnv, 'cfg'>,
   ops: OpsContext,
-  a: { oldMaster: string; candidate: string; others: readonly string[]; semiSync: boolean },
+  a: {
+    oldMaster: string;
+    candidate: string;
+    others: readonly string[];
+    semiSync: boolean;
+    parallelApply: ParallelApply;
+  },
 ): Promise<Record<string, { ok: true } | { ok: false; error: string }>> {
   const { cfg } = ctx;
   const replication = { user: cfg.mysql.replicationUser, password: cfg.mysql.replicationPassword };
   const { host, port } = parseNode(a.candidate);
   const [others, old] = await Promise.all([
-    repointReplicas(ops, a.others, a.candidate, { replication, semiSync: a.semiSync, timeoutMs: 5000 }),
+    repointReplicas(ops, a.others, a.candidate, {
+      replication,
+      semiSync: a.semiSync,
+      timeoutMs: 5000,
+      parallelApply: a.parallelApply,
+    }),
     (async (): Promise<{ ok: true } | { ok: false; error: string }> => {
       try {
         // A former master: its own binlog is its position (gtid_slave_pos is stale), hence current_pos.
@@ -299,6 +310,7 @@ export async function repointAll(
             ...replication,
             semiSync: a.semiSync,
             gtidMode: 'current_pos',
+            parallelApply: a.parallelApply,
           }),
         );
         await ops.conns.run(a.oldMaster, (c) =>

@@ -10,6 +10,7 @@ import type { OpStore } from '../../core/op/store';
 import { commitMasterChange, writeFencingRoute } from '../../core/ops/commit';
 import type { NodeConnections } from '../../core/ops/connections';
 import { readGtidPositions } from '../../core/ops/positions';
+import { serialized, type DrainProgress } from '../../core/ops/drain';
 import {
   catchUpFrom,
   drainReplica,
@@ -140,6 +141,7 @@ function startRepoint(
     replication: replicationOf(ctx.cfg),
     semiSync,
     timeoutMs: 5000,
+    parallelApply: view.meta!.settings.parallelApply,
   });
 }
 
@@ -204,17 +206,21 @@ async function choose(ctx: FailoverContext): Promise<Result> {
 
 async function drain(ctx: FailoverContext): Promise<Result> {
   const view = await viewOf(ctx, false);
-  const { drainTimeoutMs } = view.meta.settings;
+  const { drainTimeoutMs, drainMaxMs } = view.meta.settings;
   const candidate = candidateOf(ctx);
   const source = detailOf(ctx).catchUpFrom ?? null;
+  // Waits while apply progresses (core/ops/drain); task/ shows the progress. The drain loop awaits
+  // each save, so none is in flight when the runner records the step.
+  const onProgress = serialized((p: DrainProgress) =>
+    ctx.journal.save({ detail: { ...ctx.journal.task.detail, drainProgress: p } }),
+  );
+  const drainOpts = { timeoutMs: drainTimeoutMs, maxMs: drainMaxMs, onProgress };
   // Meanwhile the other replicas stop receiving too (nothing more can come from the old master,
   // and their re-pointing later is quicker with the IO thread already stopped).
   const others = repointTargets(view, candidate, ctx.oldMaster).filter((n) => n !== source?.node);
   const [c, s] = await Promise.all([
-    onCandidate(candidate, drainReplica(ctx.mysql, candidate, { timeoutMs: drainTimeoutMs })),
-    source !== null
-      ? drainReplica(ctx.mysql, source.node, { timeoutMs: drainTimeoutMs })
-      : Promise.resolve(null),
+    onCandidate(candidate, drainReplica(ctx.mysql, candidate, drainOpts)),
+    source !== null ? drainReplica(ctx.mysql, source.node, drainOpts) : Promise.resolve(null),
     ...others.map((n) =>
       withTimeout(
         ctx.conns.run(n, (conn) => ctx.flavor.stopIoThread(conn)),
@@ -228,12 +234,12 @@ async function drain(ctx: FailoverContext): Promise<Result> {
   if (!c.applied)
     throw new ZkmhaError(
       'TIMEOUT',
-      `${candidate} did not apply what it received (${c.target}) within ${drainTimeoutMs} ms`,
+      `${candidate} did not apply what it received (${c.target}): ${c.why ?? 'timed out'}`,
     );
   if (s !== null && !s.applied)
     throw new ZkmhaError(
       'TIMEOUT',
-      `catch-up source ${source!.node} did not apply what it received (${s.target}) within ${drainTimeoutMs} ms`,
+      `catch-up source ${source!.node} did not apply what it received (${s.target}): ${s.why ?? 'timed out'}`,
     );
   const m = member(view, ctx.oldMaster);
   if (m?.agent !== null && m?.agent !== undefined) await appendFromOldMaster(ctx, view, candidate);
@@ -277,7 +283,10 @@ async function promote(ctx: FailoverContext): Promise<Result> {
   // The other replicas are re-pointed while the candidate is promoted: everything they lack is
   // already in its binlog (drained), and their semi-sync registration holds.
   ctx.repointing = startRepoint(ctx, view, candidate, semiSync);
-  const st = await onCandidate(candidate, promoteCandidate(ctx.mysql, candidate, { semiSync }));
+  const st = await onCandidate(
+    candidate,
+    promoteCandidate(ctx.mysql, candidate, { semiSync, parallelApply: view.meta.settings.parallelApply }),
+  );
   return { next: 'repoint', detail: { gtidAtPromotion: st.gtidBinlogPos, promotedAt: Date.now() } };
 }
 

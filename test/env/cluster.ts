@@ -4,6 +4,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { MysqlConnection } from '../../core/mysql/connection';
+import { mariadb } from '../../core/mysql/mariadb';
 import { parseNode } from '../../core/names';
 import {
   encodeRecord,
@@ -276,6 +277,17 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     // Layout and records, as `mha init` + `mha add` would leave them.
     for (const d of paths.allDirs()) await zkClient.mkdirp(d);
     const settings = groupSettingsSchema.parse(opts.settings ?? {});
+    // As `mha add` leaves them: the group's parallel apply on every replica.
+    await Promise.all(
+      instances.slice(1).map(async (inst) => {
+        const c = await inst.connect('admin');
+        try {
+          await mariadb.setParallelApply(c, settings.parallelApply);
+        } finally {
+          await c.close();
+        }
+      }),
+    );
     const ops = [
       {
         op: 'create' as const,

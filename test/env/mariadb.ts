@@ -31,7 +31,11 @@ export const TEST_CREDENTIALS = {
   admin: { user: 'mha', password: 'mha-test-secret' },
   /** Replication account. */
   repl: { user: 'repl', password: 'repl-test-secret' },
-  /** Application account: DML and DDL on `app`.*, no SUPER / READ ONLY ADMIN, so read_only stops it. */
+  /**
+   * Application account: what an application needs on its own schema `app` (DML, and DDL with
+   * INDEX/ALTER: `sysbench prepare` creates secondary indexes), nothing global — no SUPER / READ
+   * ONLY ADMIN, so read_only stops it.
+   */
   app: { user: 'app', password: 'app-test-secret' },
 } as const;
 export type TestUser = keyof typeof TEST_CREDENTIALS;
@@ -134,7 +138,9 @@ CREATE USER ${sqlString(repl.user)}@'%' IDENTIFIED BY ${sqlString(repl.password)
 GRANT REPLICATION SLAVE, REPLICATION CLIENT, SLAVE MONITOR ON *.* TO ${sqlString(repl.user)}@'%';
 CREATE DATABASE app;
 CREATE USER ${sqlString(app.user)}@'%' IDENTIFIED BY ${sqlString(app.password)};
-GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP ON app.* TO ${sqlString(app.user)}@'%';
+GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, INDEX, ALTER, REFERENCES, CREATE TEMPORARY TABLES,
+  LOCK TABLES, EXECUTE, CREATE VIEW, SHOW VIEW, CREATE ROUTINE, ALTER ROUTINE, EVENT, TRIGGER
+  ON app.* TO ${sqlString(app.user)}@'%';
 `;
 const INSTALL_ARGS = [
   '--skip-test-db',

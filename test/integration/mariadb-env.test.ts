@@ -38,6 +38,11 @@ describe('test env: startMariaDB', () => {
       const app = await master.connect('app');
       try {
         await app.exec('CREATE TABLE t (id INT PRIMARY KEY, v VARCHAR(20))');
+        // What an application (and `sysbench prepare`) needs on its own schema: secondary
+        // indexes and schema changes.
+        await app.exec('CREATE INDEX t_v ON t (v)');
+        await app.exec('ALTER TABLE t ADD COLUMN w INT NULL');
+        await app.exec('ALTER TABLE t DROP COLUMN w');
         await app.exec('INSERT INTO t VALUES (1, ?)', ['hello']);
       } finally {
         await app.close();

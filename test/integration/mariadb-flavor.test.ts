@@ -6,6 +6,7 @@ import { compareGtidPos, formatGtidPos, parseGtidPos } from '../../core/gtid';
 import { MysqlError, type MysqlConnection } from '../../core/mysql/connection';
 import { mariadb } from '../../core/mysql/mariadb';
 import { flavorFor } from '../../core/mysql';
+import { waitApplied } from '../../core/ops/drain';
 import {
   secretOf,
   startMariaDB,
@@ -137,6 +138,53 @@ describe('mariadb flavor: state, fencing, drain, promote, re-point', () => {
     });
   });
 
+  it('setParallelApply configures a running replica (restarting it) and is a no-op when it matches', async () => {
+    await withConn(r2, async (c) => {
+      await mariadb.setParallelApply(c, { threads: 4, mode: 'conservative', replicaFlushLogAtCommit: 2 });
+      const [v] = await c.query(`SELECT @@slave_parallel_threads AS t, @@slave_parallel_mode AS m`);
+      assert.equal(Number(v?.t), 4);
+      assert.equal(String(v?.m), 'conservative');
+      const [f] = await c.query(`SELECT @@innodb_flush_log_at_trx_commit AS f`);
+      assert.equal(Number(f?.f), 2, 'a replica applies without an fsync per commit');
+      const st = await mariadb.readState(c);
+      assert.ok(st.replica?.ioRunning !== false || st.replica?.ioConnecting === true, 'IO thread restarted');
+      assert.equal(st.replica?.sqlRunning, true, 'SQL thread restarted');
+      await mariadb.setParallelApply(c, { threads: 4, mode: 'conservative', replicaFlushLogAtCommit: 2 });
+      await assert.rejects(
+        mariadb.setParallelApply(c, { threads: -1, mode: 'optimistic', replicaFlushLogAtCommit: 2 }),
+        (err: unknown) => isZkmhaError(err, 'BAD_USAGE'),
+      );
+    });
+    await master.query(`INSERT INTO app.f (who) VALUES ('parallel')`);
+    await waitRows(r2, await rowCount(master));
+  });
+
+  it('waitApplied: stalled when apply does not move, applied once it runs again', async () => {
+    await withConn(r2, async (c) => {
+      await c.exec('STOP SLAVE SQL_THREAD');
+      try {
+        await master.query(`INSERT INTO app.f (who) VALUES ('stalled')`);
+        const [m] = await master.query('SELECT @@gtid_binlog_pos AS p');
+        const target = String(m?.p);
+        await waitFor(async () => (await mariadb.readState(c)).replica?.gtidIoPos === target, {
+          timeoutMs: 10000,
+          what: 'r2 received the row',
+        });
+        const r = await waitApplied(mariadb, c, r2.node, target, { stallMs: 300, maxMs: 10_000 });
+        assert.equal(r.kind, 'stalled');
+        assert.match(
+          r.kind === 'stalled' ? r.why : '',
+          /applied nothing for \d+ ms with 1 transactions left/,
+        );
+      } finally {
+        await c.exec('START SLAVE SQL_THREAD');
+      }
+      const [m] = await master.query('SELECT @@gtid_binlog_pos AS p');
+      const r = await waitApplied(mariadb, c, r2.node, String(m?.p), { stallMs: 5000, maxMs: 10_000 });
+      assert.equal(r.kind, 'applied');
+    });
+  });
+
   it('the app user cannot write while read_only=ON; setReadOnly toggles it', async () => {
     const app = await master.connect('app');
     try {
@@ -213,7 +261,10 @@ describe('mariadb flavor: state, fencing, drain, promote, re-point', () => {
     assert.equal(await rowCount(r1), expected);
 
     await withConn(r1, (c) => mariadb.promote(c, { semiSync: true }));
+    await r1.query('SET GLOBAL innodb_flush_log_at_trx_commit = 2'); // as a replica may run
     await withConn(r1, (c) => mariadb.promote(c, { semiSync: true })); // idempotent
+    const [flush] = await r1.query('SELECT @@innodb_flush_log_at_trx_commit AS f');
+    assert.equal(Number(flush?.f), 1, 'a new master makes every commit durable');
     const promoted = await withConn(r1, (c) => mariadb.readState(c));
     assert.equal(promoted.readOnly, false);
     assert.equal(promoted.replica, null);

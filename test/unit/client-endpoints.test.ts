@@ -144,6 +144,36 @@ describe('client GET /replica', () => {
     ],
     ['SQL thread stopped → 503', { health: r({ sqlRunning: false }) }, 503],
     ['lag unknown → 503', { health: r({ lagSeconds: null }) }, 503],
+    [
+      'lag 2 s but 4,000 received transactions waiting at 100/s (~40 s) → 503',
+      {
+        health: up({
+          ...REPLICA,
+          gtidSlave: '0-1-1000',
+          replica: {
+            ...REPLICA.replica!,
+            gtidIo: '0-1-5000',
+            applyRate: { applied: 1000, at: 0, rate: 100 },
+          },
+        }),
+      },
+      503,
+    ],
+    [
+      'a backlog applied within the limit (2,000 at 100/s: 20 s) → 200',
+      {
+        health: up({
+          ...REPLICA,
+          gtidSlave: '0-1-1000',
+          replica: {
+            ...REPLICA.replica!,
+            gtidIo: '0-1-3000',
+            applyRate: { applied: 1000, at: 0, rate: 100 },
+          },
+        }),
+      },
+      200,
+    ],
     ['a master → 503', { health: up(MASTER) }, 503],
     ['mysqld down → 503', { health: { kind: 'down', since: 0, reason: 'timeouts', message: 'x' } }, 503],
   ];

@@ -38,8 +38,10 @@ const meta = (name: string, members: string[], writePort = 13306, readPort = 133
       recoveryBlockSeconds: 300,
       confirmMs: 1500,
       drainTimeoutMs: 5000,
+      drainMaxMs: 600_000,
       semiSync: false,
       autoRejoin: false,
+      parallelApply: { threads: 4, mode: 'optimistic', replicaFlushLogAtCommit: 2 },
     },
   },
 });

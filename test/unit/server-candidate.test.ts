@@ -131,6 +131,37 @@ const cases: Case[] = [
     expect: B,
     catchUpFrom: null,
   },
+  {
+    name: 'equally advanced: the smallest apply backlog wins over priority, and the reason says so',
+    members: [master, { node: A, priority: 1 }, { node: B, priority: 2 }],
+    positions: { [A]: pos('0-1-5000', { slave: '0-1-3000' }), [B]: pos('0-1-5000', { slave: '0-1-4990' }) },
+    expect: B,
+    because: /smallest apply backlog \(10 transactions, vs 10\.0\.0\.2:3306: 2000\)/,
+  },
+  {
+    name: 'backlogs within 100 transactions of each other are equal: priority decides',
+    members: [master, { node: A, priority: 1 }, { node: B, priority: 2 }],
+    positions: { [A]: pos('0-1-5000', { slave: '0-1-4900' }), [B]: pos('0-1-5000', { slave: '0-1-5000' }) },
+    expect: A,
+    because: /tie among 2 broken by priority 1/,
+  },
+  {
+    name: 'the backlog never beats what was received: the most advanced wins with a larger backlog',
+    members: [master, { node: A }, { node: B }],
+    positions: { [A]: pos('0-1-5000', { slave: '0-1-1000' }), [B]: pos('0-1-4999', { slave: '0-1-4999' }) },
+    expect: A,
+  },
+  {
+    name: 'among three equally advanced, those near the smallest backlog tie; then the name',
+    members: [master, { node: C }, { node: A }, { node: B }],
+    positions: {
+      [A]: pos('0-1-900', { slave: '0-1-100' }),
+      [B]: pos('0-1-900', { slave: '0-1-850' }),
+      [C]: pos('0-1-900', { slave: '0-1-880' }),
+    },
+    expect: B,
+    because: /smallest apply backlog .*\(50 transactions, vs 10\.0\.0\.2:3306: 800\); tie among 2/,
+  },
 ];
 
 describe('chooseCandidate', () => {

@@ -71,6 +71,28 @@ const cases: Case[] = [
     reason: /lag 31s > 30s/,
   },
   {
+    name: 'lag 1 s but an apply backlog estimated beyond maxReadLagSeconds: leaves',
+    members: [
+      master,
+      { node: A, online: { lagSeconds: 1, backlogTrx: 9000, backlogSeconds: 45 } },
+      { node: B },
+    ],
+    read: [A, B],
+    expectRead: [B],
+    remove: [A],
+    reason: /apply backlog 9000 transactions \(~45s\) > 30s/,
+  },
+  {
+    name: 'an apply backlog within the limit, or not estimable, keeps it',
+    members: [
+      master,
+      { node: A, online: { lagSeconds: 1, backlogTrx: 900, backlogSeconds: 3 } },
+      { node: B, online: { lagSeconds: 1, backlogTrx: 50, backlogSeconds: null } },
+    ],
+    read: [A, B],
+    expectRead: [A, B],
+  },
+  {
     name: 'replicating from someone else (checked directly): leaves',
     members: [master, { node: A, online: { masterNode: C } }, { node: B }],
     read: [A, B],
