@@ -1,3 +1,4 @@
+import { promoteSemiSync, type SemiSyncPolicy } from '../core/semisync';
 import { ZkmhaError, errorMessage } from '../core/errors';
 import { mostAdvanced } from '../core/gtid';
 import { connectMysql, type MysqlConnection } from '../core/mysql/connection';
@@ -40,7 +41,8 @@ export interface AddInput {
   readonly readPort: number;
   readonly master?: string;
   readonly flavor: 'mariadb';
-  readonly semiSync: boolean;
+  readonly semiSync: SemiSyncPolicy;
+  readonly semiSyncTimeoutMs?: number;
 }
 
 export type AddPlan =
@@ -191,7 +193,10 @@ export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResul
     // ---- act ----
     const startedAt = Date.now();
     const steps: { name: string; ms: number; ok: boolean }[] = [];
-    const settings = groupSettingsSchema.parse({ semiSync: input.semiSync });
+    const settings = groupSettingsSchema.parse({
+      semiSync: input.semiSync,
+      ...(input.semiSyncTimeoutMs !== undefined ? { semiSyncTimeoutMs: input.semiSyncTimeoutMs } : {}),
+    });
     let task: TaskRecord = {
       v: 1,
       id: `add-${startedAt}`,
@@ -248,7 +253,7 @@ export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResul
       try {
         await timed('promote master', () =>
           step(`make ${plan.master} the master`, () =>
-            flavor.promote(conns.get(plan.master)!, { semiSync: settings.semiSync }),
+            flavor.promote(conns.get(plan.master)!, promoteSemiSync(settings)),
           ),
         );
         await timed('start replication', () =>
@@ -261,7 +266,7 @@ export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResul
                   port,
                   user: cfg.mysql.replicationUser,
                   password: cfg.mysql.replicationPassword,
-                  semiSync: settings.semiSync,
+                  semiSync: settings.semiSync !== 'off',
                   // current_pos: a node holding part of the master's history (checked above) resumes after it.
                   gtidMode: 'current_pos',
                 }),

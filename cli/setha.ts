@@ -53,7 +53,14 @@ async function setHaLocked(ctx: CliContext, group: string, node: string): Promis
         `${node} holds transactions the master ${master} lacks: ${errant}; they must be undone (or applied to the master) before it can rejoin`,
       );
     }
-    await replicateFromMaster(flavor, conns.get(node)!, node, master, cfg.mysql, meta.settings.semiSync);
+    await replicateFromMaster(
+      flavor,
+      conns.get(node)!,
+      node,
+      master,
+      cfg.mysql,
+      meta.settings.semiSync !== 'off',
+    );
   });
 
   // Re-read (compare-and-set on what is current).

@@ -1,3 +1,4 @@
+import { promoteSemiSync } from '../core/semisync';
 import { chooseCandidate, type NodePosition } from '../core/candidate';
 import { ZkmhaError, errorMessage, isZkmhaError } from '../core/errors';
 import type { Flavor, ServerState } from '../core/mysql/flavor';
@@ -435,7 +436,7 @@ async function switchoverLocked(
       masterVersion: masterRec.version,
       routeVersion,
       read: routeRec.record.read,
-      semiSync: meta.settings.semiSync,
+      ...promoteSemiSync(meta.settings),
       candidateTouched,
       repointed: repointStarted,
       taskVersion,
@@ -502,11 +503,16 @@ async function switchoverLocked(
   }
   const others = replicas.filter((n) => n !== candidate);
   repointStarted = true;
-  const repointing = repointAll(ctx, ops, { oldMaster, candidate, others, semiSync: meta.settings.semiSync });
+  const repointing = repointAll(ctx, ops, {
+    oldMaster,
+    candidate,
+    others,
+    semiSync: meta.settings.semiSync !== 'off',
+  });
   try {
     await timer.run('promote', () =>
       conns.run(candidate, (c) =>
-        flavor.promote(c, { semiSync: meta.settings.semiSync, keepReplicaConfig: true }),
+        flavor.promote(c, { ...promoteSemiSync(meta.settings), keepReplicaConfig: true }),
       ),
     );
   } catch (err) {

@@ -25,7 +25,13 @@ export const groupSettingsSchema = z
     confirmMs: z.number().int().positive().default(1500),
     /** Bound on the candidate's drain (applying what it received). */
     drainTimeoutMs: z.number().int().positive().default(5000),
-    semiSync: z.boolean().default(false),
+    /** Semi-sync policy (core/semisync.ts); round 1's boolean still reads as on/off. */
+    semiSync: z
+      .union([z.enum(['off', 'on', 'required']), z.boolean()])
+      .default('off')
+      .transform((x) => (x === true ? 'on' : x === false ? 'off' : x)),
+    /** rpl_semi_sync_master_timeout under `on`: how long a commit waits before going async. */
+    semiSyncTimeoutMs: z.number().int().positive().max(3_600_000).default(1000),
     autoRejoin: z.boolean().default(false),
   })
   .strict();
@@ -75,6 +81,11 @@ export const onlineSchema = z
     sqlRunning: z.boolean().optional(),
     /** The master this replica replicates from, as reported by SHOW SLAVE STATUS. */
     masterNode: node.optional(),
+    /** A master's semi-sync side: enabled, in effect (Rpl_semi_sync_master_status), clients. */
+    semiSync: z
+      .object({ enabled: z.boolean(), active: z.boolean(), clients: z.number().int().nonnegative() })
+      .strict()
+      .optional(),
     at: ts,
   })
   .strict();

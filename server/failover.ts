@@ -1,3 +1,4 @@
+import { promoteSemiSync } from '../core/semisync';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { chooseCandidate } from '../core/candidate';
@@ -579,14 +580,14 @@ export async function runFailover(
         case 'promote': {
           // The other replicas are re-pointed while the candidate is promoted: everything they
           // lack is already in its binlog (drained), and their semi-sync registration holds.
-          repointing = startRepoint(view, task.candidate!, settings.semiSync);
-          const st = await promoteCandidate(ops, task.candidate!, { semiSync: settings.semiSync });
+          repointing = startRepoint(view, task.candidate!, settings.semiSync !== 'off');
+          const st = await promoteCandidate(ops, task.candidate!, promoteSemiSync(settings));
           dpatch = { gtidAtPromotion: st.gtidBinlogPos, promotedAt: Date.now() };
           next = 'repoint';
           break;
         }
         case 'repoint': {
-          const res = await (repointing ?? startRepoint(view, task.candidate!, settings.semiSync));
+          const res = await (repointing ?? startRepoint(view, task.candidate!, settings.semiSync !== 'off'));
           repointing = null;
           const failed: Record<string, string> = {};
           for (const [n, r] of res) if (!r.ok) failed[n] = r.error;

@@ -9,6 +9,7 @@ import { alertOps, historyOps } from '../core/ops/commit';
 import { NodeConnections } from '../core/ops/connections';
 import { readGtidPositions } from '../core/ops/positions';
 import { withTimeout } from '../core/timeout';
+import { semiSyncHealth } from '../core/semisync';
 import { isGroupName } from '../core/names';
 import {
   decodeRecord,
@@ -20,7 +21,7 @@ import {
   type HaproxyRecord,
   type TaskRecord,
 } from '../core/records';
-import { alertOf, listGroups, readGroupView, type GroupView, type Versioned } from '../core/view';
+import { alertOf, listGroups, member, readGroupView, type GroupView, type Versioned } from '../core/view';
 import type { MultiOp, Watch, Zk } from '../core/zk/client';
 import { acquireLock, readLockHolder, type LockHandle } from '../core/zk/lock';
 import type { ZkPaths } from '../core/zk/paths';
@@ -101,6 +102,8 @@ interface GroupState {
   readOnlyRetryAt: number;
 }
 
+/** Alert kind of a master that acknowledges less safely than its semi-sync policy asks. */
+const SEMI_SYNC_ALERT = 'semi-sync-off';
 /** Alert and history kind of a master that stays read-only (server/readonly.ts). */
 const READ_ONLY_ALERT = 'master-read-only';
 
@@ -983,6 +986,33 @@ export class ServerWorker {
 
   // --- healthy master: alerts that resolved, read pool ---------------------------------------------
 
+  /**
+   * watch_down/<group>__semi-sync-off while the master does not acknowledge as its group's
+   * semi-sync policy asks (fell back to async, or its master side is off); cleared once it does
+   * again. Only raised from a healthy master's heartbeat: during an operation the figures lie.
+   */
+  async #semiSyncAlert(view: GroupView): Promise<void> {
+    const master = view.master!.record;
+    const h = semiSyncHealth(view.meta!.settings.semiSync, member(view, master.node)?.online ?? null);
+    if (h.state === 'at-risk') {
+      await this.#incident(view, SEMI_SYNC_ALERT, null, {
+        node: master.node,
+        policy: h.policy,
+        active: h.active,
+        clients: h.clients,
+        note: h.note,
+      });
+      return;
+    }
+    const prev = alertOf(view, SEMI_SYNC_ALERT);
+    if (prev === undefined || h.state === 'unknown') return;
+    const { zk, paths } = this.#o;
+    await zk
+      .deleteIfExists(paths.watchDown(view.group, SEMI_SYNC_ALERT), prev.version)
+      .catch(() => undefined);
+    this.#log.info({ group: view.group, semiSync: h }, 'semi-sync back: semi-sync-off alert resolved');
+  }
+
   async #healthy(g: GroupState, view: GroupView): Promise<void> {
     const { zk, paths } = this.#o;
     const master = view.master!.record;
@@ -992,6 +1022,7 @@ export class ServerWorker {
       await zk.deleteIfExists(paths.watchDown(view.group), hb.version).catch(() => undefined);
       this.#log.info({ group: view.group }, 'heartbeat back: heartbeat-lost-mysql-alive alert resolved');
     }
+    await this.#semiSyncAlert(view);
     // Keep admin connections to live replicas open: a failover must not pay for handshakes.
     for (const m of view.members) if (m.node !== master.node && m.online !== null) this.#conns.warm(m.node);
     const route = view.route?.record;

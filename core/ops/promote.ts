@@ -122,10 +122,10 @@ export async function catchUpFrom(
 export async function promoteCandidate(
   ctx: OpsContext,
   node: string,
-  opts: { readonly semiSync: boolean },
+  opts: { readonly semiSync: boolean; readonly semiSyncTimeoutMs?: number },
 ): Promise<ServerState> {
   return ctx.conns.run(node, async (conn) => {
-    await ctx.flavor.promote(conn, { semiSync: opts.semiSync });
+    await ctx.flavor.promote(conn, opts);
     return ctx.flavor.readState(conn);
   });
 }
