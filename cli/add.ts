@@ -1,3 +1,4 @@
+import { promoteSemiSync, type SemiSyncPolicy } from '../core/semisync';
 import { ZkmhaError, errorMessage } from '../core/errors';
 import { mostAdvanced } from '../core/gtid';
 import { connectMysql, type MysqlConnection } from '../core/mysql/connection';
@@ -42,7 +43,8 @@ export interface AddInput {
   readonly readPort: number;
   readonly master?: string;
   readonly flavor: 'mariadb';
-  readonly semiSync: boolean;
+  readonly semiSync: SemiSyncPolicy;
+  readonly semiSyncTimeoutMs?: number;
 }
 
 export type AddPlan =
@@ -193,7 +195,10 @@ export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResul
     // ---- act ----
     const startedAt = Date.now();
     const steps: { name: string; ms: number; ok: boolean }[] = [];
-    const settings = groupSettingsSchema.parse({ semiSync: input.semiSync });
+    const settings = groupSettingsSchema.parse({
+      semiSync: input.semiSync,
+      ...(input.semiSyncTimeoutMs !== undefined ? { semiSyncTimeoutMs: input.semiSyncTimeoutMs } : {}),
+    });
     const task: TaskRecord = {
       v: 1,
       id: `add-${startedAt}`,
@@ -248,7 +253,7 @@ export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResul
         await timed('promote master', () =>
           step(`make ${plan.master} the master`, () =>
             flavor.promote(conns.get(plan.master)!, {
-              semiSync: settings.semiSync,
+              ...promoteSemiSync(settings),
               parallelApply: settings.parallelApply,
             }),
           ),
@@ -263,7 +268,7 @@ export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResul
                   port,
                   user: cfg.mysql.replicationUser,
                   password: cfg.mysql.replicationPassword,
-                  semiSync: settings.semiSync,
+                  semiSync: settings.semiSync !== 'off',
                   parallelApply: settings.parallelApply,
                   // current_pos: a node holding part of the master's history (checked above) resumes after it.
                   gtidMode: 'current_pos',

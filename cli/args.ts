@@ -1,3 +1,4 @@
+import type { SemiSyncPolicy } from '../core/semisync';
 import { ZkmhaError } from '../core/errors';
 import { assertGroupName, isNodeName, parsePort } from '../core/names';
 
@@ -60,6 +61,14 @@ export function positiveIntArg(s: string | undefined, what: string, dflt: number
   if (!/^\d{1,9}$/.test(s) || Number(s) < 1 || Number(s) > max)
     throw usage(`${what} must be an integer between 1 and ${max} (got '${s}')`);
   return Number(s);
+}
+
+/** `--semi-sync [policy]`: bare means `on` (round 1's flag); absent means `off`. */
+export function semiSyncArg(s: string | boolean | undefined): SemiSyncPolicy {
+  if (s === undefined || s === false) return 'off';
+  if (s === true) return 'on';
+  if (s === 'off' || s === 'on' || s === 'required') return s;
+  throw usage(`--semi-sync must be off, on or required (got '${s}')`);
 }
 
 export function flavorArg(s: string | undefined): 'mariadb' {

@@ -60,7 +60,7 @@ async function addHostLocked(ctx: CliContext, input: AddHostInput): Promise<AddH
       input.node,
       master,
       cfg.mysql,
-      meta.settings.semiSync,
+      meta.settings.semiSync !== 'off',
       meta.settings.parallelApply,
     );
   });

@@ -12,6 +12,7 @@ import {
   portArg,
   positiveIntArg,
   priorityArg,
+  semiSyncArg,
   textArg,
   usage,
 } from './args';
@@ -63,7 +64,14 @@ export function registerAdminCommands(program: Command): void {
     .option('--read-port <n>', 'HAProxy read listener port')
     .option('--master <node>', 'the master (default: the most advanced by GTID, else the first)')
     .option('--flavor <name>', 'mariadb (default)')
-    .option('--semi-sync', 'semi-synchronous replication (AFTER_SYNC)')
+    .option(
+      '--semi-sync [policy]',
+      'semi-synchronous replication (AFTER_SYNC): on (the default when given bare) falls back to async after --semi-sync-timeout-ms; required never does (commits wait)',
+    )
+    .option(
+      '--semi-sync-timeout-ms <ms>',
+      'how long a commit waits for a replica under --semi-sync on (default 1000)',
+    )
     .option(...CONFIG)
     .action(
       async (
@@ -74,7 +82,8 @@ export function registerAdminCommands(program: Command): void {
           readPort?: string;
           master?: string;
           flavor?: string;
-          semiSync?: boolean;
+          semiSync?: string | boolean;
+          semiSyncTimeoutMs?: string;
         },
       ) => {
         const group = groupArg(g);
@@ -86,6 +95,10 @@ export function registerAdminCommands(program: Command): void {
         if (master !== undefined && !nodes.includes(master))
           throw usage(`--master ${master} is not in --nodes`);
         const flavor = flavorArg(opts.flavor);
+        const semiSync = semiSyncArg(opts.semiSync);
+        const semiSyncTimeoutMs = positiveIntArg(opts.semiSyncTimeoutMs, '--semi-sync-timeout-ms', 1000);
+        if (opts.semiSyncTimeoutMs !== undefined && semiSync !== 'on')
+          throw usage('--semi-sync-timeout-ms needs --semi-sync on');
         const r = await withContext(opts.config, (ctx) =>
           runAdd(ctx, {
             group,
@@ -93,7 +106,8 @@ export function registerAdminCommands(program: Command): void {
             writePort,
             readPort,
             flavor,
-            semiSync: opts.semiSync === true,
+            semiSync,
+            semiSyncTimeoutMs,
             ...(master !== undefined ? { master } : {}),
           }),
         );

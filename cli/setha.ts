@@ -59,7 +59,7 @@ async function setHaLocked(ctx: CliContext, group: string, node: string): Promis
       node,
       master,
       cfg.mysql,
-      meta.settings.semiSync,
+      meta.settings.semiSync !== 'off',
       meta.settings.parallelApply,
     );
   });

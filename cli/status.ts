@@ -1,5 +1,6 @@
 import { describeDrain, drainProgressSchema, type DrainProgress } from '../core/ops/drain';
 import { backlogTrx } from '../core/backlog';
+import { semiSyncHealth, type SemiSyncHealth } from '../core/semisync';
 import { chooseCandidate, type NodePosition } from '../core/candidate';
 import { ZkmhaError, errorMessage } from '../core/errors';
 import { NodeConnections, readGtidPositions } from '../core/ops';
@@ -76,6 +77,8 @@ export interface GroupStatus {
     readonly read: readonly string[];
   } | null;
   readonly white: { readonly reason: string; readonly by: string; readonly at: number } | null;
+  /** The master's acknowledgements against the group's semi-sync policy (null: no group or master). */
+  readonly semiSync: SemiSyncHealth | null;
   readonly task: {
     readonly kind: string;
     readonly step: string;
@@ -227,6 +230,13 @@ export function buildGroupStatus(
         : { node: master.node, epoch: master.epoch, since: master.since, reason: master.reason },
     route: route === null ? null : { epoch: route.epoch, write: route.write, read: route.read },
     white: view.white,
+    semiSync:
+      view.meta === null || master === null
+        ? null
+        : semiSyncHealth(
+            view.meta.settings.semiSync,
+            view.members.find((m) => m.node === master.node)?.online ?? null,
+          ),
     task:
       view.task === null
         ? null
@@ -272,6 +282,12 @@ export function renderGroupStatus(g: GroupStatus, now: number): string {
       ? '  route:  none'
       : `  route:  epoch ${g.route.epoch}  write ${g.route.write ?? 'NONE (cut)'}  read [${g.route.read.join(', ')}]`,
   );
+  if (g.semiSync !== null)
+    out.push(
+      g.semiSync.state === 'at-risk'
+        ? `  SEMI-SYNC ${g.semiSync.policy.toUpperCase()}, NOT IN EFFECT: ${g.semiSync.note}`
+        : `  semi-sync: ${g.semiSync.policy} (${g.semiSync.state}): ${g.semiSync.note}`,
+    );
   if (g.white !== null)
     out.push(
       `  WHITE (maintenance, no automatic failover): ${g.white.reason} — by ${g.white.by} ${ago(g.white.at, now)}`,

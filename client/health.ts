@@ -30,6 +30,8 @@ export interface SemiSyncStatus {
   readonly masterEnabled: boolean;
   /** In effect (false after a fall-back to async). */
   readonly masterActive: boolean;
+  /** Rpl_semi_sync_master_clients (absent in statuses built without it). */
+  readonly masterClients?: number;
   readonly slaveEnabled: boolean;
 }
 
@@ -230,13 +232,22 @@ export function onlineRecordFor(status: MysqlStatus, at: number): OnlineRecord {
             : {}),
         }
       : {}),
+    ...(status.role === 'master' && status.semiSync !== undefined
+      ? {
+          semiSync: {
+            enabled: status.semiSync.masterEnabled,
+            active: status.semiSync.masterActive,
+            clients: status.semiSync.masterClients ?? 0,
+          },
+        }
+      : {}),
     at,
   };
 }
 
 /**
  * Whether a new record differs from the published one in what the server acts on: role, read_only,
- * replication threads, the master replicated from, or the lag bucket. GTIDs and timestamps alone
+ * replication threads, the master replicated from, the lag bucket, or the master's semi-sync state. GTIDs and timestamps alone
  * never cause a write (the server reads positions directly from mysqld when it needs them).
  */
 export function onlineChanged(
@@ -251,6 +262,9 @@ export function onlineChanged(
     published.ioConnecting !== next.ioConnecting ||
     published.sqlRunning !== next.sqlRunning ||
     published.masterNode !== next.masterNode ||
+    published.semiSync?.enabled !== next.semiSync?.enabled ||
+    published.semiSync?.active !== next.semiSync?.active ||
+    published.semiSync?.clients !== next.semiSync?.clients ||
     lagBucket(published.lagSeconds, maxReadLagSeconds) !== lagBucket(next.lagSeconds, maxReadLagSeconds) ||
     backlogBucket(published.backlogTrx) !== backlogBucket(next.backlogTrx)
   );

@@ -94,6 +94,11 @@ export function createClientMetrics(snapshot: () => AgentSnapshot): ClientMetric
       return x === undefined ? NaN : b(x.masterActive);
     },
   );
+  gauge(
+    'zkmha_client_semi_sync_master_clients',
+    'Rpl_semi_sync_master_clients: replicas connected as semi-sync acknowledgers (NaN when unknown)',
+    (s) => st(s)?.semiSync?.masterClients ?? NaN,
+  );
   gauge('zkmha_client_semi_sync_slave_enabled', 'rpl_semi_sync_slave_enabled (NaN when unknown)', (s) => {
     const x = st(s)?.semiSync;
     return x === undefined ? NaN : b(x.slaveEnabled);

@@ -41,6 +41,7 @@ export function statusFrom(s: ServerState): MysqlStatus {
     semiSync: {
       masterEnabled: s.semiSyncMasterEnabled,
       masterActive: s.semiSyncMasterStatus,
+      masterClients: s.semiSyncMasterClients,
       slaveEnabled: s.semiSyncSlaveEnabled,
     },
     replica:

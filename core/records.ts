@@ -61,7 +61,13 @@ export const groupSettingsSchema = z
     drainTimeoutMs: timerMs.default(5000),
     /** Bound on a drain that keeps progressing (a huge backlog): then the failover fails and alerts. */
     drainMaxMs: timerMs.default(600_000),
-    semiSync: z.boolean().default(false),
+    /** Semi-sync policy (core/semisync.ts); round 1's boolean still reads as on/off. */
+    semiSync: z
+      .union([z.enum(['off', 'on', 'required']), z.boolean()])
+      .default('off')
+      .transform((x) => (x === true ? 'on' : x === false ? 'off' : x)),
+    /** rpl_semi_sync_master_timeout under `on`: how long a commit waits before going async. */
+    semiSyncTimeoutMs: z.number().int().positive().max(3_600_000).default(1000),
     autoRejoin: z.boolean().default(false),
     parallelApply: parallelApplySchema.default({}),
   })
@@ -116,6 +122,11 @@ export const onlineSchema = z
     backlogTrx: z.number().int().nonnegative().optional(),
     /** Seconds to apply the backlog at the measured apply rate; null when not estimable. */
     backlogSeconds: z.number().nonnegative().nullable().optional(),
+    /** A master's semi-sync side: enabled, in effect (Rpl_semi_sync_master_status), clients. */
+    semiSync: z
+      .object({ enabled: z.boolean(), active: z.boolean(), clients: z.number().int().nonnegative() })
+      .strict()
+      .optional(),
     at: ts,
   })
   .strict();
@@ -191,6 +202,8 @@ export const ALERT_KINDS = [
   'operation-abandoned',
   'switchover-failed',
   'router',
+  /** A master that acknowledges less safely than its group's semi-sync policy asks. */
+  'semi-sync-off',
 ] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 

@@ -1,3 +1,4 @@
+import { promoteSemiSync } from '../core/semisync';
 import { randomBytes } from 'node:crypto';
 import type { NodePosition } from '../core/candidate';
 import { ZkmhaError, errorMessage, isZkmhaError } from '../core/errors';
@@ -169,7 +170,8 @@ export async function resolveAbandonedTask(
   const epoch = task.epoch!;
   const masterVersion = view.master!.version;
   const settings = view.meta?.settings;
-  const semiSync = settings?.semiSync ?? false;
+  const semi = promoteSemiSync(settings ?? { semiSync: 'off', semiSyncTimeoutMs: 1000 });
+  const semiSync = semi.semiSync;
   const parallelApply = settings?.parallelApply;
   const pa = parallelApply !== undefined ? { parallelApply } : {};
   const replication = { user: cfg.mysql.replicationUser, password: cfg.mysql.replicationPassword };
@@ -353,7 +355,7 @@ export async function resolveAbandonedTask(
             );
         });
         if (!lock.isHeld()) throw new Stale('lock lost');
-        const st = await timer.run('promote', () => promoteCandidate(ops, cand, { semiSync, ...pa }));
+        const st = await timer.run('promote', () => promoteCandidate(ops, cand, { ...semi, ...pa }));
         const drained = new Set(
           view.members.filter((m) => m.slaveDown?.record.drained === true).map((m) => m.node),
         );

@@ -43,6 +43,8 @@ export interface ServerState {
   readonly semiSyncMasterEnabled: boolean;
   /** Semi-sync is actually in effect (false after a fall-back to async). */
   readonly semiSyncMasterStatus: boolean;
+  /** Rpl_semi_sync_master_clients: replicas connected as semi-sync acknowledgers. */
+  readonly semiSyncMasterClients: number;
   readonly semiSyncSlaveEnabled: boolean;
 }
 
@@ -99,7 +101,8 @@ export interface Flavor {
   waitForGtid(conn: MysqlConnection, gtidPos: string, timeoutMs: number): Promise<boolean>;
   /**
    * Makes the server a writable master: replication stopped and forgotten, semi-sync master side
-   * per flag. With `keepReplicaConfig`, replication is stopped but its configuration is kept (RESET SLAVE
+   * per flag, waiting `semiSyncTimeoutMs` (rpl_semi_sync_master_timeout; default 1000, the group
+   * default) for an acknowledgement before falling back to async. With `keepReplicaConfig`, replication is stopped but its configuration is kept (RESET SLAVE
    * ALL costs 15-40 ms of fsyncs): a planned switchover takes it off the write pause and calls
    * `forgetReplication` once the new master is recorded.
    */
@@ -107,6 +110,7 @@ export interface Flavor {
     conn: MysqlConnection,
     opts: {
       readonly semiSync: boolean;
+      readonly semiSyncTimeoutMs?: number;
       readonly keepReplicaConfig?: boolean;
       /** Set while replication is stopped, for when this node is a replica again. */
       readonly parallelApply?: ParallelApply;

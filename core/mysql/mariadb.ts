@@ -30,6 +30,15 @@ function bool(v: unknown): boolean {
   return v === 1 || v === '1' || v === 'ON' || v === 'Yes' || v === true;
 }
 
+/** A non-negative integer status value (absent or garbage → 0). */
+function count(v: unknown): number {
+  const n = Number(v);
+  return Number.isSafeInteger(n) && n >= 0 ? n : 0;
+}
+
+/** The group default of `semiSyncTimeoutMs` (core/records.ts). */
+const DEFAULT_SEMI_SYNC_TIMEOUT_MS = 1000;
+
 function str(v: unknown): string {
   return v === null || v === undefined ? '' : String(v);
 }
@@ -49,13 +58,16 @@ interface GlobalsRow extends RowDataPacket {
   semiMaster: number;
   semiSlave: number;
   semiMasterStatus: string | null;
+  semiMasterClients: string | null;
 }
 
 const READ_GLOBALS = `SELECT @@server_id AS serverId, @@version AS version, @@read_only AS readOnly,
   @@gtid_binlog_pos AS gtidBinlogPos, @@gtid_current_pos AS gtidCurrentPos, @@gtid_slave_pos AS gtidSlavePos,
   @@rpl_semi_sync_master_enabled AS semiMaster, @@rpl_semi_sync_slave_enabled AS semiSlave,
   (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS
-    WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_STATUS') AS semiMasterStatus`;
+    WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_STATUS') AS semiMasterStatus,
+  (SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS
+    WHERE VARIABLE_NAME = 'RPL_SEMI_SYNC_MASTER_CLIENTS') AS semiMasterClients`;
 
 function replicaFrom(row: RowDataPacket | undefined): ReplicaState | null {
   if (row === undefined) return null;
@@ -132,6 +144,7 @@ export const mariadb: Flavor = {
       replica: replicaFrom(slave[0]),
       semiSyncMasterEnabled: bool(g.semiMaster),
       semiSyncMasterStatus: bool(g.semiMasterStatus),
+      semiSyncMasterClients: count(g.semiMasterClients),
       semiSyncSlaveEnabled: bool(g.semiSlave),
     };
   },
@@ -185,7 +198,12 @@ export const mariadb: Flavor = {
     );
   },
 
-  async promote(conn, { semiSync, keepReplicaConfig, parallelApply }) {
+  async promote(
+    conn,
+    { semiSync, semiSyncTimeoutMs = DEFAULT_SEMI_SYNC_TIMEOUT_MS, keepReplicaConfig, parallelApply },
+  ) {
+    if (!Number.isSafeInteger(semiSyncTimeoutMs) || semiSyncTimeoutMs < 1)
+      throw new ZkmhaError('BAD_USAGE', `promote: invalid semiSyncTimeoutMs ${String(semiSyncTimeoutMs)}`);
     await conn.exec(`STOP SLAVE`);
     if (keepReplicaConfig !== true) await conn.exec(`RESET SLAVE ALL`);
     if (parallelApply !== undefined && (await parallelApplyDiffers(conn, parallelApply)))
@@ -193,7 +211,14 @@ export const mariadb: Flavor = {
     // Durable commits before it takes writes (a replica may have run with 2).
     await setFlushLogAtCommit(conn, 1);
     await setGlobal(conn, 'rpl_semi_sync_slave_enabled', false);
-    if (semiSync) await conn.exec(`SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC`);
+    if (semiSync) {
+      await conn.exec(`SET GLOBAL rpl_semi_sync_master_wait_point = AFTER_SYNC`);
+      // Set every time: MariaDB's default (10 s) would silently turn a 'required' group async, and
+      // a value left by an earlier policy must not outlive a change of policy.
+      await conn.exec(`SET GLOBAL rpl_semi_sync_master_timeout = ${semiSyncTimeoutMs}`); // a checked integer
+      // Wait even with no replica connected (MariaDB's default, stated so nobody flips it by hand).
+      await setGlobal(conn, 'rpl_semi_sync_master_wait_no_slave', true);
+    }
     await setGlobal(conn, 'rpl_semi_sync_master_enabled', semiSync);
     await setGlobal(conn, 'read_only', false);
   },

@@ -139,13 +139,14 @@ export async function catchUpFrom(
 export async function promoteCandidate(
   ctx: OpsContext,
   node: string,
-  opts: { readonly semiSync: boolean; readonly parallelApply?: ParallelApply },
+  opts: {
+    readonly semiSync: boolean;
+    readonly semiSyncTimeoutMs?: number;
+    readonly parallelApply?: ParallelApply;
+  },
 ): Promise<ServerState> {
   return ctx.conns.run(node, async (conn) => {
-    await ctx.flavor.promote(conn, {
-      semiSync: opts.semiSync,
-      ...(opts.parallelApply !== undefined ? { parallelApply: opts.parallelApply } : {}),
-    });
+    await ctx.flavor.promote(conn, opts);
     return ctx.flavor.readState(conn);
   });
 }

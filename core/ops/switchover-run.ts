@@ -2,6 +2,7 @@ import { ZkmhaError, errorMessage, isZkmhaError } from '../errors';
 import { Journal, LostLock, recordIncident } from '../op/journal';
 import { zkStore } from '../op/store';
 import { decodeRecord, encodeRecord, haproxySchema, taskSchema, type TaskRecord } from '../records';
+import { promoteSemiSync } from '../semisync';
 import { delay } from '../timeout';
 import { commitMasterChange, writeFencingRoute } from './commit';
 import { existingGroup } from './group';
@@ -352,7 +353,7 @@ export async function runSwitchover(
       masterVersion: masterRec.version,
       routeVersion,
       read: routeRec.record.read,
-      semiSync: meta.settings.semiSync,
+      ...promoteSemiSync(meta.settings),
       candidateTouched,
       repointed: repointStarted,
       taskVersion: journal.version,
@@ -423,14 +424,14 @@ export async function runSwitchover(
     oldMaster,
     candidate,
     others,
-    semiSync: meta.settings.semiSync,
+    semiSync: meta.settings.semiSync !== 'off',
     parallelApply: meta.settings.parallelApply,
   });
   try {
     await timer.run('promote', () =>
       conns.run(candidate, (c) =>
         flavor.promote(c, {
-          semiSync: meta.settings.semiSync,
+          ...promoteSemiSync(meta.settings),
           keepReplicaConfig: true,
           parallelApply: meta.settings.parallelApply,
         }),

@@ -91,6 +91,8 @@ export interface SwitchoverRollback {
   /** Read pool of the restored route. */
   readonly read: readonly string[];
   readonly semiSync: boolean;
+  /** rpl_semi_sync_master_timeout when the old master is made master again. */
+  readonly semiSyncTimeoutMs?: number;
   readonly replication: ReplicationCredentials;
   /** Re-point the candidate to the old master (it was drained, promoted, or its state is unknown). */
   readonly candidateTouched: boolean;
@@ -184,7 +186,12 @@ export async function rollBackSwitchover(
   if (a.repointed) {
     // It may have started replicating from the candidate: make it the master again.
     await step('rollback old master', () =>
-      ops.conns.run(a.oldMaster, (c) => ops.flavor.promote(c, { semiSync: a.semiSync })),
+      ops.conns.run(a.oldMaster, (c) =>
+        ops.flavor.promote(c, {
+          semiSync: a.semiSync,
+          ...(a.semiSyncTimeoutMs !== undefined ? { semiSyncTimeoutMs: a.semiSyncTimeoutMs } : {}),
+        }),
+      ),
     );
   } else {
     await step('rollback old master', () =>

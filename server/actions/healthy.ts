@@ -1,5 +1,6 @@
 import { encodeRecord, haproxySchema, slaveDownSchema, type HaproxyRecord } from '../../core/records';
-import { alertOf, readGroupView, type GroupView } from '../../core/view';
+import { semiSyncHealth } from '../../core/semisync';
+import { alertOf, member, readGroupView, type GroupView } from '../../core/view';
 import type { MultiOp } from '../../core/zk/client';
 import { detect, type Verdict } from '../detect';
 import { probeReplica } from '../probe';
@@ -28,6 +29,7 @@ export async function healthy(w: WorkerContext, g: GroupState, view: GroupView):
     await zk.deleteIfExists(paths.watchDown(view.group), hb.version).catch(() => undefined);
     w.log.info({ group: view.group }, 'heartbeat back: heartbeat-lost-mysql-alive alert resolved');
   }
+  await semiSyncAlert(w, view);
   // Keep admin connections to live replicas open: a failover must not pay for handshakes.
   for (const m of view.members) if (m.node !== master.node && m.online !== null) w.conns.warm(m.node);
   const route = view.route?.record;
@@ -100,6 +102,32 @@ export async function healthy(w: WorkerContext, g: GroupState, view: GroupView):
       'read pool updated',
     );
   });
+}
+
+/**
+ * watch_down/<group>__semi-sync-off while the master does not acknowledge as its group's semi-sync
+ * policy asks (fell back to async, or its master side is off); cleared once it does again. Only
+ * raised from a healthy master's heartbeat: during an operation the figures lie.
+ */
+async function semiSyncAlert(w: WorkerContext, view: GroupView): Promise<void> {
+  const master = view.master!.record;
+  const h = semiSyncHealth(view.meta!.settings.semiSync, member(view, master.node)?.online ?? null);
+  if (h.state === 'at-risk') {
+    await incident(w, view, 'semi-sync-off', null, {
+      node: master.node,
+      policy: h.policy,
+      active: h.active,
+      clients: h.clients,
+      note: h.note,
+    });
+    return;
+  }
+  const prev = alertOf(view, 'semi-sync-off');
+  if (prev === undefined || h.state === 'unknown') return;
+  await w.o.zk
+    .deleteIfExists(w.o.paths.watchDown(view.group, 'semi-sync-off'), prev.version)
+    .catch(() => undefined);
+  w.log.info({ group: view.group, semiSync: h }, 'semi-sync back: semi-sync-off alert resolved');
 }
 
 function launchProbe(w: WorkerContext, g: GroupState, view: GroupView, node: string): void {

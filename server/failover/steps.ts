@@ -22,6 +22,7 @@ import {
   type RepointResult,
 } from '../../core/ops/promote';
 import type { HistoryRecord } from '../../core/records';
+import { promoteSemiSync } from '../../core/semisync';
 import { withTimeout } from '../../core/timeout';
 import { member, type GroupView } from '../../core/view';
 import {
@@ -282,10 +283,13 @@ async function promote(ctx: FailoverContext): Promise<Result> {
   const candidate = candidateOf(ctx);
   // The other replicas are re-pointed while the candidate is promoted: everything they lack is
   // already in its binlog (drained), and their semi-sync registration holds.
-  ctx.repointing = startRepoint(ctx, view, candidate, semiSync);
+  ctx.repointing = startRepoint(ctx, view, candidate, semiSync !== 'off');
   const st = await onCandidate(
     candidate,
-    promoteCandidate(ctx.mysql, candidate, { semiSync, parallelApply: view.meta.settings.parallelApply }),
+    promoteCandidate(ctx.mysql, candidate, {
+      ...promoteSemiSync(view.meta.settings),
+      parallelApply: view.meta.settings.parallelApply,
+    }),
   );
   return { next: 'repoint', detail: { gtidAtPromotion: st.gtidBinlogPos, promotedAt: Date.now() } };
 }
@@ -293,7 +297,7 @@ async function promote(ctx: FailoverContext): Promise<Result> {
 async function repoint(ctx: FailoverContext): Promise<Result> {
   const view = await viewOf(ctx, false);
   const res = await (ctx.repointing ??
-    startRepoint(ctx, view, candidateOf(ctx), view.meta.settings.semiSync));
+    startRepoint(ctx, view, candidateOf(ctx), view.meta.settings.semiSync !== 'off'));
   ctx.repointing = null;
   const failed: Record<string, string> = {};
   for (const [n, r] of res) if (!r.ok) failed[n] = r.error;

@@ -111,6 +111,21 @@ describe('mha add', () => {
       2,
       /--master .* is not in --nodes/,
     );
+    await refused(
+      ['g1', '--nodes', nodes(0, 1), ...ports(), '--semi-sync', 'always'],
+      2,
+      /--semi-sync must be off, on or required \(got 'always'\)/,
+    );
+    await refused(
+      ['g1', '--nodes', nodes(0, 1), ...ports(), '--semi-sync', 'required', '--semi-sync-timeout-ms', '500'],
+      2,
+      /--semi-sync-timeout-ms needs --semi-sync on/,
+    );
+    await refused(
+      ['g1', '--nodes', nodes(0, 1), ...ports(), '--semi-sync', 'on', '--semi-sync-timeout-ms', '0'],
+      2,
+      /--semi-sync-timeout-ms must be an integer/,
+    );
   });
 
   it('refuses an unreachable node with exit 1, naming it', async () => {
@@ -149,7 +164,8 @@ describe('mha add', () => {
     const meta = await get<ReturnType<typeof metaGroupSchema.parse>>(paths.metaGroup('g1'), metaGroupSchema);
     assert.deepEqual(meta.members, [n[0]!.node, n[1]!.node, n[2]!.node]);
     assert.equal(meta.writePort, writePort);
-    assert.equal(meta.settings.semiSync, true);
+    assert.equal(meta.settings.semiSync, 'on', 'a bare --semi-sync is the on policy');
+    assert.equal(meta.settings.semiSyncTimeoutMs, 1000);
     for (const i of [0, 1, 2]) {
       const h = await get<ReturnType<typeof metaHostSchema.parse>>(
         paths.metaHost(n[i]!.node),
@@ -173,6 +189,9 @@ describe('mha add', () => {
     // MySQL: a writable master with semi-sync, read-only semi-sync replicas replicating from it.
     const m = await mysqlSnapshot(n[0]!);
     assert.deepEqual([m.readOnly, m.semiMaster, m.slave], ['0', '1', 'none']);
+    // The policy's wait, set by zkmha (MariaDB's own default is 10 s).
+    const [t] = await n[0]!.query('SELECT @@GLOBAL.rpl_semi_sync_master_timeout AS t');
+    assert.equal(Number(t?.t), 1000);
     for (const i of [1, 2]) {
       const s = await mysqlSnapshot(n[i]!);
       assert.deepEqual([s.readOnly, s.semiSlave, s.semiMaster], ['1', '1', '0']);

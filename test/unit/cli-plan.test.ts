@@ -41,6 +41,7 @@ function state(
           },
     semiSyncMasterEnabled: false,
     semiSyncMasterStatus: false,
+    semiSyncMasterClients: 0,
     semiSyncSlaveEnabled: false,
     ...over,
   };

@@ -294,6 +294,29 @@ describe('client online/ publication', () => {
     it(name, () => assert.equal(onlineAction(rec, { kind: 'publish', record: next }, 30).kind, kind));
   }
 
+  const semiMaster = (semiSync: NonNullable<MysqlStatus['semiSync']>) =>
+    onlineRecordFor({ ...MASTER, semiSync }, 4);
+  const SEMI = { masterEnabled: true, masterActive: true, masterClients: 2, slaveEnabled: false };
+  it("a master's record carries its semi-sync side; a replica's does not", () => {
+    assert.deepEqual(semiMaster(SEMI).semiSync, { enabled: true, active: true, clients: 2 });
+    assert.doesNotThrow(() => onlineSchema.parse(semiMaster(SEMI)));
+    assert.equal(onlineRecordFor({ ...REPLICA, semiSync: SEMI }, 4).semiSync, undefined);
+  });
+  const semiTable: Array<[string, NonNullable<MysqlStatus['semiSync']>, 'keep' | 'update']> = [
+    ['semi-sync unchanged → keep', SEMI, 'keep'],
+    ['falls back to async → update', { ...SEMI, masterActive: false }, 'update'],
+    ['master side disabled → update', { ...SEMI, masterEnabled: false }, 'update'],
+    ['a semi-sync replica leaves → update', { ...SEMI, masterClients: 1 }, 'update'],
+  ];
+  for (const [name, next, kind] of semiTable) {
+    it(name, () =>
+      assert.equal(
+        onlineAction(semiMaster(SEMI), { kind: 'publish', record: semiMaster(next) }, 30).kind,
+        kind,
+      ),
+    );
+  }
+
   it('creates when nothing is published, deletes when absent is wanted, keeps absent absent', () => {
     assert.equal(onlineAction(null, { kind: 'publish', record: rec }, 30).kind, 'create');
     assert.equal(onlineAction(rec, { kind: 'absent', why: 'mysqld-down' }, 30).kind, 'delete');
