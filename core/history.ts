@@ -36,3 +36,32 @@ export async function readHistoryEntries(zk: Zk, paths: ZkPaths, group: string):
     }),
   );
 }
+
+/**
+ * How long the application could not write, as far as zkmha measured it — null when the event
+ * did not cut writes (or says too little):
+ *  - a failover: from the detection of the dead master (detail.timeline.detectedAt; else the
+ *    task start) to the commit that names the new master — the old master was already gone;
+ *  - anything else with a fence step (a switchover): from the start of the first `fence…` step
+ *    on, summed (the write pause between fencing the old master and the commit).
+ * The routers' apply time comes on top (the router's `applied` epoch says when).
+ */
+export interface WriteOutage {
+  readonly ms: number;
+  readonly from: 'detected' | 'task-start' | 'fence';
+}
+
+export function writeOutage(e: HistoryRecord): WriteOutage | null {
+  if (e.kind === 'failover') {
+    const timeline = e.detail['timeline'];
+    const t = typeof timeline === 'object' && timeline !== null ? (timeline as Record<string, unknown>) : {};
+    const detected = typeof t['detectedAt'] === 'number' ? t['detectedAt'] : null;
+    const committed = typeof t['committedAt'] === 'number' ? t['committedAt'] : e.endedAt;
+    const start = detected ?? e.startedAt;
+    return { ms: Math.max(0, committed - start), from: detected !== null ? 'detected' : 'task-start' };
+  }
+  const i = e.steps.findIndex((s) => s.name.startsWith('fence'));
+  if (i < 0) return null;
+  const fenced = e.steps.slice(i).reduce((sum, s) => sum + s.ms, 0);
+  return { ms: Math.round(fenced), from: 'fence' };
+}

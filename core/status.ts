@@ -1,4 +1,5 @@
-import { chooseCandidate, type NodePosition } from './candidate';
+import { chooseCandidate, type NodePosition, type ReachablePosition } from './candidate';
+import { gtidGaps } from './gtid';
 import type { MysqlConfig } from './config';
 import { ZkmhaError, errorMessage } from './errors';
 import { NodeConnections, readGtidPositions } from './ops';
@@ -43,6 +44,11 @@ export interface NodeStatus {
   readonly readOnly: boolean | null;
   readonly gtid: string | null;
   readonly lagSeconds: number | null;
+  /**
+   * Transactions received (Gtid_IO_Pos) but not yet applied (gtid_slave_pos): what a promotion
+   * would have to drain first. Null when unknown (not a replica, positions unreadable, diverged).
+   */
+  readonly applyBacklog: number | null;
   readonly ioRunning: boolean | null;
   readonly sqlRunning: boolean | null;
   readonly replicatesFrom: string | null;
@@ -148,6 +154,18 @@ export function positionFromOnline(o: OnlineRecord | null): NodePosition {
   };
 }
 
+/** Received-but-not-applied transactions of a replica; null when unknown or diverged. */
+export function applyBacklog(pos: ReachablePosition): number | null {
+  const received = pos.replica?.gtidIoPos ?? '';
+  if (pos.replica === null || received === '') return null;
+  let n = 0n;
+  for (const gap of gtidGaps(pos.gtidSlavePos, received)) {
+    if (gap.diverged) return null;
+    n += gap.upTo.seq - (gap.after?.seq ?? 0n);
+  }
+  return Number(n);
+}
+
 export function buildGroupStatus(
   view: GroupView,
   positions: ReadonlyMap<string, NodePosition>,
@@ -175,6 +193,7 @@ export function buildGroupStatus(
       readOnly: live?.readOnly ?? o?.readOnly ?? null,
       gtid: live !== null ? live.gtidBinlogPos : (o?.gtidCurrent ?? null),
       lagSeconds: o?.lagSeconds ?? null,
+      applyBacklog: pos !== undefined && pos.reachable ? applyBacklog(pos) : null,
       ioRunning: live !== null ? (live.replica?.ioRunning ?? null) : (o?.ioRunning ?? null),
       sqlRunning: live !== null ? (live.replica?.sqlRunning ?? null) : (o?.sqlRunning ?? null),
       replicatesFrom: live !== null ? (live.replica?.masterNode ?? null) : (o?.masterNode ?? null),
