@@ -78,8 +78,9 @@ export function drawTopology(container, status, alerts) {
       viewBox: '0 0 10 10',
       refX: 9,
       refY: 5,
-      markerWidth: 7,
-      markerHeight: 7,
+      markerWidth: 10,
+      markerHeight: 10,
+      markerUnits: 'userSpaceOnUse',
       orient: 'auto',
     });
     mk.append(svg('path', { d: 'M0,0 L10,5 L0,10 z', class: `arrow ${kind}` }));
