@@ -35,4 +35,26 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The web service reads the shared model in core/ only.
+    files: ['web/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: ['../server/*', '../client/*', '../router/*', '../cli/*', '../bin/*'] },
+      ],
+    },
+  },
+  {
+    // The status page's own scripts run in the browser, as ES modules, without a build step.
+    files: ['web/static/**/*.js'],
+    languageOptions: {
+      sourceType: 'module',
+      globals: Object.fromEntries(
+        ['document', 'window', 'location', 'history', 'EventSource', 'URLSearchParams', 'setTimeout'].map(
+          (g) => [g, 'readonly'],
+        ),
+      ),
+    },
+  },
 );

@@ -7,6 +7,7 @@ import { registerAdminCommands } from '../cli/index';
 import { runClient } from '../client/main';
 import { runServer } from '../server/main';
 import { runRouter } from '../router/main';
+import { runWeb } from '../web/main';
 import { errorMessage, exitCodeFor, oneLine } from '../core/errors';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -35,6 +36,12 @@ export function buildProgram(): Command {
     .description('run the router agent beside HAProxy: HAProxy follows haproxy/<group> (design §6)')
     .option('--config <file>', 'configuration file')
     .action((opts: { config?: string }) => runRouter(opts.config));
+  program
+    .command('web')
+    .description('serve the read-only live status page and JSON API (loopback by default)')
+    .option('--config <file>', 'configuration file')
+    .option('--listen <host:port>', 'address to serve on (default web.host:web.port, 127.0.0.1:8090)')
+    .action((opts: { config?: string; listen?: string }) => runWeb(opts.config, opts.listen));
   return program;
 }
 

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
+import { alertNames, readAlert, type Alert, type AlertEntry } from '../core/alerts';
 import { errorMessage } from '../core/errors';
-import { alertSchema, decodeRecord } from '../core/records';
 import type { Watch } from '../core/zk/client';
 import { parseWatchDownName } from '../core/zk/paths';
 import type { CliContext } from './context';
@@ -11,50 +11,7 @@ import { isoTime, renderTable } from './output';
  * rewritten) after it started, as one JSON line or by running a command with the alert in its
  * environment (argv split on whitespace, no shell). `--clear <group>` acknowledges a group's alerts.
  */
-export interface Alert {
-  /** Child name under watch_down/. */
-  readonly name: string;
-  readonly group: string;
-  readonly kind: string;
-  readonly at: number;
-  readonly detail: Readonly<Record<string, unknown>>;
-}
-
-export type AlertEntry =
-  ({ readonly ok: true } & Alert) | { readonly ok: false; readonly name: string; readonly error: string };
-
-async function readAlert(
-  ctx: CliContext,
-  name: string,
-): Promise<{ entry: AlertEntry; mzxid: string } | null> {
-  const parsed = parseWatchDownName(name);
-  const p = `${ctx.paths.dir('watch_down')}/${name}`;
-  if (parsed === null)
-    return { entry: { ok: false, name, error: 'child name is not <group> or <group>__<kind>' }, mzxid: '' };
-  const nd = await ctx.zk.getOrNull(p);
-  if (nd === null) return null;
-  try {
-    const rec = decodeRecord(alertSchema, nd.data, p);
-    return {
-      entry: { ok: true, name, group: parsed.group, kind: rec.kind, at: rec.at, detail: rec.detail },
-      mzxid: nd.stat.mzxid,
-    };
-  } catch (err) {
-    return { entry: { ok: false, name, error: errorMessage(err) }, mzxid: nd.stat.mzxid };
-  }
-}
-
-async function alertNames(ctx: CliContext): Promise<string[]> {
-  return (await ctx.zk.childrenOrEmpty(ctx.paths.dir('watch_down'))).sort();
-}
-
-export async function listAlerts(ctx: CliContext, group?: string): Promise<AlertEntry[]> {
-  const names = (await alertNames(ctx)).filter(
-    (n) => group === undefined || parseWatchDownName(n)?.group === group,
-  );
-  const read = await Promise.all(names.map((n) => readAlert(ctx, n)));
-  return read.filter((r): r is NonNullable<typeof r> => r !== null).map((r) => r.entry);
-}
+export { listAlerts, type Alert, type AlertEntry } from '../core/alerts';
 
 export function renderAlerts(entries: readonly AlertEntry[]): string {
   if (entries.length === 0) return 'no alerts\n';

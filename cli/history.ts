@@ -1,38 +1,15 @@
-import { errorMessage } from '../core/errors';
-import { decodeRecord, historySchema, type HistoryRecord } from '../core/records';
+import { readHistoryEntries, type HistoryEntry } from '../core/history';
+import type { HistoryRecord } from '../core/records';
 import type { CliContext } from './context';
 import { existingGroup } from './lookup';
 import { isoTime, renderTable } from './output';
 
-/** `mha history <group>`: past failovers, switchovers and other master changes, oldest first. */
-export type HistoryEntry =
-  | { readonly seq: number; readonly name: string; readonly ok: true; readonly event: HistoryRecord }
-  | { readonly seq: number; readonly name: string; readonly ok: false; readonly error: string };
-
-/** Sequence number of `event-0000000012`; null for names that are not events. */
-export function eventSeq(name: string): number | null {
-  const m = /^event-(\d{10,})$/.exec(name);
-  return m === null ? null : Number(m[1]);
-}
+/** `mha history <group>`: the group's events (core/history.ts) as a table, or --json. */
+export { eventSeq, type HistoryEntry } from '../core/history';
 
 export async function readHistory(ctx: CliContext, group: string): Promise<HistoryEntry[]> {
   await existingGroup(ctx, group);
-  const dir = ctx.paths.historyDir(group);
-  const events = (await ctx.zk.childrenOrEmpty(dir))
-    .map((name) => ({ name, seq: eventSeq(name) }))
-    .filter((e): e is { name: string; seq: number } => e.seq !== null)
-    .sort((a, b) => a.seq - b.seq);
-  return Promise.all(
-    events.map(async ({ name, seq }): Promise<HistoryEntry> => {
-      const p = `${dir}/${name}`;
-      try {
-        const nd = await ctx.zk.get(p);
-        return { seq, name, ok: true, event: decodeRecord(historySchema, nd.data, p) };
-      } catch (err) {
-        return { seq, name, ok: false, error: errorMessage(err) };
-      }
-    }),
-  );
+  return readHistoryEntries(ctx.zk, ctx.paths, group);
 }
 
 export function formatSteps(steps: HistoryRecord['steps']): string {

@@ -119,6 +119,16 @@ const routerSchema = z
   })
   .strict();
 
+/** `mha web`: the read-only status page and its JSON API (loopback unless told otherwise). */
+const webSchema = z
+  .object({
+    host: str('web.host').default('127.0.0.1'),
+    port: portNum('web.port').default(8090),
+    /** Read replication positions from every member (as `mha status` does), not only online/. */
+    mysql: z.boolean({ invalid_type_error: 'web.mysql must be true or false' }).default(true),
+  })
+  .strict();
+
 const logSchema = z
   .object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
   .strict();
@@ -130,6 +140,7 @@ const configSchema = z
     server: serverSchema.optional(),
     client: clientSchema.optional(),
     router: routerSchema.optional(),
+    web: webSchema.default({}),
     log: logSchema.default({}),
   })
   .strict();
@@ -174,6 +185,7 @@ export interface ZookeeperConfig {
 export type ServerConfig = Readonly<NonNullable<RawConfig['server']>>;
 export type ClientConfig = Readonly<NonNullable<RawConfig['client']>>;
 export type RouterConfig = Readonly<NonNullable<RawConfig['router']>>;
+export type WebConfig = Readonly<RawConfig['web']>;
 
 export interface Config {
   readonly file: string;
@@ -182,6 +194,8 @@ export interface Config {
   readonly server?: ServerConfig;
   readonly client?: ClientConfig;
   readonly router?: RouterConfig;
+  /** Always set by parseConfig (defaults); optional for configs built in code. */
+  readonly web?: WebConfig;
   readonly log: { readonly level: RawConfig['log']['level'] };
 }
 
@@ -302,6 +316,7 @@ export function parseConfig(text: string, file: string): Config {
           },
         }
       : {}),
+    web: raw.web,
     log: raw.log,
   };
 }

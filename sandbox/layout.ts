@@ -40,8 +40,13 @@ export function portPlan(base: number): PortPlan {
   };
 }
 
+/** `mha web`'s status page: base+8 (derived from the base, so older state files still read). */
+export function webPort(base: number): number {
+  return base + 8;
+}
+
 export function allPorts(p: PortPlan): number[] {
-  return [p.write, p.read, p.zookeeper, ...p.mysql, ...p.agentHttp];
+  return [p.write, p.read, webPort(p.base), p.zookeeper, ...p.mysql, ...p.agentHttp];
 }
 
 export type PortChoice =

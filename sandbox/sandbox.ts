@@ -31,6 +31,7 @@ import {
   nodesFor,
   readState,
   sandboxLayout,
+  webPort,
   writeState,
   type SandboxLayout,
   type SandboxNode,
@@ -252,11 +253,15 @@ class Starter {
     });
   }
 
-  async mha(name: string, role: 'client' | 'server' | 'router'): Promise<ProcRef> {
+  async mha(
+    name: string,
+    role: 'client' | 'server' | 'router' | 'web',
+    extra: readonly string[] = [],
+  ): Promise<ProcRef> {
     const ref = await spawnDetached({
       name,
       command: process.execPath,
-      args: [MHA_JS, role, '--config', this.L.configFile(name)],
+      args: [MHA_JS, role, '--config', this.L.configFile(name), ...extra],
       logFile: this.L.logFile(name),
       cwd: this.L.dir,
     });
@@ -331,6 +336,7 @@ function writeConfigs(L: SandboxLayout, state: SandboxState): void {
   for (const id of SERVER_IDS)
     writeSecret(L.configFile(`server-${id}`), configText(L, ports, { kind: 'server', id }));
   writeSecret(L.configFile('router'), configText(L, ports, { kind: 'router', id: ROUTER_ID, template }));
+  writeSecret(L.configFile('web'), configText(L, ports, { kind: 'cli' }));
   fs.writeFileSync(L.mhaWrapper, mhaWrapperText(process.execPath, MHA_JS, L.cliConfig), { mode: 0o755 });
 }
 
@@ -469,6 +475,14 @@ export async function up(opts: UpOptions = {}): Promise<void> {
       say(
         `  router       HAProxy serves write :${ports.write} -> ${master.node}, read :${ports.read} -> replicas`,
       );
+
+      const webUrl = `http://127.0.0.1:${webPort(ports.base)}/`;
+      const web = await st.mha('web', 'web', ['--listen', `127.0.0.1:${webPort(ports.base)}`]);
+      await until(`the status page at ${webUrl} to answer`, 15_000, async () => {
+        if (!isRunning(web)) throw new SandboxError(`mha web exited:\n${tail(L.logFile('web'))}`);
+        return (await fetch(new URL('/api/groups', webUrl)).catch(() => null))?.ok === true;
+      });
+      say(`  web          status page ${webUrl}`);
     });
   } catch (err) {
     say(`Start-up failed: ${errorMessage(err)}`);
@@ -501,6 +515,7 @@ function printSummary(L: SandboxLayout, state: SandboxState): void {
   say(`Group '${GROUP}': ${state.nodes.map((n) => `${n.name}=${n.node}`).join('  ')}`);
   say(`  write port  127.0.0.1:${p.write}   (always the current master)`);
   say(`  read port   127.0.0.1:${p.read}   (the replicas)`);
+  say(`  status page http://127.0.0.1:${webPort(p.base)}/   (mha web: topology, alerts, history, live)`);
   say();
   say('Connect with the mariadb client (the password is in the option file, not on the command line):');
   say(`  mariadb --defaults-extra-file=${rel(L.appCnf)} -P ${p.write}      # writes`);
@@ -522,6 +537,7 @@ function printSummary(L: SandboxLayout, state: SandboxState): void {
 const STOP_ORDER = (state: SandboxState): string[] => [
   // Server workers first: with them gone, stopping clients and mysqld cannot trigger a failover.
   ...SERVER_IDS.map((id) => `server-${id}`),
+  'web',
   'router',
   ...state.nodes.map((n) => `client-${n.name}`),
   'haproxy',
@@ -616,6 +632,7 @@ export async function status(): Promise<number> {
     ...state.nodes.map((n) => `client-${n.name}`),
     ...SERVER_IDS.map((id) => `server-${id}`),
     'router',
+    'web',
     'haproxy',
   ];
   const haproxy = await haproxyRefs(L, state);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what a fresh Debian machine lacks to run zkmha's tests and sandbox: ZooKeeper, MariaDB,
-# HAProxy (Debian packages) and the npm dependencies. Idempotent; quick when all is present.
+# HAProxy, Chromium (Debian packages) and the npm dependencies. Idempotent; quick when all is present.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,8 @@ command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
 # The fault suite (npm run test:faults): silent partitions are nft DROP rules by cgroup v2.
 command -v nft >/dev/null 2>&1 || need+=(nftables)
+# The status page's browser tests (playwright-core drives the system browser; it downloads none).
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then echo "ensure-deps: need root to apt-get install ${need[*]}" >&2; exit 1; fi

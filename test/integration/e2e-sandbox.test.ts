@@ -121,6 +121,14 @@ describe('the one-command sandbox', () => {
     assert.equal(st.ready, true);
     assert.match(up.stdout, new RegExp(`write port\\s+127\\.0\\.0\\.1:${base + 6}`));
     assert.match(up.stdout, new RegExp(`mariadb --defaults-extra-file=\\S*app\\.cnf -P ${base + 6}`));
+    // The status page (mha web) is up and prints its URL.
+    assert.match(up.stdout, new RegExp(`status page http://127\\.0\\.0\\.1:${base + 8}/`));
+    const page = await fetch(`http://127.0.0.1:${base + 8}/api/groups`);
+    assert.equal(page.status, 200);
+    assert.deepEqual(
+      ((await page.json()) as { groups: Array<{ group: string }> }).groups.map((g) => g.group),
+      ['demo'],
+    );
     const names = Object.keys(st.procs).sort();
     assert.deepEqual(names, [
       'client-n1',
@@ -133,6 +141,7 @@ describe('the one-command sandbox', () => {
       'router',
       'server-s1',
       'server-s2',
+      'web',
       'zookeeper',
     ]);
     for (const [pid, start] of pids) assert.equal(procStartTime(pid), start, `pid ${pid} running`);
