@@ -5,9 +5,9 @@ import { errorMessage } from '../core/errors';
 import { seqOf } from '../core/gtid';
 import { mariadb } from '../core/mysql/mariadb';
 import { parallelApplySchema, type ParallelApply } from '../core/records';
-import { startMariaDB, type MariaDBInstance } from '../test/env/mariadb';
-import { ensureSysbench, sysbenchPrepare, sysbenchRun } from '../test/env/sysbench';
-import { median } from '../test/env/traffic';
+import { startMariaDB, type MariaDBInstance } from '../devenv/mariadb';
+import { ensureSysbench, sysbenchPrepare, sysbenchRun } from '../devenv/sysbench';
+import { median } from '../devenv/traffic';
 
 /**
  * `npm run bench:apply`: how MariaDB's parallel apply keeps up with a master under

@@ -3,7 +3,7 @@ import * as path from 'node:path';
 import { PACKAGE_ROOT } from '../core/config';
 import { errorMessage } from '../core/errors';
 import { decodeRecord, masterSchema } from '../core/records';
-import { startE2E } from '../test/env/e2e';
+import { startE2E } from '../devenv/e2e';
 import {
   lostAcks,
   median,
@@ -11,9 +11,9 @@ import {
   readsFromOldMaster,
   readsOfLostRows,
   writeOutage,
-} from '../test/env/traffic';
-import { waitFor } from '../test/env/wait';
-import { startZooKeeper, type ZkCluster } from '../test/env/zookeeper';
+} from '../devenv/traffic';
+import { waitFor } from '../devenv/wait';
+import { startZooKeeper, type ZkCluster } from '../devenv/zookeeper';
 
 /**
  * `npm run bench:e2e [-- --runs N] [--host-runs M] [--session-timeout-ms T]`: what an application

@@ -2,10 +2,10 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { PACKAGE_ROOT } from '../core/config';
-import { haproxyDir, removeHaproxyDir, startTestHaproxy } from '../test/env/haproxy';
-import { startMariaDB } from '../test/env/mariadb';
-import { median } from '../test/env/traffic';
-import { startZooKeeper } from '../test/env/zookeeper';
+import { haproxyDir, removeHaproxyDir, startTestHaproxy } from '../devenv/haproxy';
+import { startMariaDB } from '../devenv/mariadb';
+import { median } from '../devenv/traffic';
+import { startZooKeeper } from '../devenv/zookeeper';
 
 /**
  * `npm run bench:env`: how long the test environment takes to come up — a standalone ZooKeeper,

@@ -1,10 +1,10 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { decodeRecord, haproxySchema, masterSchema } from '../core/records';
-import { startCluster, type Cluster } from '../test/env/cluster';
-import { median } from '../test/env/traffic';
-import { waitFor } from '../test/env/wait';
-import { startZooKeeper, type ZkCluster } from '../test/env/zookeeper';
+import { startCluster, type Cluster } from '../devenv/cluster';
+import { median } from '../devenv/traffic';
+import { waitFor } from '../devenv/wait';
+import { startZooKeeper, type ZkCluster } from '../devenv/zookeeper';
 
 /**
  * `npm run bench:failover`: repeats issue 3's scenarios 1 (master mysqld SIGKILLed, host alive)

@@ -4,12 +4,12 @@ import { PACKAGE_ROOT } from '../core/config';
 import { errorMessage } from '../core/errors';
 import { seqOf } from '../core/gtid';
 import { groupSettingsSchema, type GroupSettings } from '../core/records';
-import { startE2E, type E2EWorld } from '../test/env/e2e';
-import type { MariaDBInstance } from '../test/env/mariadb';
-import { ensureSysbench, sysbenchPrepare, sysbenchRun } from '../test/env/sysbench';
-import { lostAcks, median, writeOutage } from '../test/env/traffic';
-import { waitFor } from '../test/env/wait';
-import { startZooKeeper, type ZkCluster } from '../test/env/zookeeper';
+import { startE2E, type E2EWorld } from '../devenv/e2e';
+import type { MariaDBInstance } from '../devenv/mariadb';
+import { ensureSysbench, sysbenchPrepare, sysbenchRun } from '../devenv/sysbench';
+import { lostAcks, median, writeOutage } from '../devenv/traffic';
+import { waitFor } from '../devenv/wait';
+import { startZooKeeper, type ZkCluster } from '../devenv/zookeeper';
 
 /**
  * `npm run bench:load`: failover under a real OLTP load (issue 12). Per cycle, a fresh group in the
@@ -18,7 +18,7 @@ import { startZooKeeper, type ZkCluster } from '../test/env/zookeeper';
  * application user, then at the same time:
  *   sysbench oltp_write_only --threads=$BENCH_LOAD_THREADS (8) on the write port,
  *   sysbench oltp_read_only  --threads=2 on the read port,
- *   an id-writer (test/env/traffic) on the write port: one insert at a time, each acknowledgement
+ *   an id-writer (devenv/traffic) on the write port: one insert at a time, each acknowledgement
  *   recorded, so the write outage and lost acknowledged transactions are measured exactly.
  * After $BENCH_LOAD_SECONDS (12) the master's mysqld is SIGKILLed. Reported per cycle: the write
  * outage (id-writer: last ack by the old master → first ack by the new one), the read errors

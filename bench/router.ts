@@ -3,7 +3,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { spawnMha } from '../test/env/cli';
+import { spawnMha } from '../devenv/cli';
 import {
   haproxyDir,
   removeHaproxyDir,
@@ -12,10 +12,10 @@ import {
   stopHaproxyAt,
   trackRouterHaproxy,
   type GreeterServer,
-} from '../test/env/haproxy';
-import { startReadLoop, startRouterWorld, type ReadLoop, type RouterWorld } from '../test/env/router';
-import { median } from '../test/env/traffic';
-import { waitFor } from '../test/env/wait';
+} from '../devenv/haproxy';
+import { startReadLoop, startRouterWorld, type ReadLoop, type RouterWorld } from '../devenv/router';
+import { median } from '../devenv/traffic';
+import { waitFor } from '../devenv/wait';
 
 /**
  * `npm run bench:router`: how fast HAProxy follows `haproxy/<group>`, with the router agent in its

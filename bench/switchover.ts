@@ -1,8 +1,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { MysqlConnection } from '../core/mysql/connection';
-import { runMha, spawnMha, stopChild } from '../test/env/cli';
-import { startCluster, type Cluster } from '../test/env/cluster';
+import { runMha, spawnMha, stopChild } from '../devenv/cli';
+import { startCluster, type Cluster } from '../devenv/cluster';
 import {
   haproxyDir,
   removeHaproxyDir,
@@ -10,10 +10,10 @@ import {
   stopHaproxyAt,
   trackRouterHaproxy,
   type HaproxyPaths,
-} from '../test/env/haproxy';
-import { secretOf, TEST_CREDENTIALS } from '../test/env/mariadb';
-import { median } from '../test/env/traffic';
-import { waitFor } from '../test/env/wait';
+} from '../devenv/haproxy';
+import { secretOf, TEST_CREDENTIALS } from '../devenv/mariadb';
+import { median } from '../devenv/traffic';
+import { waitFor } from '../devenv/wait';
 
 /**
  * `npm run bench:switchover`: the write pause of `mha switchover` as an application sees it,

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import type { Zk } from '../../core/zk/client';
+import type { Zk } from '../core/zk/client';
 import type { MariaDBInstance } from './mariadb';
 import { track } from './reaper';
 
@@ -10,7 +10,7 @@ import { track } from './reaper';
  * and snapshots of ZooKeeper and MySQL state to prove a refused command changed nothing. Also
  * `spawnMha` for the long-running roles (`mha client|server|router`).
  */
-export const MHA_BIN = path.resolve(__dirname, '..', '..', 'bin', 'mha.js');
+export const MHA_BIN = path.resolve(__dirname, '..', 'bin', 'mha.js');
 
 /**
  * `mha <args>` as a long-running child process (a role, as deployed): stdout and stderr appended

@@ -3,9 +3,9 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { MysqlConnection } from '../../core/mysql/connection';
-import { mariadb } from '../../core/mysql/mariadb';
-import { parseNode } from '../../core/names';
+import { MysqlConnection } from '../core/mysql/connection';
+import { mariadb } from '../core/mysql/mariadb';
+import { parseNode } from '../core/names';
 import {
   encodeRecord,
   haproxySchema,
@@ -20,10 +20,10 @@ import {
   type HaproxyRecord,
   type HistoryRecord,
   type MasterRecord,
-} from '../../core/records';
-import { readGroupView, type GroupView } from '../../core/view';
-import { Zk } from '../../core/zk/client';
-import { ZkPaths } from '../../core/zk/paths';
+} from '../core/records';
+import { readGroupView, type GroupView } from '../core/view';
+import { Zk } from '../core/zk/client';
+import { ZkPaths } from '../core/zk/paths';
 import { spawnMha } from './cli';
 import {
   mysqlConfigSection,

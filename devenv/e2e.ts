@@ -1,7 +1,7 @@
 import type { ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { decodeRecord, metaRouterSchema } from '../../core/records';
+import { decodeRecord, metaRouterSchema } from '../core/records';
 import { startCluster, type Cluster, type ClusterOptions } from './cluster';
 import { spawnMha, stopChild } from './cli';
 import {

@@ -4,9 +4,9 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import type { ChildProcess } from 'node:child_process';
-import { PACKAGE_ROOT } from '../../core/config';
-import { haproxyCommand, showProc, showServersState, type ServerState } from '../../core/haproxy/cli';
-import { readPidFile, reloadHaproxy, startHaproxy, type ReloadResult } from '../../core/haproxy/process';
+import { PACKAGE_ROOT } from '../core/config';
+import { haproxyCommand, showProc, showServersState, type ServerState } from '../core/haproxy/cli';
+import { readPidFile, reloadHaproxy, startHaproxy, type ReloadResult } from '../core/haproxy/process';
 import { track, trackDir, untrackDir } from './reaper';
 import { waitFor } from './wait';
 

@@ -1,10 +1,10 @@
 import * as mysql from 'mysql2/promise';
-import { parseConfig, type RouterConfig, type ZookeeperConfig } from '../../core/config';
-import { createLogger, type Logger } from '../../core/log';
-import { encodeRecord, haproxySchema, metaGroupSchema, type HaproxyRecord } from '../../core/records';
-import { Zk } from '../../core/zk/client';
-import { ZkPaths } from '../../core/zk/paths';
-import { RouterAgent } from '../../router/agent';
+import { parseConfig, type RouterConfig, type ZookeeperConfig } from '../core/config';
+import { createLogger, type Logger } from '../core/log';
+import { encodeRecord, haproxySchema, metaGroupSchema, type HaproxyRecord } from '../core/records';
+import { Zk } from '../core/zk/client';
+import { ZkPaths } from '../core/zk/paths';
+import { RouterAgent } from '../router/agent';
 import {
   haproxyDir,
   removeHaproxyDir,

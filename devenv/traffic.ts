@@ -1,5 +1,5 @@
-import { Secret } from '../../core/config';
-import { MysqlConnection } from '../../core/mysql/connection';
+import { Secret } from '../core/config';
+import { MysqlConnection } from '../core/mysql/connection';
 import type { Ack, Writer } from './cluster';
 import { TEST_CREDENTIALS } from './mariadb';
 

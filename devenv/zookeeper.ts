@@ -4,7 +4,7 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import pino from 'pino';
-import type { Logger } from '../../core/log';
+import type { Logger } from '../core/log';
 import { freePorts } from './ports';
 import { track, trackDir, untrackDir } from './reaper';
 import { waitFor } from './wait';

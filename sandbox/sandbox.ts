@@ -13,14 +13,14 @@ import { decodeRecord, masterSchema, metaRouterSchema, type MasterRecord } from 
 import { delay } from '../core/timeout';
 import { Zk } from '../core/zk/client';
 import { ZkPaths } from '../core/zk/paths';
-import { instanceFiles, mariadbdArgs, mariadbTemplate, TEST_CREDENTIALS } from '../test/env/mariadb';
+import { instanceFiles, mariadbdArgs, mariadbTemplate, TEST_CREDENTIALS } from '../devenv/mariadb';
 import {
   checkZooKeeperInstalled,
   fourLetter,
   parseZkMode,
   writeZooKeeperMemberFiles,
   zooKeeperJavaArgs,
-} from '../test/env/zookeeper';
+} from '../devenv/zookeeper';
 import { clientOptionFile, configText, mhaWrapperText, ZK_ROOT } from './config';
 import {
   GROUP,
@@ -51,7 +51,7 @@ import {
  * The one-command sandbox (issue 6): ZooKeeper, three MariaDB, `mha init` + `mha add demo
  * --semi-sync`, three heartbeat clients, two server workers and one router agent (which starts
  * HAProxy), all on 127.0.0.1, all detached and recorded in `<dir>/state.json`, everything under
- * one directory. The servers are started the way the tests start theirs (test/env: the ZooKeeper
+ * one directory. The servers are started the way the tests start theirs (devenv/: the ZooKeeper
  * command line and config, the mariadbd arguments and template datadir), but detached and with
  * the sandbox's own random passwords.
  */

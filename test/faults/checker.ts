@@ -2,9 +2,9 @@ import { MysqlConnection } from '../../core/mysql/connection';
 import { parseNode } from '../../core/names';
 import { showServersState } from '../../core/haproxy/cli';
 import { decodeRecord, haproxySchema, masterSchema } from '../../core/records';
-import type { Ack } from '../env/cluster';
-import type { E2EWorld } from '../env/e2e';
-import { secretOf, TEST_CREDENTIALS } from '../env/mariadb';
+import type { Ack } from '../../devenv/cluster';
+import type { E2EWorld } from '../../devenv/e2e';
+import { secretOf, TEST_CREDENTIALS } from '../../devenv/mariadb';
 
 /**
  * The continuous safety checker of the fault suite (design §9, issue 11). Every 50 ms it samples

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as net from 'node:net';
 import { FaultNet } from '../env/faults';
-import { freePorts } from '../env/ports';
-import { waitFor } from '../env/wait';
+import { freePorts } from '../../devenv/ports';
+import { waitFor } from '../../devenv/wait';
 
 /**
  * The fault library itself: a cut is silent (the connect times out, it is not refused) and hits

@@ -1,7 +1,7 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startEnsemble, type ZkCluster } from '../env/zookeeper';
-import { waitFor } from '../env/wait';
+import { startEnsemble, type ZkCluster } from '../../devenv/zookeeper';
+import { waitFor } from '../../devenv/wait';
 import type { CheckerReport } from './checker';
 import { Rng, fuzzSeed } from '../unit/fuzz';
 import { printResult, startFaultWorld, writeResults, type FaultWorld, type ScenarioResult } from './world';

@@ -2,11 +2,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { PACKAGE_ROOT } from '../../core/config';
 import { decodeRecord, taskSchema, type TaskRecord } from '../../core/records';
-import type { ClusterOptions } from '../env/cluster';
-import { startE2E, type E2EWorld } from '../env/e2e';
+import type { ClusterOptions } from '../../devenv/cluster';
+import { startE2E, type E2EWorld } from '../../devenv/e2e';
 import { FaultNet } from '../env/faults';
-import type { HaproxyReader, HaproxyWriter } from '../env/traffic';
-import { waitFor } from '../env/wait';
+import type { HaproxyReader, HaproxyWriter } from '../../devenv/traffic';
+import { waitFor } from '../../devenv/wait';
 import { Checker, type CheckerReport } from './checker';
 
 /**

@@ -13,17 +13,17 @@ import {
 } from '../../core/records';
 import { Zk } from '../../core/zk/client';
 import { ZkPaths } from '../../core/zk/paths';
-import { mysqlSnapshot, replicationOf, runMha, zkSnapshot, type MysqlSnapshot } from '../env/cli';
+import { mysqlSnapshot, replicationOf, runMha, zkSnapshot, type MysqlSnapshot } from '../../devenv/cli';
 import {
   mysqlConfigSection,
   startMariaDB,
   TEST_CREDENTIALS,
   type MariaDBCluster,
   type MariaDBInstance,
-} from '../env/mariadb';
-import { freePort, freePorts } from '../env/ports';
-import { waitFor } from '../env/wait';
-import { startZooKeeper, testLogger, type ZkCluster } from '../env/zookeeper';
+} from '../../devenv/mariadb';
+import { freePort, freePorts } from '../../devenv/ports';
+import { waitFor } from '../../devenv/wait';
+import { startZooKeeper, testLogger, type ZkCluster } from '../../devenv/zookeeper';
 
 /**
  * `mha add` on freshly initialised MariaDB instances (nothing configured): a working group on

@@ -5,8 +5,8 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Zk } from '../../core/zk/client';
 import { TOP_LEVEL } from '../../core/zk/paths';
-import { runMha, zkSnapshot } from '../env/cli';
-import { startZooKeeper, testLogger, type ZkCluster } from '../env/zookeeper';
+import { runMha, zkSnapshot } from '../../devenv/cli';
+import { startZooKeeper, testLogger, type ZkCluster } from '../../devenv/zookeeper';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { version } = require('../../../package.json') as { version: string };

@@ -14,9 +14,9 @@ import {
   slaveDownSchema,
   whiteSchema,
 } from '../../core/records';
-import { startCluster, type Cluster } from '../env/cluster';
-import { MHA_BIN, mysqlSnapshot, replicationOf, runMha, zkSnapshot } from '../env/cli';
-import { waitFor } from '../env/wait';
+import { startCluster, type Cluster } from '../../devenv/cluster';
+import { MHA_BIN, mysqlSnapshot, replicationOf, runMha, zkSnapshot } from '../../devenv/cli';
+import { waitFor } from '../../devenv/wait';
 
 /**
  * The maintenance and read commands on a running group (ZooKeeper + 3 MariaDB + heartbeat

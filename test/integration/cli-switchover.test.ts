@@ -7,10 +7,10 @@ import { mariadb } from '../../core/mysql/mariadb';
 import { encodeRecord, taskSchema } from '../../core/records';
 import { alertOf } from '../../core/view';
 import type { MysqlConnection } from '../../core/mysql/connection';
-import { startCluster, type Cluster } from '../env/cluster';
-import { replicationOf, runMha, spawnMha, zkSnapshot } from '../env/cli';
-import { TEST_CREDENTIALS } from '../env/mariadb';
-import { waitFor } from '../env/wait';
+import { startCluster, type Cluster } from '../../devenv/cluster';
+import { replicationOf, runMha, spawnMha, zkSnapshot } from '../../devenv/cli';
+import { TEST_CREDENTIALS } from '../../devenv/mariadb';
+import { waitFor } from '../../devenv/wait';
 
 /**
  * Planned master changes on a real group (ZooKeeper + 3 MariaDB with semi-sync), with a writer

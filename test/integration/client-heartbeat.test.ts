@@ -20,10 +20,15 @@ import {
 } from '../../core/records';
 import { Zk, type NodeData } from '../../core/zk/client';
 import { ZkPaths } from '../../core/zk/paths';
-import { startMariaDB, TEST_CREDENTIALS, type MariaDBCluster, type MariaDBInstance } from '../env/mariadb';
-import { startZooKeeper, testLogger, type ZkCluster } from '../env/zookeeper';
-import { waitFor } from '../env/wait';
-import { track } from '../env/reaper';
+import {
+  startMariaDB,
+  TEST_CREDENTIALS,
+  type MariaDBCluster,
+  type MariaDBInstance,
+} from '../../devenv/mariadb';
+import { startZooKeeper, testLogger, type ZkCluster } from '../../devenv/zookeeper';
+import { waitFor } from '../../devenv/wait';
+import { track } from '../../devenv/reaper';
 
 /**
  * The heartbeat client against a real ZooKeeper and three real MariaDB servers (0 = master,

@@ -1,10 +1,16 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { runMha } from '../env/cli';
-import { startE2E, type E2EWorld } from '../env/e2e';
-import { lostAcks, readsFromOldMaster, readsOfLostRows, writeOutage, type Outage } from '../env/traffic';
-import { waitFor } from '../env/wait';
-import { startZooKeeper, type ZkCluster } from '../env/zookeeper';
+import { runMha } from '../../devenv/cli';
+import { startE2E, type E2EWorld } from '../../devenv/e2e';
+import {
+  lostAcks,
+  readsFromOldMaster,
+  readsOfLostRows,
+  writeOutage,
+  type Outage,
+} from '../../devenv/traffic';
+import { waitFor } from '../../devenv/wait';
+import { startZooKeeper, type ZkCluster } from '../../devenv/zookeeper';
 
 /**
  * Issue 6, end to end: the sandbox's topology (ZooKeeper; three MariaDB with semi-sync; three

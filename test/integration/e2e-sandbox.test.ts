@@ -9,7 +9,7 @@ import { readState, type SandboxState } from '../../sandbox/layout';
 import { procStartTime } from '../../sandbox/procs';
 import type { ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import { track, trackDir, untrackDir } from '../env/reaper';
+import { track, trackDir, untrackDir } from '../../devenv/reaper';
 
 /**
  * Issue 6, the sandbox as a newcomer uses it, in a temporary directory (ZKMHA_SANDBOX_DIR) and on

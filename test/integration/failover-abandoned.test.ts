@@ -9,10 +9,10 @@ import {
   type TaskRecord,
 } from '../../core/records';
 import { alertOf } from '../../core/view';
-import { startCluster, type Cluster } from '../env/cluster';
-import { MHA_BIN, runMha } from '../env/cli';
-import { track } from '../env/reaper';
-import { waitFor } from '../env/wait';
+import { startCluster, type Cluster } from '../../devenv/cluster';
+import { MHA_BIN, runMha } from '../../devenv/cli';
+import { track } from '../../devenv/reaper';
+import { waitFor } from '../../devenv/wait';
 
 /**
  * No group stays unwritable because an operation's process died: `mha switchover` runs as a child

@@ -2,9 +2,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeRecord, whiteSchema, type TaskRecord } from '../../core/records';
 import { alertOf } from '../../core/view';
-import { withCluster } from '../env/cluster';
-import { waitFor } from '../env/wait';
-import { startZooKeeper, type ZkCluster } from '../env/zookeeper';
+import { withCluster } from '../../devenv/cluster';
+import { waitFor } from '../../devenv/wait';
+import { startZooKeeper, type ZkCluster } from '../../devenv/zookeeper';
 
 /**
  * Issue 3, scenarios 4, 5 and 7: what holds an automatic failover back (maintenance, anti-flap)

@@ -5,9 +5,9 @@ import * as path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { alertOf } from '../../core/view';
-import { withCluster } from '../env/cluster';
-import { waitFor } from '../env/wait';
-import { startZooKeeper, type ZkCluster } from '../env/zookeeper';
+import { withCluster } from '../../devenv/cluster';
+import { waitFor } from '../../devenv/wait';
+import { startZooKeeper, type ZkCluster } from '../../devenv/zookeeper';
 
 /**
  * Issue 3, scenarios 1, 2, 3 and 8: a group of three MariaDB (semi-sync), three heartbeat

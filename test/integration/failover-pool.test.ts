@@ -1,8 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { withCluster } from '../env/cluster';
-import { waitFor } from '../env/wait';
-import { startZooKeeper, type ZkCluster } from '../env/zookeeper';
+import { withCluster } from '../../devenv/cluster';
+import { waitFor } from '../../devenv/wait';
+import { startZooKeeper, type ZkCluster } from '../../devenv/zookeeper';
 
 /** Issue 3, scenarios 6 and 9: read-pool upkeep, and a priority-0 replica that is most advanced. */
 describe('read pool and promotion rules', () => {

@@ -2,9 +2,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeRecord, whiteSchema } from '../../core/records';
 import { alertOf } from '../../core/view';
-import { withCluster, type Cluster } from '../env/cluster';
-import { waitFor } from '../env/wait';
-import { startZooKeeper, type ZkCluster } from '../env/zookeeper';
+import { withCluster, type Cluster } from '../../devenv/cluster';
+import { waitFor } from '../../devenv/wait';
+import { startZooKeeper, type ZkCluster } from '../../devenv/zookeeper';
 
 /**
  * A master that stays read-only while its heartbeat stays (design §4 self-fence whose ZooKeeper

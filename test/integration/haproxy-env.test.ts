@@ -7,8 +7,8 @@ import { PACKAGE_ROOT } from '../../core/config';
 import { haproxyRun, showProc } from '../../core/haproxy/cli';
 import { checkConfigFile } from '../../core/haproxy/process';
 import { isZkmhaError } from '../../core/errors';
-import { freePorts } from '../env/ports';
-import { waitFor } from '../env/wait';
+import { freePorts } from '../../devenv/ports';
+import { waitFor } from '../../devenv/wait';
 import {
   haproxyDir,
   removeHaproxyDir,
@@ -18,7 +18,7 @@ import {
   type GreeterServer,
   type HaproxyPaths,
   type TestHaproxy,
-} from '../env/haproxy';
+} from '../../devenv/haproxy';
 
 /**
  * The HAProxy test environment, and the HAProxy behaviour the router relies on, checked on the

@@ -3,8 +3,13 @@ import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { Secret } from '../../core/config';
 import { classifyMysqlError, MysqlConnection, MysqlError } from '../../core/mysql/connection';
-import { startMariaDB, TEST_CREDENTIALS, type MariaDBCluster, type MariaDBInstance } from '../env/mariadb';
-import { waitFor } from '../env/wait';
+import {
+  startMariaDB,
+  TEST_CREDENTIALS,
+  type MariaDBCluster,
+  type MariaDBInstance,
+} from '../../devenv/mariadb';
+import { waitFor } from '../../devenv/wait';
 
 /**
  * core/mysql/connection against a real mariadbd: what a failure detector sees when the server is

@@ -2,8 +2,8 @@ import { describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
 import { MysqlError } from '../../core/mysql/connection';
-import { startMariaDB, type MariaDBInstance } from '../env/mariadb';
-import { waitFor } from '../env/wait';
+import { startMariaDB, type MariaDBInstance } from '../../devenv/mariadb';
+import { waitFor } from '../../devenv/wait';
 
 /** The MariaDB test helper itself: what every other integration test builds on. */
 const ER_OPTION_PREVENTS_STATEMENT = 1290;

@@ -13,8 +13,8 @@ import {
   TEST_CREDENTIALS,
   type MariaDBCluster,
   type MariaDBInstance,
-} from '../env/mariadb';
-import { waitFor } from '../env/wait';
+} from '../../devenv/mariadb';
+import { waitFor } from '../../devenv/wait';
 
 /**
  * The MariaDB flavor against real servers, as one failover scenario: given a master and two

@@ -1,10 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { startE2E, type E2EWorld } from '../env/e2e';
+import { startE2E, type E2EWorld } from '../../devenv/e2e';
 import { histogramCount, histogramLabelValues, samples, scrape, value, type Families } from '../env/prom';
-import { waitFor } from '../env/wait';
-import { startZooKeeper, type ZkCluster } from '../env/zookeeper';
+import { waitFor } from '../../devenv/wait';
+import { startZooKeeper, type ZkCluster } from '../../devenv/zookeeper';
 
 /**
  * Every daemon serves /metrics in Prometheus text format (issue 14): the sandbox's topology as real

@@ -12,9 +12,9 @@ import {
   type MetaRouterRecord,
 } from '../../core/records';
 import type { RouterAgent } from '../../router/agent';
-import type { HaproxyPaths } from '../env/haproxy';
-import { portOf, startRouterWorld, whoAnswers, type RouterWorld } from '../env/router';
-import { waitFor } from '../env/wait';
+import type { HaproxyPaths } from '../../devenv/haproxy';
+import { portOf, startRouterWorld, whoAnswers, type RouterWorld } from '../../devenv/router';
+import { waitFor } from '../../devenv/wait';
 
 /**
  * Given a group served by a router, when ZooKeeper holds a defective record, names a node that is

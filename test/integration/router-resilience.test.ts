@@ -3,9 +3,9 @@ import assert from 'node:assert/strict';
 import { haproxyRun } from '../../core/haproxy/cli';
 import { decodeRecord, metaRouterSchema, type MetaRouterRecord } from '../../core/records';
 import type { RouterAgent } from '../../router/agent';
-import { stopHaproxyAt, trackRouterHaproxy, type HaproxyPaths } from '../env/haproxy';
-import { portOf, startRouterWorld, whoAnswers, type RouterWorld } from '../env/router';
-import { waitFor } from '../env/wait';
+import { stopHaproxyAt, trackRouterHaproxy, type HaproxyPaths } from '../../devenv/haproxy';
+import { portOf, startRouterWorld, whoAnswers, type RouterWorld } from '../../devenv/router';
+import { waitFor } from '../../devenv/wait';
 
 /**
  * Given one group and two router agents (two HAProxy "hosts": one listening on 127.0.0.1, the

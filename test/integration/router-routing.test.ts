@@ -14,8 +14,8 @@ import {
   stopHaproxyAt,
   trackRouterHaproxy,
   type HaproxyPaths,
-} from '../env/haproxy';
-import { spawnMha } from '../env/cli';
+} from '../../devenv/haproxy';
+import { spawnMha } from '../../devenv/cli';
 import {
   appConnect,
   portOf,
@@ -23,8 +23,8 @@ import {
   startRouterWorld,
   whoAnswers,
   type RouterWorld,
-} from '../env/router';
-import { waitFor } from '../env/wait';
+} from '../../devenv/router';
+import { waitFor } from '../../devenv/wait';
 
 /**
  * Given one group of three MariaDB servers behind a router agent and its HAProxy, when

@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { mariadb } from '../../core/mysql/mariadb';
 import { promoteSemiSync, REQUIRED_MASTER_TIMEOUT_MS } from '../../core/semisync';
 import { alertOf } from '../../core/view';
-import { runMha } from '../env/cli';
-import { withCluster, type Cluster } from '../env/cluster';
-import { waitFor } from '../env/wait';
-import { startZooKeeper, type ZkCluster } from '../env/zookeeper';
+import { runMha } from '../../devenv/cli';
+import { withCluster, type Cluster } from '../../devenv/cluster';
+import { waitFor } from '../../devenv/wait';
+import { startZooKeeper, type ZkCluster } from '../../devenv/zookeeper';
 
 /**
  * Semi-sync as an enforced, visible policy (issue 10 §1): promotions set the master's wait from

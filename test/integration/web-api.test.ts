@@ -1,11 +1,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeRecord, metaRouterSchema } from '../../core/records';
-import { startCluster, type Cluster } from '../env/cluster';
-import { runMha, zkSnapshot } from '../env/cli';
-import { TEST_CREDENTIALS } from '../env/mariadb';
-import { waitFor } from '../env/wait';
-import { startWeb, type WebProc } from '../env/web';
+import { startCluster, type Cluster } from '../../devenv/cluster';
+import { runMha, zkSnapshot } from '../../devenv/cli';
+import { TEST_CREDENTIALS } from '../../devenv/mariadb';
+import { waitFor } from '../../devenv/wait';
+import { startWeb, type WebProc } from '../../devenv/web';
 
 /**
  * `mha web`'s JSON API on a real group (ZooKeeper + 3 MariaDB, heartbeat clients, a server

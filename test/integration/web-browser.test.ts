@@ -4,8 +4,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { PACKAGE_ROOT } from '../../core/config';
-import { startE2E, type E2EWorld } from '../env/e2e';
-import { startWeb, type WebProc } from '../env/web';
+import { startE2E, type E2EWorld } from '../../devenv/e2e';
+import { startWeb, type WebProc } from '../../devenv/web';
 
 /**
  * The status page in headless Chromium (Debian's package, driven by playwright-core) on the

@@ -6,8 +6,8 @@ import { decodeRecord, encodeRecord, masterSchema } from '../../core/records';
 import { Zk, type NodeData } from '../../core/zk/client';
 import { acquireLock } from '../../core/zk/lock';
 import { ZkPaths } from '../../core/zk/paths';
-import { waitFor } from '../env/wait';
-import { startZooKeeper, testLogger, type ZkCluster } from '../env/zookeeper';
+import { waitFor } from '../../devenv/wait';
+import { startZooKeeper, testLogger, type ZkCluster } from '../../devenv/zookeeper';
 
 /** The wrapper against one real standalone ZooKeeper server. */
 const SESSION_MS = 1500;

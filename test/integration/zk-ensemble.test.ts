@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Zk } from '../../core/zk/client';
-import { wallNow } from '../env/child';
-import { waitFor } from '../env/wait';
-import { startEnsemble, testLogger, type ZkCluster, type ZkMember } from '../env/zookeeper';
+import { wallNow } from '../../devenv/child';
+import { waitFor } from '../../devenv/wait';
+import { startEnsemble, testLogger, type ZkCluster, type ZkMember } from '../../devenv/zookeeper';
 
 /** The wrapper against a real 3-member ensemble: hung servers and stopped members. */
 const SESSION_MS = 1500;

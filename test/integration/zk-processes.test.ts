@@ -5,9 +5,9 @@ import { isZkmhaError } from '../../core/errors';
 import { Zk } from '../../core/zk/client';
 import { acquireLock, readLockHolder } from '../../core/zk/lock';
 import { ZkPaths } from '../../core/zk/paths';
-import { spawnJsonChild, wallNow, type JsonChild } from '../env/child';
-import { waitFor } from '../env/wait';
-import { startZooKeeper, testLogger, type ZkCluster } from '../env/zookeeper';
+import { spawnJsonChild, wallNow, type JsonChild } from '../../devenv/child';
+import { waitFor } from '../../devenv/wait';
+import { startZooKeeper, testLogger, type ZkCluster } from '../../devenv/zookeeper';
 
 /** Sessions, ephemerals and the lock across real processes, against a standalone server. */
 const SESSION_MS = 1500;

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Ack } from '../env/cluster';
+import type { Ack } from '../../devenv/cluster';
 import {
   lostAcks,
   median,
@@ -9,7 +9,7 @@ import {
   readsOfLostRows,
   writeOutage,
   type ReadSample,
-} from '../env/traffic';
+} from '../../devenv/traffic';
 
 /** The analyses the end-to-end test and bench:e2e judge a master change by. */
 const OLD = '127.0.0.1:1001';
