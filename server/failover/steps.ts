@@ -25,7 +25,7 @@ import type { HistoryRecord } from '../../core/records';
 import { promoteSemiSync } from '../../core/semisync';
 import { appendFromOldMaster, describeAppend } from './append';
 import { withTimeout } from '../../core/timeout';
-import { member, type GroupView } from '../../core/view';
+import type { GroupView } from '../../core/view';
 import {
   CandidateNotCommittable,
   CandidateRefused,
