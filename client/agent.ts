@@ -20,6 +20,8 @@ import {
 } from '../core/records';
 import { Zk, type NodeData, type Watch } from '../core/zk/client';
 import { ZkPaths } from '../core/zk/paths';
+import { appendRequestSchema, type AppendResult } from '../core/append';
+import { performAppend } from './append';
 import type { AgentCounters, AgentSnapshot } from './endpoints';
 import {
   decideFence,
@@ -124,6 +126,9 @@ class Agent {
   /** What we believe ZooKeeper holds for our ephemerals (null: absent). */
   private onlinePublished: OnlineRecord | null = null;
   private agentPublished: AgentRecord | null = null;
+  /** The answer to the last append request (published in agent/<node>), and the ids handled. */
+  private appendAnswer: AppendResult | null = null;
+  private readonly appendsHandled = new Set<string>();
 
   private zkConnected = false;
   private zkSilentSince: number | null = null;
@@ -311,7 +316,48 @@ class Agent {
         }
       }),
       this.zk.watchData(this.paths.master(group), (d) => this.onMaster(group, d)),
+      this.zk.watchData(this.paths.task(group), (d) => this.onTask(group, d)),
     );
+  }
+
+  /**
+   * task/<group> asks this agent to append from its binlog (core/append.ts). Done once per request
+   * and only while this agent reports its own mysqld down: a running mysqld's binlog is not final,
+   * and a live master is no one to append from.
+   */
+  private onTask(group: string, d: NodeData | null): void {
+    if (group !== this.group || d === null) return;
+    let req;
+    try {
+      const task = decodeRecord(taskSchema, d.data, this.paths.task(group));
+      if (task.detail.append === undefined) return;
+      req = appendRequestSchema.parse(task.detail.append);
+    } catch (err) {
+      this.log.error({ err: errorMessage(err) }, 'invalid append request in task record; ignored');
+      return;
+    }
+    if (req.node !== this.node || this.appendsHandled.has(req.id)) return;
+    this.appendsHandled.add(req.id);
+    const answer = (a: AppendResult): void => {
+      this.appendAnswer = a;
+      this.log.warn({ append: a }, a.state === 'done' ? 'append done' : 'append failed');
+      this.publisher.kick();
+    };
+    if (!reportsMysqldDown(this.health)) {
+      answer({
+        id: req.id,
+        state: 'failed',
+        count: 0,
+        first: null,
+        last: null,
+        ms: 0,
+        savedTo: null,
+        error: `the agent of ${this.node} does not see its mysqld down (${this.health.kind}): its binlog is not final`,
+      });
+      return;
+    }
+    this.log.warn({ candidate: req.candidate, after: req.after }, 'appending from the local binlog');
+    void performAppend({ client: this.cc, mysql: this.cfg.mysql, group }, req).then(answer);
   }
 
   private onMaster(group: string, d: NodeData | null): void {
@@ -448,6 +494,7 @@ class Agent {
       httpHost: this.cc.httpHost,
       binlogDir: this.cc.binlogDir,
       ...(reportsMysqldDown(this.health) ? { mysqldDown: true } : {}),
+      ...(this.appendAnswer !== null ? { append: this.appendAnswer } : {}),
       at: Date.now(),
     };
   }
@@ -459,7 +506,11 @@ class Agent {
       // mysqld that is really not running is reported down; a hung or erroring one is left to the
       // server's own probe (reportsMysqldDown).
       const wantDown = reportsMysqldDown(this.health);
-      if (this.agentPublished === null || (this.agentPublished.mysqldDown === true) !== wantDown) {
+      if (
+        this.agentPublished === null ||
+        (this.agentPublished.mysqldDown === true) !== wantDown ||
+        this.agentPublished.append?.id !== this.appendAnswer?.id
+      ) {
         const rec = this.agentRecord();
         await this.putEphemeral(
           this.paths.agent(this.node),

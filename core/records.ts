@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { GROUP_RE, isHost, isNodeName, isPort } from './names';
+import { appendResultSchema } from './append';
 import { ZkmhaError } from './errors';
 
 /**
@@ -61,6 +62,11 @@ export const groupSettingsSchema = z
     drainTimeoutMs: timerMs.default(5000),
     /** Bound on a drain that keeps progressing (a huge backlog): then the failover fails and alerts. */
     drainMaxMs: timerMs.default(600_000),
+    /**
+     * Bound on appending from the dead master's binlog through its agent (core/append.ts); past it
+     * the failover goes on without (and the semi-sync policy decides what that means).
+     */
+    appendTimeoutMs: timerMs.default(3000),
     /** Semi-sync policy (core/semisync.ts); round 1's boolean still reads as on/off. */
     semiSync: z
       .union([z.enum(['off', 'on', 'required']), z.boolean()])
@@ -146,6 +152,8 @@ export const agentSchema = z
     binlogDir: z.string(),
     /** Set while the agent's mysqld is down (design §5.3: a definitive "dead"). */
     mysqldDown: z.boolean().optional(),
+    /** The answer to the last append request (core/append.ts). */
+    append: appendResultSchema.optional(),
     at: ts,
   })
   .strict();

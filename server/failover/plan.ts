@@ -38,6 +38,8 @@ const detailSchema = z
     drainTarget: z.string().optional(),
     sourceTarget: z.string().optional(),
     gtidAtPromotion: z.string().optional(),
+    /** The append outcome (server/failover/append.ts AppendOutcome, with a summary line). */
+    appended: z.record(z.unknown()).optional(),
     /** Local clock (ms) when the candidate became writable. */
     promotedAt: z.number().optional(),
     repointed: z.array(z.string()).optional(),
@@ -222,7 +224,8 @@ export function failoverCommit(c: CommitInput): MasterChange {
         repointFailed: detail.repointFailed ?? {},
         gtidAtPromotion: detail.gtidAtPromotion ?? '',
         worker: c.workerId,
-        appended: false,
+        /** What the old master's agent appended (server/failover/append.ts), or why not. */
+        appended: detail.appended ?? null,
         timeline: {
           detectedAt: detail.detectedAt ?? null,
           startedAt: task.startedAt,

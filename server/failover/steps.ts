@@ -23,8 +23,9 @@ import {
 } from '../../core/ops/promote';
 import type { HistoryRecord } from '../../core/records';
 import { promoteSemiSync } from '../../core/semisync';
+import { appendFromOldMaster, describeAppend } from './append';
 import { withTimeout } from '../../core/timeout';
-import { member, type GroupView } from '../../core/view';
+import type { GroupView } from '../../core/view';
 import {
   CandidateNotCommittable,
   CandidateRefused,
@@ -146,18 +147,6 @@ function startRepoint(
   });
 }
 
-/**
- * Seam for design §5.6 "if the old master's agent is alive, ask it to append what the candidate
- * lacks": not implemented yet (the agent has no such endpoint). Returns false = nothing appended.
- */
-async function appendFromOldMaster(
-  _ctx: FailoverContext,
-  _view: GroupView,
-  _candidate: string,
-): Promise<boolean> {
-  return false;
-}
-
 async function fence(ctx: FailoverContext): Promise<Result> {
   const view = await viewOf(ctx, true);
   const { epoch, group, oldMaster } = ctx;
@@ -242,11 +231,16 @@ async function drain(ctx: FailoverContext): Promise<Result> {
       'TIMEOUT',
       `catch-up source ${source!.node} did not apply what it received (${s.target}): ${s.why ?? 'timed out'}`,
     );
-  const m = member(view, ctx.oldMaster);
-  if (m?.agent !== null && m?.agent !== undefined) await appendFromOldMaster(ctx, view, candidate);
+  // The old master's binlog may hold what no replica received (design §5.6): its agent appends it.
+  const appended = await appendFromOldMaster(ctx, view, candidate);
+  ctx.log.info({ append: appended }, describeAppend(appended));
   return {
     next: source !== null && s !== null && s.target !== '' ? 'catchup' : 'promote',
-    detail: { drainTarget: c.target, ...(s !== null ? { sourceTarget: s.target } : {}) },
+    detail: {
+      drainTarget: c.target,
+      ...(s !== null ? { sourceTarget: s.target } : {}),
+      appended: { ...appended, summary: describeAppend(appended) },
+    },
   };
 }
 

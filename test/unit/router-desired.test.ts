@@ -39,6 +39,7 @@ const meta = (name: string, members: string[], writePort = 13306, readPort = 133
       confirmMs: 1500,
       drainTimeoutMs: 5000,
       drainMaxMs: 600_000,
+      appendTimeoutMs: 3000,
       semiSync: 'off',
       semiSyncTimeoutMs: 1000,
       autoRejoin: false,
