@@ -37,6 +37,8 @@ export interface AgentCounters {
   readonly strayFences: number;
   readonly sessions: number;
   readonly expiries: number;
+  /** wsrep_notify_cmd events received (`mha client notify`, Galera nodes). */
+  readonly wsrepNotifies?: number;
 }
 
 export interface EndpointAnswer {

@@ -355,6 +355,9 @@ export class ServerWorker {
     const viewMs = performance.now() - t0;
     for (const p of view.problems) this.#log.debug({ group: g.name, ...p }, 'invalid record in view');
     this.#syncMemberWatches(g, view);
+    // A Galera group is no replication group: no failover, fencing or re-pointing applies to it
+    // (issue 13: its single writer is chosen by core/galera-route.ts).
+    if (view.meta?.flavor === 'galera') return;
     const roKey = readOnlyMasterKey(view);
     if (roKey === null) g.readOnly = null;
     else if (g.readOnly?.key !== roKey) g.readOnly = { key: roKey, since: Date.now() };
