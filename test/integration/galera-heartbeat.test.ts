@@ -2,14 +2,19 @@ import { after, before, describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as path from 'node:path';
 import { startClient, type ClientHandle } from '../../client/main';
+import { startServer, type ServerHandle } from '../../server/main';
 import { Secret, type Config } from '../../core/config';
 import { galera } from '../../core/mysql';
 import {
   decodeRecord,
   encodeRecord,
   metaGroupSchema,
+  haproxySchema,
+  historySchema,
+  masterSchema,
   metaHostSchema,
   onlineSchema,
+  type HaproxyRecord,
   type OnlineRecord,
 } from '../../core/records';
 import { Zk } from '../../core/zk/client';
@@ -34,6 +39,7 @@ let cluster: GaleraCluster;
 let zk: Zk;
 let agentPorts: number[];
 const agents: ClientHandle[] = [];
+let server: ServerHandle;
 const paths = new ZkPaths('/galera');
 const log = testLogger('galera-heartbeat');
 
@@ -59,6 +65,11 @@ function configFor(n: GaleraNode): Config {
     },
     log: { level: 'silent' },
   };
+}
+
+async function route(): Promise<HaproxyRecord | null> {
+  const d = await zk.getOrNull(paths.haproxy(GROUP));
+  return d === null ? null : decodeRecord(haproxySchema, d.data, paths.haproxy(GROUP));
 }
 
 async function online(n: GaleraNode): Promise<OnlineRecord | null> {
@@ -107,9 +118,24 @@ describe('galera flavor and heartbeat (real Galera 4)', () => {
       );
     assert.ok(n0 !== undefined);
     for (const n of cluster.nodes) agents.push(await startClient(configFor(n), { logger: log }));
+    const { client: _c, ...base } = configFor(cluster.nodes[0]!);
+    server = await startServer(
+      {
+        ...base,
+        server: {
+          id: 's1',
+          reconcileIntervalMs: 2000,
+          readReturnAfterMs: 2000,
+          readOnlyGraceMs: 1000,
+          httpHost: '127.0.0.1',
+        },
+      },
+      { logger: log },
+    );
   });
 
   after(async () => {
+    await server?.stop();
     await Promise.all(agents.map((a) => a.stop()));
     await zk?.close();
     await cluster?.close();
@@ -164,37 +190,84 @@ describe('galera flavor and heartbeat (real Galera 4)', () => {
     }
   });
 
-  it('wsrep_notify_cmd makes the agents re-check at once: a killed node leaves the others’ view', async (t) => {
-    const [n0, n1, n2] = cluster.nodes as [GaleraNode, GaleraNode, GaleraNode];
-    const before = agents[0]!.snapshot().counters.wsrepNotifies ?? 0;
-    const t0 = Date.now();
-    await n2.kill();
-    await waitFor(async () => (await online(n0))?.galera?.clusterSize === 2, {
-      timeoutMs: 20000,
-      what: `online/${n0.node} to show a component of 2`,
+  it('the worker routes writes to one Synced node and reads to the others', async () => {
+    const r = await waitFor(async () => ((await route())?.read.length === 2 ? route() : null), {
+      timeoutMs: 15000,
+      what: `haproxy/${GROUP} with a writer and two readers`,
     });
-    t.diagnostic(`kill → online/ of a survivor shows size 2 after ${Date.now() - t0} ms`);
-    assert.ok((agents[0]!.snapshot().counters.wsrepNotifies ?? 0) > before, 'notified by mariadbd');
-    await waitFor(async () => (await online(n1))?.galera?.clusterSize === 2, {
-      timeoutMs: 5000,
-      what: `online/${n1.node} to show a component of 2`,
-    });
-    assert.ok(Date.now() - t0 < POLL_MS / 2, 'not the poll');
+    const nodes = cluster.nodes.map((n) => n.node);
+    assert.ok(r.write !== null && nodes.includes(r.write));
+    assert.deepEqual([...r.read].sort(), nodes.filter((n) => n !== r.write).sort());
+    const m = decodeRecord(
+      masterSchema,
+      (await zk.getOrNull(paths.master(GROUP)))!.data,
+      paths.master(GROUP),
+    );
+    assert.equal(m.node, r.write);
+    assert.equal(m.epoch, r.epoch);
   });
 
-  it('a node left alone goes non-Primary and online/ says so', async (t) => {
-    const [n0, n1] = cluster.nodes as [GaleraNode, GaleraNode];
+  it('the writer’s mysqld killed: wsrep_notify_cmd re-checks at once and the writer moves to a Synced node', async (t) => {
+    const before = (await route())!;
+    const writer = cluster.nodes.find((n) => n.node === before.write)!;
+    const survivors = cluster.nodes.filter((n) => n !== writer);
+    const notified = agents[survivors[0]!.index]!.snapshot().counters.wsrepNotifies ?? 0;
     const t0 = Date.now();
-    await n1.kill();
+    await writer.kill();
+    const moved = await waitFor(
+      async () => {
+        const r = await route();
+        return r !== null && r.write !== before.write && r.write !== null ? r : null;
+      },
+      { timeoutMs: 20000, what: 'the writer to move' },
+    );
+    t.diagnostic(`writer kill → route moved after ${Date.now() - t0} ms`);
+    assert.ok(survivors.some((n) => n.node === moved.write));
+    assert.equal(moved.epoch, before.epoch + 1, 'a writer move bumps the epoch');
+    assert.ok(!moved.read.includes(writer.node), 'the dead node is not read from');
+    for (const n of survivors)
+      await waitFor(async () => (await online(n))?.galera?.clusterSize === 2, {
+        timeoutMs: 20000,
+        what: `online/${n.node} to show a component of 2`,
+      });
+    t.diagnostic(`kill → survivors' online/ show size 2 after ${Date.now() - t0} ms`);
+    assert.ok((agents[survivors[0]!.index]!.snapshot().counters.wsrepNotifies ?? 0) > notified, 'notified');
+    assert.ok(Date.now() - t0 < POLL_MS / 2, 'not the poll');
+    const events = await zk.childrenOrEmpty(paths.historyDir(GROUP));
+    const hist = await Promise.all(
+      events.map(async (e) => {
+        const p = `${paths.historyDir(GROUP)}/${e}`;
+        return decodeRecord(historySchema, (await zk.getOrNull(p))!.data, p);
+      }),
+    );
+    assert.ok(
+      hist.some((h) => h.kind === 'galera-writer' && h.from === writer.node && h.to === moved.write),
+      'history records the move',
+    );
+    // Writes work on the new writer.
+    const w = cluster.nodes.find((n) => n.node === moved.write)!;
+    await w.query(`CREATE TABLE IF NOT EXISTS app.after_move (id INT PRIMARY KEY)`);
+    await w.query(`INSERT INTO app.after_move VALUES (1)`);
+  });
+
+  it('a node left alone goes non-Primary: online/ says so and it is not routed', async (t) => {
+    const [alone, other] = cluster.nodes.filter((n) => n.running) as [GaleraNode, GaleraNode];
+    const t0 = Date.now();
+    await other.kill();
     const rec = await waitFor(
       async () => {
-        const r = await online(n0);
+        const r = await online(alone);
         return r === null || r.galera?.clusterStatus !== 'Primary' ? { r } : null;
       },
-      { timeoutMs: 20000, what: `online/${n0.node} to leave Primary` },
+      { timeoutMs: 20000, what: `online/${alone.node} to leave Primary` },
     );
     t.diagnostic(`second kill → survivor non-Primary in online/ after ${Date.now() - t0} ms`);
     assert.equal(rec.r?.galera?.clusterStatus, 'non-Primary');
     assert.equal(rec.r?.galera?.clusterSize, 1);
+    const r = await waitFor(async () => ((await route())?.write === null ? route() : null), {
+      timeoutMs: 10000,
+      what: 'no writer on a non-Primary component',
+    });
+    assert.deepEqual(r.read, []);
   });
 });
