@@ -65,12 +65,15 @@ const SYNCED = 4;
 
 export function galeraExclusion(rec: OnlineRecord | undefined, drained: boolean): GaleraExclusion | null {
   if (rec === undefined) return 'no-heartbeat';
-  const g = rec.galera;
-  if (g === undefined) return 'no-wsrep-state';
+  if (rec.galera === undefined) return 'no-wsrep-state';
+  return wsrepExclusion(rec.galera) ?? (drained ? 'drained' : null);
+}
+
+/** Why this wsrep state must not serve (the agent's HTTP checks use the same rule), or null. */
+export function wsrepExclusion(g: GaleraOnline): 'not-primary' | 'not-synced' | 'not-ready' | null {
   if (g.clusterStatus !== 'Primary') return 'not-primary';
   if (g.localState !== SYNCED) return 'not-synced';
   if (!g.ready) return 'not-ready';
-  if (drained) return 'drained';
   return null;
 }
 

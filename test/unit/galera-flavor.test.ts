@@ -1,10 +1,11 @@
 import { describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
-import { onlineChanged } from '../../client/health';
+import { masterCheck, replicaCheck, type AgentSnapshot } from '../../client/endpoints';
+import { onlineChanged, type MysqlStatus } from '../../client/health';
 import { parseNotifyArgs, wsrepNotifyEvent } from '../../client/notify';
 import { isZkmhaError } from '../../core/errors';
 import { galeraStateFrom, isRoutable } from '../../core/mysql/galera';
-import { onlineSchema, type OnlineRecord } from '../../core/records';
+import { onlineSchema, type GaleraOnline, type OnlineRecord } from '../../core/records';
 
 const UUID = '2810218a-f235-11f1-a02c-26887f911c77';
 
@@ -207,5 +208,65 @@ describe('online.galera', () => {
       );
     const { galera: _g, ...plain } = base;
     assert.equal(onlineChanged(plain, base, 30), true);
+  });
+});
+
+describe('agent checks of a Galera node (HAProxy httpchk)', () => {
+  const SELF = '127.0.0.1:3306';
+  const g: GaleraOnline = {
+    clusterStatus: 'Primary',
+    localState: 4,
+    localStateComment: 'Synced',
+    ready: true,
+    clusterSize: 3,
+    stateUuid: UUID,
+    lastCommitted: 5,
+  };
+  const status = (over: Partial<GaleraOnline> = {}): MysqlStatus => ({
+    role: 'master',
+    readOnly: false,
+    gtidCurrent: '',
+    gtidSlave: '',
+    replica: null,
+    galera: { ...g, ...over },
+  });
+  const snap = (s: MysqlStatus, master = SELF): AgentSnapshot => ({
+    node: SELF,
+    group: 'gal',
+    health: { kind: 'up', since: 0, at: 0, status: s },
+    master: { v: 1, node: master, epoch: 2, since: 0, reason: 'galera writer: chosen' },
+    masterSeenAt: 0,
+    statusAt: 0,
+    maxReadLagSeconds: 30,
+    zkConnected: true,
+    onlinePublished: true,
+    rejoinPending: false,
+    strayWritable: false,
+    counters: {
+      checks: { ok: 1, refused: 0, dropped: 0, timeout: 0, error: 0 },
+      lastCheckMs: 1,
+      onlineWrites: 1,
+      selfFences: 0,
+      failsafeHolds: 0,
+      strayFences: 0,
+      sessions: 1,
+      expiries: 0,
+    },
+  });
+  const table: ReadonlyArray<[string, Partial<GaleraOnline>, 200 | 503]> = [
+    ['Synced and Primary', {}, 200],
+    ['a donor', { localState: 2, localStateComment: 'Donor/Desynced' }, 503],
+    ['a joiner', { localState: 1, localStateComment: 'Joining' }, 503],
+    ['non-Primary', { clusterStatus: 'non-Primary', localState: 0, ready: false }, 503],
+    ['not ready', { ready: false }, 503],
+  ];
+  for (const [name, over, code] of table)
+    it(`${name}: /replica and the writer's /master answer ${code}`, () => {
+      // Galera members replicate by wsrep, not by a replica thread: /replica follows the wsrep state.
+      assert.equal(replicaCheck(snap(status(over))).status, code);
+      assert.equal(masterCheck(snap(status(over)), { epoch: 2, node: SELF }).status, code);
+    });
+  it('/master is 503 on a Synced node that master/ does not name', () => {
+    assert.equal(masterCheck(snap(status(), '127.0.0.1:3307'), { epoch: 2 }).status, 503);
   });
 });
