@@ -226,6 +226,8 @@ export const ALERT_KINDS = [
   'router',
   /** A master that acknowledges less safely than its group's semi-sync policy asks. */
   'semi-sync-off',
+  /** A Galera group with no Synced member of a Primary Component to write to (core/galera-route). */
+  'galera-non-primary',
 ] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 

@@ -1,5 +1,6 @@
 import { decideGaleraRoute, type GaleraRoute } from '../core/galera-route';
 import {
+  alertSchema,
   encodeRecord,
   haproxySchema,
   historySchema,
@@ -9,7 +10,8 @@ import {
   type MetaHost,
   type OnlineRecord,
 } from '../core/records';
-import { readGroupView, type GroupView } from '../core/view';
+import { isZkmhaError } from '../core/errors';
+import { alertOf, readGroupView, type GroupView } from '../core/view';
 import type { MultiOp } from '../core/zk/client';
 import type { ZkPaths } from '../core/zk/paths';
 import type { GroupState, WorkerContext } from './actions/context';
@@ -116,10 +118,49 @@ export function galeraRouteOps(
   return { ops, epoch, moved };
 }
 
+/**
+ * watch_down/<group>__galera-non-primary while the group has no writer (no routable node, or doubt
+ * about the Primary Component); removed once it has one. Create-if-absent and delete-by-version
+ * need no lock.
+ */
+async function nonPrimaryAlert(w: WorkerContext, view: GroupView, d: GaleraRoute): Promise<void> {
+  const { zk, paths } = w.o;
+  const prev = alertOf(view, 'galera-non-primary');
+  const path = paths.watchDown(view.group, 'galera-non-primary');
+  if (d.write !== null) {
+    if (prev !== undefined) {
+      await zk.deleteIfExists(path, prev.version).catch(() => undefined);
+      w.log.info(
+        { group: view.group, write: d.write },
+        'galera writer back: galera-non-primary alert resolved',
+      );
+    }
+    return;
+  }
+  if (prev !== undefined) return;
+  const detail = {
+    reason: d.reason,
+    excluded: Object.fromEntries(d.excluded),
+    ...(d.conflict !== undefined ? { conflict: d.conflict } : {}),
+  };
+  try {
+    await zk.mkdirp(paths.dir('watch_down'));
+    await zk.create(
+      path,
+      encodeRecord(alertSchema, { v: 1, kind: 'galera-non-primary', at: Date.now(), detail }, path),
+    );
+    w.log.error({ group: view.group, ...detail }, 'galera group has no writer: galera-non-primary alert');
+  } catch (err) {
+    if (!isZkmhaError(err, 'ZK_NODE_EXISTS')) throw err;
+  }
+}
+
 export async function galeraUpkeep(w: WorkerContext, g: GroupState, view: GroupView): Promise<void> {
   if (view.white !== null) return;
   const d = galeraRouteOf(view);
-  if (d === null || galeraRouteOps(view, d, w.o.paths, Date.now()) === null) return;
+  if (d === null) return;
+  await nonPrimaryAlert(w, view, d);
+  if (galeraRouteOps(view, d, w.o.paths, Date.now()) === null) return;
   const { zk, paths } = w.o;
   await w.withLock(g.name, async (lock) => {
     const v2 = await readGroupView(zk, paths, g.name);

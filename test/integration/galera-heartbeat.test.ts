@@ -9,6 +9,7 @@ import {
   decodeRecord,
   encodeRecord,
   metaGroupSchema,
+  alertSchema,
   haproxySchema,
   historySchema,
   masterSchema,
@@ -269,5 +270,15 @@ describe('galera flavor and heartbeat (real Galera 4)', () => {
       what: 'no writer on a non-Primary component',
     });
     assert.deepEqual(r.read, []);
+    const alert = await waitFor(() => zk.getOrNull(paths.watchDown(GROUP, 'galera-non-primary')), {
+      timeoutMs: 5000,
+      what: 'a galera-non-primary alert',
+    });
+    const a = decodeRecord(alertSchema, alert.data, 'alert');
+    assert.equal(a.detail.reason, 'none-routable');
+    assert.deepEqual(a.detail.excluded, {
+      ...Object.fromEntries(cluster.nodes.filter((n) => n !== alone).map((n) => [n.node, 'no-heartbeat'])),
+      [alone.node]: 'not-primary',
+    });
   });
 });
