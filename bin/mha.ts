@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander';
 import { registerAdminCommands } from '../cli/index';
 import { runClient } from '../client/main';
+import { runNotify } from '../client/notify';
 import { runServer } from '../server/main';
 import { runRouter } from '../router/main';
 import { runWeb } from '../web/main';
@@ -21,11 +22,18 @@ export function buildProgram(): Command {
     .showHelpAfterError(false)
     .configureOutput({ outputError: () => undefined });
   registerAdminCommands(program);
-  program
+  const client = program
     .command('client')
     .description('run the heartbeat client beside one mysqld (design §4)')
     .option('--config <file>', 'configuration file')
     .action((opts: { config?: string }) => runClient(opts.config));
+  client
+    .command('notify')
+    .description('for wsrep_notify_cmd: tell the agent at --agent host:port that the wsrep state changed')
+    .helpOption(false)
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action((_opts: unknown, cmd: Command) => runNotify(cmd.args));
   program
     .command('server')
     .description('run a server worker: failure detection, failover, read-pool upkeep (design §5)')

@@ -2,7 +2,7 @@ import type { Config, ClientConfig } from '../core/config';
 import { requireSection } from '../core/config';
 import { errorMessage, isZkmhaError } from '../core/errors';
 import { createLogger, type Logger } from '../core/log';
-import { flavorFor, type Flavor, type MysqlTarget } from '../core/mysql';
+import { flavorFor, galera, type Flavor, type MysqlTarget } from '../core/mysql';
 import { parseNode } from '../core/names';
 import {
   agentSchema,
@@ -73,6 +73,9 @@ export interface ClientHandle {
 }
 
 type RejoinState = 'unknown' | 'absent' | 'present';
+
+/** Checks after a wsrep notification, in ms after it (see onWsrepNotify). */
+const WSREP_NOTIFY_RECHECK_MS = [100, 300, 1000, 2000] as const;
 
 /** Runs `fn` one at a time; a request while it runs schedules exactly one more run. */
 class Serial {
@@ -156,6 +159,7 @@ class Agent {
     strayFences: number;
     sessions: number;
     expiries: number;
+    wsrepNotifies: number;
   } = {
     checks: { ok: 0, refused: 0, dropped: 0, timeout: 0, error: 0 },
     lastCheckMs: 0,
@@ -165,6 +169,7 @@ class Agent {
     strayFences: 0,
     sessions: 0,
     expiries: 0,
+    wsrepNotifies: 0,
   };
 
   constructor(
@@ -181,13 +186,33 @@ class Agent {
     this.probe = new MysqldProbe({
       target,
       cfg,
-      flavor: this.flavor,
+      // A Galera group's checks also read the wsrep state (published in online.galera).
+      flavor: { ...this.flavor, readState: (c) => (this.isGalera() ? galera : this.flavor).readState(c) },
       timeoutMs: this.queryTimeoutMs(),
       onDrop: (why) => {
         this.log.warn({ why }, 'connection to mysqld dropped; checking at once');
         this.requestCheck();
       },
     });
+  }
+
+  /** The node's group is a Galera cluster (meta_group.flavor), as last read. */
+  private isGalera(): boolean {
+    return this.meta?.flavor === 'galera';
+  }
+
+  /**
+   * `mha client notify` (wsrep_notify_cmd): mariadbd says its wsrep state changed. The event is
+   * only a hint — nothing in it is trusted — the agent checks mysqld at once and publishes what it
+   * reads, instead of waiting for the next tick. mariadbd runs the command before its status
+   * variables show the change (a check at once still read the old view here), so a short burst
+   * of checks follows.
+   */
+  private onWsrepNotify(event: Readonly<Record<string, string>>): void {
+    this.counters.wsrepNotifies++;
+    this.log.info({ event }, 'wsrep notification; checking mysqld now');
+    this.requestCheck();
+    for (const ms of WSREP_NOTIFY_RECHECK_MS) setTimeout(() => this.requestCheck(), ms).unref();
   }
 
   /** A check must answer within the interval (so a hung mysqld is counted once per tick), but never below 200 ms. */
@@ -201,6 +226,7 @@ class Agent {
       snapshot: () => this.snapshot(),
       metrics: this.metrics,
       nextChange: (ms) => this.nextChange(ms),
+      onWsrepNotify: (e) => this.onWsrepNotify(e),
     });
     try {
       this.zk = await Zk.connect({
@@ -309,7 +335,10 @@ class Agent {
           return;
         }
         try {
+          const wasGalera = this.isGalera();
           this.meta = decodeRecord(metaGroupSchema, d.data, this.paths.metaGroup(group));
+          // A Galera group: read the wsrep state now rather than at the next tick.
+          if (this.isGalera() && !wasGalera) this.requestCheck();
           this.publisher.kick();
         } catch (err) {
           this.log.error({ err: errorMessage(err) }, 'invalid meta_group record; keeping the last good one');
@@ -608,6 +637,9 @@ class Agent {
 
   private async evaluateFence(): Promise<void> {
     if (this.closed) return;
+    // Galera fences itself: a node cut off from the Primary Component refuses writes (wsrep quorum),
+    // and every member is writable by design, so replication's self-fence does not apply.
+    if (this.isGalera()) return;
     const st = liveStatus(this.health);
     const zkSilentMs = this.zkSilentSince === null ? 0 : Date.now() - this.zkSilentSince;
     const sessionTimeoutMs = this.zk.sessionTimeoutMs;
@@ -758,6 +790,8 @@ class Agent {
 
   private async evaluateStray(): Promise<void> {
     if (this.closed || !this.zkConnected) return;
+    // Every Galera member is writable; the single writer is chosen by the route, not read_only.
+    if (this.isGalera()) return;
     const h = this.health;
     // Only a status read by the last check, and read after our last fence, is acted on.
     if (h.kind !== 'up') {

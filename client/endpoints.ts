@@ -1,5 +1,6 @@
 import { backlogSeconds, backlogTrx } from '../core/backlog';
-import type { MasterRecord } from '../core/records';
+import { wsrepExclusion } from '../core/galera-route';
+import type { GaleraOnline, MasterRecord } from '../core/records';
 import { liveStatus, type Health } from './health';
 
 /**
@@ -37,6 +38,8 @@ export interface AgentCounters {
   readonly strayFences: number;
   readonly sessions: number;
   readonly expiries: number;
+  /** wsrep_notify_cmd events received (`mha client notify`, Galera nodes). */
+  readonly wsrepNotifies?: number;
 }
 
 export interface EndpointAnswer {
@@ -83,6 +86,8 @@ export function masterCheck(s: AgentSnapshot, want: MasterExpectation = {}): End
   if (st.readOnly) return { status: 503, body: 'master but read_only=ON\n', retry: stale };
   if (st.replica !== null && (st.replica.ioRunning || st.replica.sqlRunning))
     return { status: 503, body: 'master but replicating\n', retry: stale };
+  if (st.galera !== undefined && galeraNotServing(st.galera) !== null)
+    return { status: 503, body: `galera writer but ${galeraNotServing(st.galera)}\n` };
   return { status: 200, body: `master epoch ${s.master.epoch}\n` };
 }
 
@@ -103,6 +108,13 @@ export function masterExpectation(q: URLSearchParams): MasterExpectation | null 
 export function replicaCheck(s: AgentSnapshot, maxLag: number = s.maxReadLagSeconds): EndpointAnswer {
   const st = liveStatus(s.health);
   if (st === null) return { status: 503, body: `mysqld not healthy (${s.health.kind})\n` };
+  // A Galera node serves reads while it is a Synced, ready member of a Primary Component.
+  if (st.galera !== undefined) {
+    const why = galeraNotServing(st.galera);
+    return why === null
+      ? { status: 200, body: 'galera Synced, Primary\n' }
+      : { status: 503, body: `${why}\n` };
+  }
   const r = st.replica;
   if (r === null) return { status: 503, body: 'not a replica\n' };
   const io = r.ioRunning || r.ioConnecting === true;
@@ -116,6 +128,13 @@ export function replicaCheck(s: AgentSnapshot, maxLag: number = s.maxReadLagSeco
   if (secs !== null && secs > maxLag)
     return { status: 503, body: `apply backlog ${trx} transactions (~${secs}s) > ${maxLag}s\n` };
   return { status: 200, body: `replica lag ${r.lagSeconds}s${r.ioRunning ? '' : ' (master unreachable)'}\n` };
+}
+
+/** Why a Galera node must not serve (core/galera-route's rule), or null. */
+function galeraNotServing(g: GaleraOnline): string | null {
+  const why = wsrepExclusion(g);
+  if (why === null) return null;
+  return `${why}: wsrep ${g.clusterStatus}, ${g.localStateComment || `state ${g.localState}`}${g.ready ? '' : ', not ready'}`;
 }
 
 /** Parses `/replica`'s `max_lag`; undefined when absent, null (400) when malformed. */

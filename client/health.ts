@@ -6,7 +6,7 @@ import {
   nextApplyRate,
   type ApplyRateSample,
 } from '../core/backlog';
-import type { OnlineRecord } from '../core/records';
+import type { GaleraOnline, OnlineRecord } from '../core/records';
 
 /**
  * The heartbeat's pure core (design §4): what one check of the local mysqld saw, how that moves the
@@ -24,6 +24,8 @@ export interface MysqlStatus {
   readonly semiSync?: SemiSyncStatus;
   /** Present when replication is configured (SHOW SLAVE STATUS has a row). */
   readonly replica: ReplicaStatus | null;
+  /** A Galera node's wsrep state (read when the group's flavor is galera). */
+  readonly galera?: GaleraOnline;
 }
 
 export interface SemiSyncStatus {
@@ -241,6 +243,7 @@ export function onlineRecordFor(status: MysqlStatus, at: number): OnlineRecord {
           },
         }
       : {}),
+    ...(status.galera !== undefined ? { galera: status.galera } : {}),
     at,
   };
 }
@@ -265,8 +268,21 @@ export function onlineChanged(
     published.semiSync?.enabled !== next.semiSync?.enabled ||
     published.semiSync?.active !== next.semiSync?.active ||
     published.semiSync?.clients !== next.semiSync?.clients ||
+    galeraChanged(published.galera, next.galera) ||
     lagBucket(published.lagSeconds, maxReadLagSeconds) !== lagBucket(next.lagSeconds, maxReadLagSeconds) ||
     backlogBucket(published.backlogTrx) !== backlogBucket(next.backlogTrx)
+  );
+}
+
+/** A change of the wsrep state that routing depends on; the committed seqno alone is not one. */
+function galeraChanged(a: GaleraOnline | undefined, b: GaleraOnline | undefined): boolean {
+  if (a === undefined || b === undefined) return a !== b;
+  return (
+    a.clusterStatus !== b.clusterStatus ||
+    a.localState !== b.localState ||
+    a.ready !== b.ready ||
+    a.clusterSize !== b.clusterSize ||
+    a.stateUuid !== b.stateUuid
   );
 }
 

@@ -9,6 +9,7 @@ import {
   type EndpointAnswer,
 } from './endpoints';
 import type { ClientMetrics } from './metrics';
+import { wsrepNotifyEvent } from './notify';
 
 /**
  * The agent's HTTP listener: `GET /master?epoch=E&node=N`, `GET /replica?max_lag=S` (HAProxy
@@ -31,6 +32,8 @@ export interface AgentHttpDeps {
    * `ms`; asks for both to be refreshed now.
    */
   readonly nextChange: (ms: number) => Promise<void>;
+  /** GET /wsrep-notify (from `mha client notify`): the wsrep state changed, check now. */
+  readonly onWsrepNotify?: (event: Readonly<Record<string, string>>) => void;
 }
 
 async function settle(deps: AgentHttpDeps, answer: () => EndpointAnswer): Promise<EndpointAnswer> {
@@ -67,5 +70,11 @@ export function startAgentHttp(host: string, port: number, deps: AgentHttpDeps):
       return replicaCheck(deps.snapshot(), maxLag);
     }),
     '/metrics': metricsRoute(deps.metrics.registry),
+    '/wsrep-notify': (req) => {
+      const event = wsrepNotifyEvent(req.query);
+      if (event === null) return { status: 400, body: 'bad query: expected wsrep_notify_cmd arguments\n' };
+      deps.onWsrepNotify?.(event);
+      return { status: 202, body: 'checking\n' };
+    },
   });
 }

@@ -55,6 +55,19 @@ export function statusFrom(s: ServerState): MysqlStatus {
             lagSeconds: r.lagSeconds,
             gtidIo: r.gtidIoPos,
           },
+    ...(s.galera !== undefined
+      ? {
+          galera: {
+            clusterStatus: s.galera.clusterStatus,
+            localState: s.galera.localState,
+            localStateComment: s.galera.localStateComment,
+            ready: s.galera.ready,
+            clusterSize: s.galera.clusterSize,
+            stateUuid: s.galera.clusterStateUuid,
+            lastCommitted: s.galera.lastCommitted,
+          },
+        }
+      : {}),
   };
 }
 

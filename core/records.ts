@@ -84,7 +84,7 @@ export const metaGroupSchema = z
   .object({
     v,
     name: group,
-    flavor: z.enum(['mariadb', 'mysql']),
+    flavor: z.enum(['mariadb', 'mysql', 'galera']),
     writePort: port,
     readPort: port,
     members: z.array(node),
@@ -107,6 +107,26 @@ export const metaHostSchema = z
 export type MetaHost = z.infer<typeof metaHostSchema>;
 
 export const roleSchema = z.enum(['master', 'replica', 'none']);
+
+/** online.galera: what the router decision (core/galera-route.ts) needs of a Galera node. */
+export const galeraOnlineSchema = z
+  .object({
+    /** wsrep_cluster_status; only 'Primary' is ever routed. */
+    clusterStatus: z.enum(['Primary', 'non-Primary', 'Disconnected']),
+    /** wsrep_local_state: 1 Joining, 2 Donor/Desynced, 3 Joined, 4 Synced (0: not connected). */
+    localState: z.number().int().min(0).max(16),
+    localStateComment: z.string().max(64),
+    ready: z.boolean(),
+    clusterSize: z.number().int().nonnegative().max(1024),
+    /** wsrep_cluster_state_uuid ('' while unknown). */
+    stateUuid: z
+      .string()
+      .regex(/^(|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$/, 'must be a UUID'),
+    /** wsrep_last_committed when published (-1 unknown); not republished for every commit. */
+    lastCommitted: z.number().int().min(-1).safe(),
+  })
+  .strict();
+export type GaleraOnline = z.infer<typeof galeraOnlineSchema>;
 export const onlineSchema = z
   .object({
     v,
@@ -133,6 +153,8 @@ export const onlineSchema = z
       .object({ enabled: z.boolean(), active: z.boolean(), clients: z.number().int().nonnegative() })
       .strict()
       .optional(),
+    /** A Galera node's wsrep state (groups of flavor galera; core/mysql/galera.ts). */
+    galera: galeraOnlineSchema.optional(),
     at: ts,
   })
   .strict();
@@ -212,6 +234,8 @@ export const ALERT_KINDS = [
   'router',
   /** A master that acknowledges less safely than its group's semi-sync policy asks. */
   'semi-sync-off',
+  /** A Galera group with no Synced member of a Primary Component to write to (core/galera-route). */
+  'galera-non-primary',
 ] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 

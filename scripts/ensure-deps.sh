@@ -16,6 +16,9 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 # The status page's browser tests (playwright-core drives the system browser; it downloads none).
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# Galera groups (issue 13): the wsrep provider, and rsync for the rsync SST between test nodes.
+[ -f /usr/lib/galera/libgalera_smm.so ] || need+=(galera-4)
+command -v rsync >/dev/null 2>&1 || need+=(rsync)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then echo "ensure-deps: need root to apt-get install ${need[*]}" >&2; exit 1; fi

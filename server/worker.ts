@@ -2,6 +2,7 @@ import * as os from 'node:os';
 import { errorMessage, isZkmhaError } from '../core/errors';
 import type { Logger } from '../core/log';
 import { flavorFor } from '../core/mysql/index';
+import { galeraUpkeep } from './galera';
 import type { Flavor } from '../core/mysql/flavor';
 import { zkStore, type OpStore } from '../core/op/store';
 import { NodeConnections } from '../core/ops/connections';
@@ -355,6 +356,12 @@ export class ServerWorker {
     const viewMs = performance.now() - t0;
     for (const p of view.problems) this.#log.debug({ group: g.name, ...p }, 'invalid record in view');
     this.#syncMemberWatches(g, view);
+    // A Galera group is no replication group: no failover, fencing or re-pointing applies to it;
+    // only its single writer and read pool are kept (issue 13, server/galera.ts).
+    if (view.meta?.flavor === 'galera') {
+      await galeraUpkeep(this.#ctx, g, view);
+      return;
+    }
     const roKey = readOnlyMasterKey(view);
     if (roKey === null) g.readOnly = null;
     else if (g.readOnly?.key !== roKey) g.readOnly = { key: roKey, since: Date.now() };

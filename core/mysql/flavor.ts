@@ -1,6 +1,7 @@
 import type { Secret } from '../config';
 import type { ParallelApply } from '../records';
 import type { MysqlConnection } from './connection';
+import type { GaleraState } from './galera';
 
 /**
  * What zkmha does to a mysqld, independent of flavor. `core/mysql/mariadb.ts` is the one place that
@@ -46,6 +47,8 @@ export interface ServerState {
   /** Rpl_semi_sync_master_clients: replicas connected as semi-sync acknowledgers. */
   readonly semiSyncMasterClients: number;
   readonly semiSyncSlaveEnabled: boolean;
+  /** The node's wsrep state; read by the galera flavor only. */
+  readonly galera?: GaleraState;
 }
 
 export type GtidMode = 'slave_pos' | 'current_pos';
@@ -77,8 +80,10 @@ export interface ReplicaHost {
   readonly port: number;
 }
 
+export type FlavorName = 'mariadb' | 'mysql' | 'galera';
+
 export interface Flavor {
-  readonly name: 'mariadb' | 'mysql';
+  readonly name: FlavorName;
   /** One snapshot of everything the heartbeat and the failover need; two round trips. */
   readState(conn: MysqlConnection): Promise<ServerState>;
   setReadOnly(conn: MysqlConnection, on: boolean): Promise<void>;
