@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import * as assert from 'node:assert/strict';
 import * as fs from 'node:fs';
-import { startGalera } from '../env/galera';
-import { waitFor } from '../env/wait';
+import { startGalera } from '../../devenv/galera';
+import { waitFor } from '../../devenv/wait';
 
 /** The Galera test helper itself: what the Galera flavor and routing tests build on. */
 describe('test env: startGalera', () => {

@@ -20,11 +20,11 @@ import {
 } from '../../core/records';
 import { Zk } from '../../core/zk/client';
 import { ZkPaths } from '../../core/zk/paths';
-import { startGalera, type GaleraCluster, type GaleraNode } from '../env/galera';
-import { TEST_CREDENTIALS } from '../env/mariadb';
-import { freePorts } from '../env/ports';
-import { waitFor } from '../env/wait';
-import { startZooKeeper, testLogger, type ZkCluster } from '../env/zookeeper';
+import { startGalera, type GaleraCluster, type GaleraNode } from '../../devenv/galera';
+import { TEST_CREDENTIALS } from '../../devenv/mariadb';
+import { freePorts } from '../../devenv/ports';
+import { waitFor } from '../../devenv/wait';
+import { startZooKeeper, testLogger, type ZkCluster } from '../../devenv/zookeeper';
 
 /**
  * The Galera flavor and the heartbeat of Galera nodes against a real 3-node Galera 4 cluster and
