@@ -18,6 +18,7 @@ export const FAILOVER_STEPS = [
   'choose',
   'drain',
   'catchup',
+  'append',
   'promote',
   'repoint',
   'commit',
@@ -144,7 +145,7 @@ export type FailureAction =
   | { readonly kind: 'retry' };
 
 /** The steps before the route names the candidate, where losing it means choosing again. */
-const BEFORE_ROUTE: readonly FailoverStep[] = ['drain', 'catchup', 'promote'];
+const BEFORE_ROUTE: readonly FailoverStep[] = ['drain', 'catchup', 'append', 'promote'];
 
 /** Pure: how the failover answers `err`, thrown by `step`. */
 export function classifyFailure(step: FailoverStep, err: unknown): FailureAction {

@@ -231,16 +231,9 @@ async function drain(ctx: FailoverContext): Promise<Result> {
       'TIMEOUT',
       `catch-up source ${source!.node} did not apply what it received (${s.target}): ${s.why ?? 'timed out'}`,
     );
-  // The old master's binlog may hold what no replica received (design §5.6): its agent appends it.
-  const appended = await appendFromOldMaster(ctx, view, candidate);
-  ctx.log.info({ append: appended }, describeAppend(appended));
   return {
-    next: source !== null && s !== null && s.target !== '' ? 'catchup' : 'promote',
-    detail: {
-      drainTarget: c.target,
-      ...(s !== null ? { sourceTarget: s.target } : {}),
-      appended: { ...appended, summary: describeAppend(appended) },
-    },
+    next: source !== null && s !== null && s.target !== '' ? 'catchup' : 'append',
+    detail: { drainTarget: c.target, ...(s !== null ? { sourceTarget: s.target } : {}) },
   };
 }
 
@@ -268,7 +261,19 @@ async function catchup(ctx: FailoverContext): Promise<Result> {
       );
     ctx.log.info({ source: source.node, target }, 'candidate caught up from a more advanced replica');
   }
-  return { next: 'promote' };
+  return { next: 'append' };
+}
+
+/**
+ * The old master's binlog may hold what no replica received (design §5.6): its agent appends it.
+ * After the catch-up: that re-replicates from the source by gtid_slave_pos, which appended
+ * transactions (applied outside replication) do not advance, so they would arrive twice.
+ */
+async function append(ctx: FailoverContext): Promise<Result> {
+  const view = await viewOf(ctx, false);
+  const appended = await appendFromOldMaster(ctx, view, candidateOf(ctx));
+  ctx.log.info({ append: appended }, describeAppend(appended));
+  return { next: 'promote', detail: { appended: { ...appended, summary: describeAppend(appended) } } };
 }
 
 async function promote(ctx: FailoverContext): Promise<Result> {
@@ -384,5 +389,5 @@ async function commit(ctx: FailoverContext, run: { readonly startedAt: number })
 
 export const FAILOVER_STEP_LIST: StepList<FailoverStep, FailoverContext> = {
   order: FAILOVER_STEPS,
-  steps: { fence, choose, drain, catchup, promote, repoint, commit },
+  steps: { fence, choose, drain, catchup, append, promote, repoint, commit },
 };
