@@ -67,6 +67,8 @@ export interface ClusterOptions {
   readonly hosts?: readonly HostSpec[];
   /** Default 'g1'. */
   readonly group?: string;
+  /** ZooKeeper root; default a fresh random one. Clusters sharing `zk` and `root` share their workers. */
+  readonly root?: string;
   /** Session timeout for clients and servers (default 2000 ms). */
   readonly sessionTimeoutMs?: number;
   /** Server reconcile interval (default 500 ms). */
@@ -234,7 +236,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   const sessionTimeoutMs = opts.sessionTimeoutMs ?? 2000;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'zkmha-cluster-'));
   trackDir(dir);
-  const root = `/mha-${randomBytes(4).toString('hex')}`;
+  const root = opts.root ?? `/mha-${randomBytes(4).toString('hex')}`;
   const paths = new ZkPaths(root);
 
   const ownZk = opts.zk === undefined;

@@ -27,6 +27,14 @@ import {
 export type { WorkerOptions };
 
 /**
+ * Evaluations running at once, worker-wide. Each reads a whole snapshot (a dozen ZooKeeper reads);
+ * 1,000 groups kicked together (start-up, every reconcile tick) without a bound queued ~15,000
+ * reads at once, which timed out, failed the evaluations and let the worker's own session expire
+ * (bench:scale). Groups kicked by a watch event go before those kicked by the tick.
+ */
+const MAX_EVALUATIONS = 16;
+
+/**
  * The server worker (design §5): watches every group, decides from snapshots with the pure
  * `detect` / `planReadPool`, and acts — under `lock/<group>` — through core/ops.
  *
@@ -75,6 +83,10 @@ export class ServerWorker {
   #scanning: Promise<void> | null = null;
   #scanAgain = false;
   #scanTimer: NodeJS.Timeout | null = null;
+  #evaluating = 0;
+  readonly #waiting: Array<{ readonly g: GroupState; readonly go: () => void }> = [];
+  /** Groups kicked by an event since their last evaluation started (served before tick-only kicks). */
+  readonly #urgent = new Set<GroupState>();
   /** What the actions (server/actions/) see of this worker. */
   readonly #ctx: WorkerContext;
   readonly #onSession = (): void => {
@@ -135,7 +147,7 @@ export class ServerWorker {
     await this.#syncGroups();
     this.#scanTasks();
     this.#timer = setInterval(() => {
-      this.#kickAll();
+      this.#kickAll(false);
       this.#scanTasks();
     }, this.#o.server.reconcileIntervalMs);
     this.#log.info({ serverId: this.id, groups: [...this.#groups.keys()] }, 'server worker started');
@@ -149,6 +161,7 @@ export class ServerWorker {
     this.#o.zk.off('session', this.#onSession);
     for (const w of this.#watches) w.cancel();
     for (const g of this.#groups.values()) this.#dropGroup(g);
+    for (const w of this.#waiting.splice(0)) w.go();
     await Promise.race([
       Promise.all([...[...this.#groups.values()].map((g) => g.running), this.#scanning]),
       new Promise((r) => setTimeout(r, 5000).unref()),
@@ -248,27 +261,50 @@ export class ServerWorker {
     }
   }
 
-  #kickAll(): void {
-    for (const g of this.#groups.values()) this.#kick(g);
+  #kickAll(urgent = true): void {
+    for (const g of this.#groups.values()) this.#kick(g, urgent);
   }
 
-  #kick(g: GroupState): void {
+  async #slot(g: GroupState): Promise<void> {
+    if (this.#evaluating < MAX_EVALUATIONS) {
+      this.#evaluating++;
+      return;
+    }
+    await new Promise<void>((go) => this.#waiting.push({ g, go }));
+  }
+
+  #releaseSlot(): void {
+    let i = this.#waiting.findIndex((w) => this.#urgent.has(w.g));
+    if (i < 0 && this.#waiting.length > 0) i = 0;
+    if (i < 0) {
+      this.#evaluating--;
+      return;
+    }
+    this.#waiting.splice(i, 1)[0]!.go();
+  }
+
+  #kick(g: GroupState, urgent = true): void {
     if (this.#stopped || this.#groups.get(g.name) !== g) return;
+    if (urgent) this.#urgent.add(g);
     g.kickedAt ??= Date.now();
     g.dirty = true;
     if (g.running !== null) return;
     g.running = (async () => {
       while (g.dirty && !this.#stopped) {
+        await this.#slot(g);
         g.dirty = false;
+        this.#urgent.delete(g);
         const kickedAt = g.kickedAt ?? Date.now();
         g.kickedAt = null;
         try {
-          await this.#evaluate(g, kickedAt);
+          if (!this.#stopped) await this.#evaluate(g, kickedAt);
         } catch (err) {
           this.#log.warn(
             { group: g.name, err: errorMessage(err) },
             'evaluation failed; retrying on the next event or tick',
           );
+        } finally {
+          this.#releaseSlot();
         }
       }
       g.running = null;
