@@ -18,19 +18,19 @@ import {
 } from '../core/records';
 import { Zk, type MultiOp } from '../core/zk/client';
 import { ZkPaths } from '../core/zk/paths';
-import { spawnMha, stopChild } from '../test/env/cli';
-import { startCluster, type Cluster } from '../test/env/cluster';
+import { spawnMha, stopChild } from '../devenv/cli';
+import { startCluster, type Cluster } from '../devenv/cluster';
 import {
   haproxyDir,
   removeHaproxyDir,
   routerSection,
   stopHaproxyAt,
   trackRouterHaproxy,
-} from '../test/env/haproxy';
-import { mysqlConfigSection } from '../test/env/mariadb';
-import { median } from '../test/env/traffic';
-import { waitFor } from '../test/env/wait';
-import { fourLetter, startZooKeeper, testLogger, type ZkCluster } from '../test/env/zookeeper';
+} from '../devenv/haproxy';
+import { mysqlConfigSection } from '../devenv/mariadb';
+import { median } from '../devenv/traffic';
+import { waitFor } from '../devenv/wait';
+import { fourLetter, startZooKeeper, testLogger, type ZkCluster } from '../devenv/zookeeper';
 
 /**
  * `npm run bench:scale` (issue 12, "1,000 groups on one ensemble"). One real ZooKeeper.
