@@ -12,6 +12,8 @@ command -v mariadb-binlog >/dev/null 2>&1 || need+=(mariadb-client)
 command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 command -v java >/dev/null 2>&1 || need+=(default-jre-headless)
 command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # verifies packaging/systemd units
+command -v git >/dev/null 2>&1 || need+=(git)   # the package test copies the tracked sources
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then echo "ensure-deps: need root to apt-get install ${need[*]}" >&2; exit 1; fi
