@@ -50,7 +50,8 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`mha: ${err.message.replace(/^error: /, '')}\n`);
       return 2;
     }
-    process.stderr.write(`mha: ${errorMessage(err)}\n`);
+    // A multi-line error (`mha config check`: one line per problem) gets the prefix on each line.
+    for (const line of errorMessage(err).split('\n')) process.stderr.write(`mha: ${line}\n`);
     return exitCodeFor(err);
   }
 }
