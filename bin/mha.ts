@@ -73,7 +73,8 @@ export async function main(argv: string[]): Promise<number> {
       );
       return 2;
     }
-    process.stderr.write(`mha: ${errorMessage(err)}\n`);
+    // A multi-line error (`mha config check`: one line per problem) gets the prefix on each line.
+    for (const line of errorMessage(err).split('\n')) process.stderr.write(`mha: ${line}\n`);
     return exitCodeFor(err);
   }
 }

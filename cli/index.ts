@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { configPath } from '../core/config';
+import { ZkmhaError } from '../core/errors';
 import { untilSignal } from '../core/signals';
 import { runAdd } from './add';
 import { alertJson, clearAlerts, followAlerts, listAlerts, renderAlerts, runAlertCommand } from './alerts';
@@ -16,6 +18,7 @@ import {
   textArg,
   usage,
 } from './args';
+import { checkConfigFile, renderConfigCheck } from './config-check';
 import { withContext } from './context';
 import { drain, undrain } from './drain';
 import { readHistory, renderHistory } from './history';
@@ -52,6 +55,23 @@ export function registerAdminCommands(program: Command): void {
     .action(async (opts: Common) => {
       const created = await withContext(opts.config, initLayout);
       printOut(created.length > 0 ? `created ${created.join(' ')}\n` : 'layout already present\n');
+    });
+
+  program
+    .command('config')
+    .description('configuration tools')
+    .command('check')
+    .description(
+      'validate a config file and every file it names (presence, modes, access); say what each role would do',
+    )
+    .option(...JSON_OPT)
+    .option(...CONFIG)
+    .action((opts: Common) => {
+      const r = checkConfigFile(configPath(opts.config));
+      if (opts.json === true) printOut(toJson(r));
+      else if (r.ok) printOut(renderConfigCheck(r));
+      // One line per problem on stderr (bin/mha prefixes each), exit 2.
+      if (!r.ok) throw new ZkmhaError('BAD_CONFIG', r.problems.map((p) => `${r.file}: ${p}`).join('\n'));
     });
 
   program

@@ -145,7 +145,7 @@ const configSchema = z
   })
   .strict();
 
-type RawConfig = z.infer<typeof configSchema>;
+export type RawConfig = z.infer<typeof configSchema>;
 
 /** Secrets are kept out of JSON.stringify and util.inspect so they cannot reach a log. */
 export class Secret {
@@ -223,6 +223,29 @@ export function readPasswordFile(file: string, key: string): Secret {
   return new Secret(fs.readFileSync(file, 'utf8').replace(/\r?\n$/, ''));
 }
 
+function issueLine(issue: z.ZodIssue): string {
+  const key = issue.path.join('.');
+  if (issue.code === 'unrecognized_keys')
+    return `${key ? key + ': ' : ''}unknown key(s) ${issue.keys.join(', ')}`;
+  // Our own messages already name the key; zod's generic ones do not.
+  return key !== '' && issue.message.startsWith(key) ? issue.message : `${key || '(top)'}: ${issue.message}`;
+}
+
+/**
+ * Every schema problem of a parsed YAML document, one line each (parseConfig stops at the first),
+ * or the validated document with its defaults (paths not yet resolved) — for `mha config check`.
+ */
+export function validateConfigDocument(
+  doc: unknown,
+): { readonly ok: true; readonly raw: RawConfig } | { readonly ok: false; readonly problems: string[] } {
+  if (doc === null || typeof doc !== 'object')
+    return { ok: false, problems: ['expected a mapping with a zookeeper section'] };
+  const parsed = configSchema.safeParse(doc);
+  return parsed.success
+    ? { ok: true, raw: parsed.data }
+    : { ok: false, problems: parsed.error.issues.map(issueLine) };
+}
+
 export function parseConfig(text: string, file: string): Config {
   let doc: unknown;
   try {
@@ -235,18 +258,7 @@ export function parseConfig(text: string, file: string): Config {
   if (doc === null || typeof doc !== 'object')
     throw bad(`${file}: expected a mapping with a zookeeper section`);
   const parsed = configSchema.safeParse(doc);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    const key = issue.path.join('.');
-    // Our own messages already name the key; zod's generic ones do not.
-    const msg =
-      key !== '' && issue.message.startsWith(key) ? issue.message : `${key || '(top)'}: ${issue.message}`;
-    throw bad(
-      issue.code === 'unrecognized_keys'
-        ? `${key ? key + ': ' : ''}unknown key(s) ${issue.keys.join(', ')}`
-        : msg,
-    );
-  }
+  if (!parsed.success) throw bad(issueLine(parsed.error.issues[0]!));
   const raw = parsed.data;
   const dir = path.dirname(path.resolve(file));
   const resolve = (p: string) => path.resolve(dir, p);

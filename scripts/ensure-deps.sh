@@ -19,6 +19,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 # Galera groups (issue 13): the wsrep provider, and rsync for the rsync SST between test nodes.
 [ -f /usr/lib/galera/libgalera_smm.so ] || need+=(galera-4)
 command -v rsync >/dev/null 2>&1 || need+=(rsync)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)   # verifies packaging/systemd units
+command -v git >/dev/null 2>&1 || need+=(git)   # the package test copies the tracked sources
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need[*]}"
   if [ "$(id -u)" -ne 0 ]; then echo "ensure-deps: need root to apt-get install ${need[*]}" >&2; exit 1; fi
