@@ -9,7 +9,7 @@ import { runNotify } from '../client/notify';
 import { runServer } from '../server/main';
 import { runRouter } from '../router/main';
 import { runWeb } from '../web/main';
-import { errorMessage, exitCodeFor, oneLine } from '../core/errors';
+import { errorMessage, exitCodeFor, isZkmhaError, oneLine } from '../core/errors';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { version } = require('../../package.json') as { version: string };
@@ -73,8 +73,12 @@ export async function main(argv: string[]): Promise<number> {
       );
       return 2;
     }
-    // A multi-line error (`mha config check`: one line per problem) gets the prefix on each line.
-    for (const line of errorMessage(err).split('\n')) process.stderr.write(`mha: ${line}\n`);
+    // An error that lists several problems (`mha config check`) prints one escaped line for each.
+    const lines =
+      isZkmhaError(err) && Array.isArray(err.details?.lines)
+        ? err.details.lines.map((l) => oneLine(String(l)))
+        : [errorMessage(err)];
+    for (const line of lines) process.stderr.write(`mha: ${line}\n`);
     return exitCodeFor(err);
   }
 }

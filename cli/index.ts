@@ -71,7 +71,10 @@ export function registerAdminCommands(program: Command): void {
       if (opts.json === true) printOut(toJson(r));
       else if (r.ok) printOut(renderConfigCheck(r));
       // One line per problem on stderr (bin/mha prefixes each), exit 2.
-      if (!r.ok) throw new ZkmhaError('BAD_CONFIG', r.problems.map((p) => `${r.file}: ${p}`).join('\n'));
+      if (!r.ok)
+        throw new ZkmhaError('BAD_CONFIG', `${r.file}: ${r.problems.length} problem(s)`, {
+          lines: r.problems.map((p) => `${r.file}: ${p}`),
+        });
     });
 
   program

@@ -118,7 +118,9 @@ export async function mysqlSnapshot(inst: MariaDBInstance): Promise<MysqlSnapsho
     slave:
       s === undefined
         ? 'none'
-        : `${String(s.Master_Host)}:${String(s.Master_Port)} io=${String(s.Slave_IO_Running)} sql=${String(s.Slave_SQL_Running)}`,
+        : // An IO thread retrying its connection moves between Connecting and Preparing by itself:
+          // the snapshot records whether it runs, not the phase of its retry.
+          `${String(s.Master_Host)}:${String(s.Master_Port)} io=${s.Slave_IO_Running === 'Yes' ? 'Yes' : 'No'} sql=${String(s.Slave_SQL_Running)}`,
   };
 }
 

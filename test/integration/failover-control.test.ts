@@ -93,7 +93,7 @@ describe('failover control', () => {
       assert.equal(ev[0]!.detail.worker, 's2');
       assert.deepEqual(
         ev[0]!.steps.map((s) => s.name),
-        ['confirm', 'fence', 'choose', 'drain', 'promote', 'repoint', 'commit'],
+        ['confirm', 'fence', 'choose', 'drain', 'append', 'promote', 'repoint', 'commit'],
         'steps done by s1 are kept, none repeated',
       );
     }));

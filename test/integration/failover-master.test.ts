@@ -56,7 +56,7 @@ describe('failover of a dead master', () => {
       assert.equal(ev.length, 1, 'exactly one failover happened (two workers)');
       assert.deepEqual(
         ev[0]!.steps.map((s) => s.name),
-        ['confirm', 'fence', 'choose', 'drain', 'promote', 'repoint', 'commit'],
+        ['confirm', 'fence', 'choose', 'drain', 'append', 'promote', 'repoint', 'commit'],
       );
       assert.ok(alertOf(view, 'failover'), 'the failover alert (anti-flap acknowledgement) is raised');
     }));
