@@ -19,7 +19,7 @@ import {
 import { Zk, type MultiOp } from '../core/zk/client';
 import { ZkPaths } from '../core/zk/paths';
 import { spawnMha, stopChild } from '../devenv/cli';
-import { startCluster, type Cluster } from '../devenv/cluster';
+import { jsonLogLines, startCluster, type Cluster } from '../devenv/cluster';
 import {
   haproxyDir,
   removeHaproxyDir,
@@ -106,25 +106,6 @@ async function restUsage(pid: number, seconds: number): Promise<{ cpuPct: number
     cpuPct: Math.round(((last.cpuTicks - first.cpuTicks) / hz / wallS) * 1000) / 10,
     rssMb: Math.round(Math.max(maxRss, last.rssKb) / 102.4) / 10,
   };
-}
-
-function logLines(file: string): Array<Record<string, unknown>> {
-  let text = '';
-  try {
-    text = fs.readFileSync(file, 'utf8');
-  } catch {
-    return [];
-  }
-  const out: Array<Record<string, unknown>> = [];
-  for (const line of text.split('\n')) {
-    if (!line.startsWith('{')) continue;
-    try {
-      out.push(JSON.parse(line) as Record<string, unknown>);
-    } catch {
-      // a partly written line
-    }
-  }
-  return out;
 }
 
 /** Runs `ops` as multis of at most `size` ops, `parallel` at a time. */
@@ -368,7 +349,7 @@ async function part1(zkc: ZkCluster, dir: string): Promise<Part1> {
     children.push(server);
     const evaluated = (): Set<string> => {
       const s = new Set<string>();
-      for (const l of logLines(serverLog))
+      for (const l of jsonLogLines(serverLog))
         if (typeof l.msg === 'string' && l.msg.startsWith('verdict: ') && typeof l.group === 'string')
           s.add(l.group);
       return s;
@@ -384,7 +365,7 @@ async function part1(zkc: ZkCluster, dir: string): Promise<Part1> {
         { timeoutMs: 120_000, intervalMs: 200, what: `the worker's first verdict on all ${GROUPS} groups` },
       );
       const last = Math.max(
-        ...logLines(serverLog)
+        ...jsonLogLines(serverLog)
           .filter((l) => typeof l.msg === 'string' && l.msg.startsWith('verdict: '))
           .map((l) => Number(l.time)),
       );
@@ -394,7 +375,7 @@ async function part1(zkc: ZkCluster, dir: string): Promise<Part1> {
     }
     const seen = evaluated();
     const verdicts = new Map<string, number>();
-    for (const l of logLines(serverLog))
+    for (const l of jsonLogLines(serverLog))
       if (typeof l.msg === 'string' && l.msg.startsWith('verdict: '))
         verdicts.set(l.msg, (verdicts.get(l.msg) ?? 0) + 1);
     process.stdout.write(
@@ -466,7 +447,7 @@ async function part1(zkc: ZkCluster, dir: string): Promise<Part1> {
       const epoch = 2 + i;
       const write = g.members[(i + 1) % 3]!;
       const rp = paths.haproxy(g.name);
-      const before = logLines(routerLog).length;
+      const before = jsonLogLines(routerLog).length;
       const t0 = Date.now();
       const hr0 = performance.now();
       await admin.set(
@@ -475,7 +456,7 @@ async function part1(zkc: ZkCluster, dir: string): Promise<Part1> {
       );
       const line = await waitFor(
         () =>
-          logLines(routerLog)
+          jsonLogLines(routerLog)
             .slice(before)
             .find((l) => l.msg === 'router: runtime update applied'),
         { timeoutMs: 10_000, intervalMs: 2, what: 'the router applied the route change' },

@@ -173,6 +173,26 @@ export interface Cluster {
   close(): Promise<void>;
 }
 
+/** The JSON lines of a pino log file (none when it does not exist; a partly written line is skipped). */
+export function jsonLogLines(file: string): Array<Record<string, unknown>> {
+  let text = '';
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch {
+    return [];
+  }
+  const out: Array<Record<string, unknown>> = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(line) as Record<string, unknown>);
+    } catch {
+      // a partly written line
+    }
+  }
+  return out;
+}
+
 function yamlString(s: string): string {
   return JSON.stringify(s);
 }
@@ -204,22 +224,7 @@ function startProc(
       return running;
     },
     logs() {
-      const out: Array<Record<string, unknown>> = [];
-      let text = '';
-      try {
-        text = fs.readFileSync(logFile, 'utf8');
-      } catch {
-        return out;
-      }
-      for (const line of text.split('\n')) {
-        if (!line.startsWith('{')) continue;
-        try {
-          out.push(JSON.parse(line) as Record<string, unknown>);
-        } catch {
-          // a partly written line
-        }
-      }
-      return out;
+      return jsonLogLines(logFile);
     },
     async kill(signal: NodeJS.Signals = 'SIGKILL') {
       if (!running) return;
