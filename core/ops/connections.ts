@@ -16,9 +16,18 @@ export interface NodeConnectionsOptions {
   readonly queryTimeoutMs?: number;
 }
 
+/**
+ * How long a node whose warm-up failed is left alone (a failover's own `get` still dials it at
+ * once). Each mysql2 connection attempt costs ~1 ms of CPU and garbage: a worker with 1,000 groups
+ * whose replicas were down spent most of a core re-dialling them (bench:scale).
+ */
+const WARM_RETRY_MS = 10_000;
+
 export class NodeConnections {
   readonly #opts: NodeConnectionsOptions;
   readonly #cache = new Map<string, Promise<MysqlConnection>>();
+  /** When warming a node last failed: a node that refuses is not dialled on every evaluation. */
+  readonly #warmFailed = new Map<string, number>();
   #closed = false;
 
   constructor(opts: NodeConnectionsOptions) {
@@ -98,7 +107,12 @@ export class NodeConnections {
   /** Opens the cached connection in the background if there is none (errors are ignored). */
   warm(node: string): void {
     if (this.#closed) return;
-    this.get(node).catch(() => undefined);
+    const failed = this.#warmFailed.get(node);
+    if (failed !== undefined && Date.now() - failed < WARM_RETRY_MS) return;
+    this.get(node).then(
+      () => this.#warmFailed.delete(node),
+      () => this.#warmFailed.set(node, Date.now()),
+    );
   }
 
   /** Forgets (and closes) the cached connection to `node`. */
