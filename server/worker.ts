@@ -10,6 +10,7 @@ import { isGroupName } from '../core/names';
 import { decodeRecord, encodeRecord, serverSchema, taskSchema, type TaskRecord } from '../core/records';
 import { listGroups, readGroupView, type GroupView } from '../core/view';
 import type { Watch } from '../core/zk/client';
+import { parseWatchDownName } from '../core/zk/paths';
 import { acquireLock, type LockHandle } from '../core/zk/lock';
 import type { OrphanMark } from './abandoned';
 import { detect, readOnlyMasterKey, type MasterProbe, type Observations, type Verdict } from './detect';
@@ -33,6 +34,15 @@ export type { WorkerOptions };
  * (bench:scale). Groups kicked by a watch event go before those kicked by the tick.
  */
 const MAX_EVALUATIONS = 16;
+
+/**
+ * Groups the periodic sweep evaluates per second, worker-wide. The sweep is the level-triggered
+ * safety net behind the watches (every time-bound condition schedules its own look): evaluating
+ * all of 1,000 groups every reconcile interval re-read 12,000 znodes per tick and kept a worker at
+ * rest above one core (bench:scale). Up to 20 groups are still swept on every 2 s tick; 1,000 are
+ * swept once every 100 s.
+ */
+const SWEEP_GROUPS_PER_SECOND = 10;
 
 /**
  * The server worker (design §5): watches every group, decides from snapshots with the pure
@@ -135,19 +145,13 @@ export class ServerWorker {
     await this.#register();
     zk.on('session', this.#onSession);
     this.#watches.push(zk.watchChildren(paths.dir('meta_group'), () => void this.#syncGroups()));
-    // Directory-level changes concern some group; a fresh evaluation of each is cheap.
-    for (const d of ['white', 'watch_down'] as const)
-      this.#watches.push(zk.watchChildren(paths.dir(d), () => this.#kickAll()));
-    this.#watches.push(
-      zk.watchChildren(paths.dir('task'), () => {
-        this.#kickAll();
-        this.#scanTasks();
-      }),
-    );
+    // Directory-level changes: the groups whose entries came or went are evaluated again.
+    for (const d of ['white', 'watch_down'] as const) this.#watches.push(this.#watchGroupDir(paths.dir(d)));
+    this.#watches.push(this.#watchGroupDir(paths.dir('task'), () => this.#scanTasks()));
     await this.#syncGroups();
     this.#scanTasks();
     this.#timer = setInterval(() => {
-      this.#kickAll(false);
+      this.#sweep();
       this.#scanTasks();
     }, this.#o.server.reconcileIntervalMs);
     this.#log.info({ serverId: this.id, groups: [...this.#groups.keys()] }, 'server worker started');
@@ -261,8 +265,44 @@ export class ServerWorker {
     }
   }
 
-  #kickAll(urgent = true): void {
-    for (const g of this.#groups.values()) this.#kick(g, urgent);
+  #kickAll(): void {
+    for (const g of this.#groups.values()) this.#kick(g);
+  }
+
+  /**
+   * Watches a directory whose children are named `<group>` or `<group>__<kind>` (white/, task/,
+   * watch_down/) and kicks the groups whose children changed: with 1,000 groups, kicking all of
+   * them for every alert written during a failover re-read 12,000 znodes each time.
+   */
+  #watchGroupDir(dir: string, then?: () => void): Watch {
+    let seen: ReadonlySet<string> | null = null;
+    return this.#o.zk.watchChildren(dir, (children) => {
+      const now = new Set(children ?? []);
+      const before = seen;
+      seen = now;
+      then?.();
+      if (before === null) return; // the first listing: every group is evaluated at start anyway
+      const changed = [...now].filter((c) => !before.has(c));
+      changed.push(...[...before].filter((c) => !now.has(c)));
+      for (const c of changed) {
+        const g = this.#groups.get(c) ?? this.#groups.get(parseWatchDownName(c)?.group ?? '');
+        if (g !== undefined) this.#kick(g);
+      }
+    });
+  }
+
+  #sweepNext = 0;
+
+  /** The next slice of groups, round-robin, within SWEEP_GROUPS_PER_SECOND. */
+  #sweep(): void {
+    const groups = [...this.#groups.values()];
+    if (groups.length === 0) return;
+    const n = Math.min(
+      groups.length,
+      Math.max(1, Math.ceil((SWEEP_GROUPS_PER_SECOND * this.#o.server.reconcileIntervalMs) / 1000)),
+    );
+    for (let i = 0; i < n; i++) this.#kick(groups[(this.#sweepNext + i) % groups.length]!, false);
+    this.#sweepNext = (this.#sweepNext + n) % groups.length;
   }
 
   async #slot(g: GroupState): Promise<void> {

@@ -47,7 +47,11 @@ export async function healthy(w: WorkerContext, g: GroupState, view: GroupView):
   for (const [n, p] of g.probes) {
     // A probe is evidence for one reconcile interval; then the replica is asked again.
     if (now - p.at > w.o.server.reconcileIntervalMs) g.probes.delete(n);
-    else probes.set(n, p.probe);
+    else {
+      probes.set(n, p.probe);
+      // Asked again once the evidence is stale, without waiting for the periodic sweep.
+      w.schedule(g, p.at + w.o.server.reconcileIntervalMs + 1);
+    }
   }
   const returnAfterMs = w.o.server.readReturnAfterMs;
   const plan = planReadPool(view, { now, probes, healthySince: g.healthySince, returnAfterMs });
