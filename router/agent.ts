@@ -21,11 +21,12 @@ import { alertSchema, encodeRecord, metaRouterSchema, type MetaRouterRecord } fr
 import { delay, withTimeout } from '../core/timeout';
 import { Zk } from '../core/zk/client';
 import { ZkPaths } from '../core/zk/paths';
-import { buildDesired, hostsToResolve, type Problem } from './desired';
+import { buildDesired, hostsToResolve, type Desired, type GroupSnapshot, type Problem } from './desired';
 import {
   DEFAULT_READ_SLOTS,
   fitSlots,
   readBackend,
+  sameGroup,
   sameGroups,
   writeBackend,
   type GroupState,
@@ -33,7 +34,7 @@ import {
 import { planRuntime, type ServerRef } from './plan';
 import { createRouterMetrics, type RouterMetrics } from './metrics';
 import { epochVar, renderHaproxyConfig, renderSkeleton, writeVar, type RenderInput } from './render';
-import { loadState, saveState, stateFile } from './state-store';
+import { loadState, saveState, stateFile, stateText } from './state-store';
 import { TemplateManager, type TemplateChoice } from './templates';
 import { RouteSource } from './zk-source';
 
@@ -102,6 +103,8 @@ export class RouterAgent {
 
   private loop: Promise<void> | null = null;
   private dirty = false;
+  /** The next reconcile must compare everything (timer, reconnect, errors), not only what changed. */
+  private fullPending = true;
   private reconciles = 0;
 
   private published: string | null = null;
@@ -112,7 +115,7 @@ export class RouterAgent {
   private http: HttpListener | null = null;
 
   private writer: Promise<void> = Promise.resolve();
-  private pendingWrite: { text: string } | null = null;
+  private pendingWrite: { render: () => string } | null = null;
   private lastWrittenConfig: string | null = null;
 
   constructor(private readonly opts: RouterAgentOptions) {
@@ -216,17 +219,25 @@ export class RouterAgent {
     while (this.loop) await this.loop;
   }
 
-  requestReconcile(): void {
+  /**
+   * `full` false: a route record changed, and only the groups whose servers changed need looking
+   * at (reconcileChanged); every timer tick, reconnect and error still compares everything.
+   */
+  requestReconcile(full = true): void {
     if (this.stopped) return;
     this.dirty = true;
+    if (full) this.fullPending = true;
     if (this.loop) return;
     this.loop = (async () => {
       try {
         while (this.dirty && !this.stopped) {
           this.dirty = false;
+          const full = this.fullPending;
+          this.fullPending = false;
           try {
-            await this.reconcileOnce();
+            await this.reconcileOnce(full);
           } catch (err) {
+            this.fullPending = true;
             this.log.error({ err: errorMessage(err) }, 'router: reconcile failed');
           }
           this.reconciles++;
@@ -263,7 +274,7 @@ export class RouterAgent {
         zk.on('disconnected', () =>
           this.log.warn('router: ZooKeeper connection lost; HAProxy keeps the applied state'),
         );
-        this.source = new RouteSource(zk, this.paths, this.log, () => this.requestReconcile());
+        this.source = new RouteSource(zk, this.paths, this.log, () => this.requestReconcile(false));
         this.source.start();
         this.log.info({ zookeeper: this.opts.zookeeper.hosts }, 'router: connected to ZooKeeper');
         return;
@@ -294,25 +305,22 @@ export class RouterAgent {
     return this.cfg.agentChecks ?? true;
   }
 
-  private async reconcileOnce(): Promise<void> {
+  private async reconcileOnce(full: boolean): Promise<void> {
     const t0 = performance.now();
     const lap = (): number => Math.round((performance.now() - t0) * 10) / 10;
     const ms: Record<string, number> = {};
     const problems: Problem[] = [];
     // 1. What ZooKeeper wants (or, without a complete view of ZooKeeper, what we applied last).
-    const snapshot = this.source?.settled() ? this.source.snapshot() : null;
+    const source = this.source;
+    const snapshot = source?.settled() ? source.snapshot() : null;
     let desired: GroupState[];
-    if (snapshot !== null) {
-      const resolved = await this.resolveHosts(hostsToResolve(snapshot));
-      const d = buildDesired({
-        snapshot,
-        previous: this.applied ?? [],
-        readSlots: this.readSlots,
-        resolved,
-        agents: this.source?.agents() ?? new Map(),
-      });
+    if (source && snapshot !== null) {
+      const dirty = source.takeDirty();
+      if (!full && dirty !== 'all' && (await this.reconcileDirty(snapshot, dirty, ms, lap))) return;
+      const d = await this.desiredFrom(snapshot, this.applied ?? []);
       desired = [...d.groups];
       problems.push(...d.problems);
+      ms.desired = lap();
     } else if (this.applied !== null) {
       desired = this.applied;
     } else {
@@ -372,6 +380,7 @@ export class RouterAgent {
         });
         runtimeOk = false;
         this.dirty = true; // read back and try again
+        this.fullPending = true;
       }
     }
     if (plan.cuts.length > 0) await this.cutInOldWorkers(plan.cuts);
@@ -408,7 +417,7 @@ export class RouterAgent {
         }
       }
     } else if (runtimeOk) {
-      this.scheduleWrite(text);
+      this.scheduleWrite(() => text);
     } else if (this.applied !== null) {
       applied = this.applied; // not in effect: report what was, retry from the read-back
     }
@@ -423,6 +432,124 @@ export class RouterAgent {
     await this.saveStateIfChanged(applied, this.running.template ?? choice.text);
     this.problems = problems;
     await this.publish();
+  }
+
+  private async desiredFrom(
+    snapshot: readonly GroupSnapshot[],
+    previous: readonly GroupState[],
+  ): Promise<Desired> {
+    return buildDesired({
+      snapshot,
+      previous,
+      readSlots: this.readSlots,
+      resolved: await this.resolveHosts(hostsToResolve(snapshot)),
+      agents: this.source?.agents() ?? new Map(),
+    });
+  }
+
+  /**
+   * The event path for the groups whose records changed (RouteSource.takeDirty): their desired
+   * state alone, the others as applied; reconcileChanged then touches only what differs.
+   */
+  private async reconcileDirty(
+    snapshot: readonly GroupSnapshot[],
+    dirty: ReadonlySet<string>,
+    ms: Record<string, number>,
+    lap: () => number,
+  ): Promise<boolean> {
+    const applied = this.applied;
+    if (applied === null) return false;
+    const before = applied.filter((g) => dirty.has(g.name));
+    const d = await this.desiredFrom(
+      snapshot.filter((g) => dirty.has(g.name)),
+      before,
+    );
+    ms.desired = lap();
+    // A group that appears or disappears changes listeners: the full path decides that.
+    if (d.groups.length !== before.length) return false;
+    const index = new Map(applied.map((g, i) => [g.name, i]));
+    const next = [...applied];
+    for (const g of d.groups) {
+      const i = index.get(g.name);
+      if (i === undefined) return false;
+      next[i] = g;
+    }
+    const problems = [...this.problems.filter((p) => p.group === null || !dirty.has(p.group)), ...d.problems];
+    return this.reconcileChanged(next, problems, ms, lap);
+  }
+
+  /**
+   * The event path. With 1,000 groups a full reconcile renders the whole configuration and reads
+   * back every server (~250 ms here, bench:scale); a failover's route must not wait for that. When
+   * the listeners and the template are what HAProxy runs and only some groups' servers changed,
+   * read back and update just those groups' backends, and write the file in the background after.
+   * Returns false (nothing done) when a full reconcile is needed instead.
+   */
+  private async reconcileChanged(
+    desired: readonly GroupState[],
+    problems: Problem[],
+    ms: Record<string, number>,
+    lap: () => number,
+  ): Promise<boolean> {
+    const applied = this.applied;
+    const template = this.running.template;
+    if (applied === null || template === null || this.running.skeleton === null) return false;
+    if (this.reloadFailure !== null || applied.length !== desired.length) return false;
+    const changed: GroupState[] = [];
+    for (let i = 0; i < desired.length; i++) {
+      const d = desired[i]!;
+      const a = applied[i]!;
+      if (d.name !== a.name) return false;
+      if (sameGroup(d, a)) continue;
+      if (listenerKey(d) !== listenerKey(a)) return false;
+      changed.push(d);
+    }
+    const choice = this.templates.select();
+    if (choice === null || choice.candidate || choice.text !== template) return false;
+    if (this.templates.currentProblem() !== null) return false;
+
+    ms.changed = lap();
+    const saving = this.saveStateIfChanged(desired, template).then(() => {
+      ms.savedAt = lap();
+    });
+    const varNames = this.agentChecks ? changed.flatMap((g) => [epochVar(g.name), writeVar(g.name)]) : [];
+    const backends = changed.flatMap((g) => [writeBackend(g.name), readBackend(g.name)]);
+    try {
+      const [states, vars] = await Promise.all([
+        Promise.all(backends.map((b) => showServersState(this.cfg.adminSocket, undefined, b))),
+        getVars(this.cfg.adminSocket, varNames),
+        saving,
+      ]);
+      ms.readBack = lap();
+      const plan = planRuntime(changed, states.flat(), { agentChecks: this.agentChecks, vars });
+      if (plan.missing.length > 0) return false;
+      if (plan.commands.length > 0) {
+        await haproxyRun(this.cfg.adminSocket, plan.commands);
+        ms.applied = lap();
+        this.metrics.observeApply('runtime', ms.applied / 1000);
+        this.log.info(
+          { commands: plan.commands, ms, groups: changed.length },
+          'router: runtime update applied',
+        );
+      }
+      if (plan.cuts.length > 0) await this.cutInOldWorkers(plan.cuts);
+    } catch (err) {
+      // The full reconcile reads everything back and reports what fails.
+      this.log.warn({ err: errorMessage(err) }, 'router: targeted update failed; reconciling everything');
+      return false;
+    }
+    const fn = choice.fn;
+    const all = [...desired];
+    this.scheduleWrite(() => renderHaproxyConfig(fn, this.renderInput(all)));
+    if (changed.length > 0)
+      this.log.info(
+        { groups: changed.map((g) => ({ name: g.name, epoch: g.epoch, write: g.write?.node ?? null })) },
+        'router: applied',
+      );
+    this.applied = all;
+    this.problems = problems;
+    await this.publish();
+    return true;
   }
 
   private renderWithFallback(
@@ -614,34 +741,32 @@ export class RouterAgent {
   // --- files -------------------------------------------------------------------------------------
 
   private async saveStateIfChanged(groups: readonly GroupState[], template: string): Promise<void> {
-    const key = JSON.stringify(groups) + '\u0000' + template;
+    const groupsJson = JSON.stringify(groups);
+    const key = groupsJson + '\u0000' + template;
     if (key === this.lastSavedState) return;
     try {
-      await saveState(this.stateFile, {
-        v: 1,
-        routerId: this.id,
-        savedAt: Date.now(),
-        groups: groups.map((g) => ({ ...g, read: [...g.read] })),
-        template,
-      });
+      await saveState(this.stateFile, stateText(this.id, groupsJson, template, Date.now()));
       this.lastSavedState = key;
     } catch (err) {
       this.log.error({ err: errorMessage(err), file: this.stateFile }, 'router: cannot save state');
     }
   }
 
-  /** Writes the configuration file in the background (validated, atomic), latest content wins. */
-  private scheduleWrite(text: string): void {
-    if (text === this.lastWrittenConfig && this.pendingWrite === null) return;
+  /**
+   * Writes the configuration file in the background (validated, atomic), latest content wins. The
+   * text is rendered there too: with many groups rendering costs more than the runtime update.
+   */
+  private scheduleWrite(render: () => string): void {
     const idle = this.pendingWrite === null;
-    this.pendingWrite = { text };
+    this.pendingWrite = { render };
     if (!idle) return;
     this.writer = this.writer.then(async () => {
       while (this.pendingWrite !== null) {
-        const { text: t } = this.pendingWrite;
+        const { render: r } = this.pendingWrite;
         this.pendingWrite = null;
-        if (t === this.lastWrittenConfig) continue;
         try {
+          const t = r();
+          if (t === this.lastWrittenConfig) continue;
           await writeValidatedConfig(this.cfg.haproxyBin, this.cfg.haproxyConfig, t);
           this.lastWrittenConfig = t;
           if (this.writerProblem !== null) {
@@ -764,6 +889,11 @@ export class RouterAgent {
       }
     }
   }
+}
+
+/** What of a group the listener skeleton depends on (renderSkeleton's input): equal keys, no reload. */
+function listenerKey(g: GroupState): string {
+  return JSON.stringify({ ...g, epoch: null, write: null, read: g.read.map(() => null) });
 }
 
 export function lastErrorOf(problems: readonly Problem[]): string | null {

@@ -37,6 +37,8 @@ export class RouteSource {
   private readonly listed: Record<Dir, boolean> = { meta_group: false, haproxy: false, agent: false };
   private readonly dirWatches: Watch[] = [];
   private stopped = false;
+  /** Groups whose records changed since the last takeDirty ('all': anything may have). */
+  private dirty: Set<string> | 'all' = 'all';
 
   constructor(
     private readonly zk: Zk,
@@ -82,6 +84,32 @@ export class RouteSource {
     return out;
   }
 
+  /**
+   * What changed since the last call: the names of the groups whose meta_group/ or haproxy/ record
+   * changed, or whose routes or members name a node whose agent/ changed; 'all' after a change of
+   * a directory's children (and at first).
+   */
+  takeDirty(): ReadonlySet<string> | 'all' {
+    const d = this.dirty;
+    this.dirty = new Set();
+    return d;
+  }
+
+  private markDirty(dir: Dir, name: string): void {
+    if (this.dirty === 'all') return;
+    if (dir !== 'agent') {
+      this.dirty.add(name);
+      return;
+    }
+    for (const [group, e] of this.entries.meta_group)
+      if (e.value.kind === 'ok' && (e.value.value as MetaGroup).members.includes(name)) this.dirty.add(group);
+    for (const [group, e] of this.entries.haproxy) {
+      if (e.value.kind !== 'ok') continue;
+      const r = e.value.value as HaproxyRecord;
+      if (r.write === name || r.read.includes(name)) this.dirty.add(group);
+    }
+  }
+
   /** Where each node's agent listens, from the valid agent/<node> records seen. */
   agents(): Map<string, AgentAddress> {
     const out = new Map<string, AgentAddress>();
@@ -111,6 +139,7 @@ export class RouteSource {
       // No agent/ directory: no agent known, which is a state of its own (every check fails).
       if (dir === 'agent') {
         this.listed.agent = true;
+        this.dirty = 'all';
         this.onChange();
         return;
       }
@@ -145,10 +174,12 @@ export class RouteSource {
       entry.watch = this.zk.watchData(path, (nd) => {
         if (this.stopped || map.get(name) !== entry) return;
         entry.value = decode(dir, name, path, nd);
+        this.markDirty(dir, name);
         this.onChange();
       });
     }
     this.listed[dir] = true;
+    this.dirty = 'all';
     this.onChange();
   }
 }

@@ -193,8 +193,13 @@ export function parseServersState(text: string): ServerState[] {
   return out;
 }
 
-export async function showServersState(adminSocket: string, timeoutMs?: number): Promise<ServerState[]> {
-  const raw = await haproxyCommand(adminSocket, 'show servers state', timeoutMs);
+export async function showServersState(
+  adminSocket: string,
+  timeoutMs?: number,
+  backend?: string,
+): Promise<ServerState[]> {
+  const cmd = backend === undefined ? 'show servers state' : `show servers state ${backend}`;
+  const raw = await haproxyCommand(adminSocket, cmd, timeoutMs);
   if (!raw.startsWith('1\n'))
     throw new ZkmhaError('HAPROXY_ERROR', `unexpected answer to 'show servers state': ${raw.split('\n')[0]}`);
   return parseServersState(raw);

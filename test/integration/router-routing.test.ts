@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import type { Connection } from 'mysql2/promise';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { showProc, showServersState } from '../../core/haproxy/cli';
+import { haproxyRun, showProc, showServersState } from '../../core/haproxy/cli';
 import { decodeRecord, metaRouterSchema } from '../../core/records';
 import type { RouterAgent } from '../../router/agent';
+import { observedSlots } from '../../router/plan';
 import {
   haproxyDir,
   removeHaproxyDir,
@@ -233,6 +234,29 @@ describe('router: HAProxy follows haproxy/<group>', () => {
     } finally {
       old.destroy();
     }
+  });
+
+  it('a route change updates only its own group at once; drift in another group is repaired by the periodic full reconcile', async () => {
+    // Someone puts g2's read server r1 into maintenance by hand: nothing in ZooKeeper changed.
+    const drifted = async (): Promise<boolean> =>
+      (await showServersState(hp.adminSocket)).some(
+        (s) => s.backend === 'g2_read' && s.server === 'r1' && s.maint,
+      );
+    assert.equal(await drifted(), false, 'g2_read/r1 serves before the test');
+    await haproxyRun(hp.adminSocket, ['set server g2_read/r1 state maint']);
+    assert.equal(await drifted(), true);
+    // An event for g1 (its read pool shrinks to n1) takes the targeted path: g1's backends only...
+    await w.setRoute('g1', { epoch: 4, write: n[2]!, read: [n[1]!] });
+    await waitFor(
+      async () => {
+        const slots = observedSlots(await showServersState(hp.adminSocket), 'g1_read');
+        const serving = [...slots.values()].filter((s) => s !== null).map((s) => s.port);
+        return serving.length === 1 && serving[0] === portOf(n[1]!);
+      },
+      { timeoutMs: 5000, what: 'g1 read pool is n1 alone' },
+    );
+    // ...and the timer's full reconcile still compares every group with what HAProxy runs.
+    await waitFor(async () => !(await drifted()), { timeoutMs: 5000, what: 'g2_read/r1 back in service' });
   });
 
   it('removing a group removes its listeners (reload); the other group keeps serving', async () => {
