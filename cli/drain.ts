@@ -3,6 +3,7 @@ import type { MemberView } from '../core/view';
 import type { MultiOp } from '../core/zk/client';
 import type { CliContext } from './context';
 import { existingGroup, groupOfNode, setReadPool, withGroupLock } from './lookup';
+import { galeraDrainLocked, galeraUndrainLocked } from './galera-drain';
 import { refuse, step } from './output';
 
 /**
@@ -18,6 +19,9 @@ export interface DrainResult {
   readonly changed: boolean;
   /** undrain only: back in the read pool now, or left to the server until it is healthy. */
   readonly inReadPool?: boolean;
+  /** Galera, drain of the writer: where writes went, at which epoch. */
+  readonly writer?: string | null;
+  readonly epoch?: number;
   readonly note?: string;
 }
 
@@ -43,6 +47,7 @@ async function drainLocked(ctx: CliContext, group: string, node: string): Promis
   const view = await existingGroup(ctx, group, { route: true });
   const S = 'check zookeeper';
   if (!view.meta!.members.includes(node)) throw refuse(S, `${node} is not a member of '${group}'`);
+  if (view.meta!.flavor === 'galera') return galeraDrainLocked(ctx, view, node);
   if (view.master?.record.node === node || view.route!.record.write === node)
     throw refuse(S, `${node} is the master of '${group}'; only replicas can be drained`);
   const m = view.members.find((x) => x.node === node)!;
@@ -80,6 +85,7 @@ async function undrainLocked(ctx: CliContext, group: string, node: string): Prom
   const view = await existingGroup(ctx, group, { route: true });
   const m: MemberView | undefined = view.members.find((x) => x.node === node);
   if (m === undefined) throw refuse('check zookeeper', `${node} is not a member of '${group}'`);
+  if (view.meta!.flavor === 'galera') return galeraUndrainLocked(ctx, view, node);
   if (m.slaveDown === null || m.slaveDown.record.drained !== true)
     return {
       group,

@@ -263,13 +263,19 @@ export function registerAdminCommands(program: Command): void {
 
   program
     .command('drain <node>')
-    .description('take a replica out of the read pool (replication untouched)')
+    .description(
+      'take a replica out of the read pool (replication untouched); a Galera writer hands writes over first',
+    )
     .option(...CONFIG)
     .action(async (n: string, opts: Common) => {
       const node = nodeArg(n);
       const r = await withContext(opts.config, (ctx) => drain(ctx, node));
+      const moved = r.writer !== undefined ? `; writes moved to ${r.writer} (epoch ${r.epoch})` : '';
+      const note = r.note !== undefined ? ` (${r.note})` : '';
       printOut(
-        r.changed ? `${node} drained from the read pool of ${r.group}\n` : `${node} was already drained\n`,
+        r.changed
+          ? `${node} drained from the read pool of ${r.group}${moved}${note}\n`
+          : `${node} was already drained\n`,
       );
     });
 

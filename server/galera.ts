@@ -1,123 +1,16 @@
-import { decideGaleraRoute, type GaleraRoute } from '../core/galera-route';
-import {
-  alertSchema,
-  encodeRecord,
-  haproxySchema,
-  historySchema,
-  masterSchema,
-  type HaproxyRecord,
-  type MasterRecord,
-  type MetaHost,
-  type OnlineRecord,
-} from '../core/records';
+import type { GaleraRoute } from '../core/galera-route';
+import { alertSchema, encodeRecord } from '../core/records';
 import { isZkmhaError } from '../core/errors';
+import { galeraRouteOf, galeraRouteOps } from '../core/ops/galera';
 import { alertOf, readGroupView, type GroupView } from '../core/view';
-import type { MultiOp } from '../core/zk/client';
-import type { ZkPaths } from '../core/zk/paths';
 import type { GroupState, WorkerContext } from './actions/context';
 
 /**
- * The server worker's upkeep of a Galera group (issue 13): the route follows decideGaleraRoute.
- * A writer move is committed like a failover's — master/ and haproxy/ with the epoch + 1 and a
- * history event, in one ZooKeeper multi with compare-and-set on both — so routers and agents see
- * the same epoch rule; a read-pool change keeps the epoch. Only the lock holder writes, after a
- * fresh read. Maintenance (white/) freezes the route. There is no failover to run: Galera itself
- * keeps the other members consistent; only where writes go changes.
+ * The server worker's upkeep of a Galera group (issue 13): the route follows decideGaleraRoute
+ * (core/ops/galera.ts builds the commit). Only the lock holder writes, after a fresh read.
+ * Maintenance (white/) freezes the route. There is no failover to run: Galera itself keeps the
+ * other members consistent; only where writes go changes.
  */
-export function galeraRouteOf(view: GroupView): GaleraRoute | null {
-  if (view.meta === null || view.invalid.meta || view.invalid.master || view.invalid.route) return null;
-  const online = new Map<string, OnlineRecord>();
-  const hosts = new Map<string, Pick<MetaHost, 'priority' | 'dc'>>();
-  for (const m of view.members) {
-    if (m.online !== null) online.set(m.node, m.online);
-    if (m.host !== null) hosts.set(m.node, m.host);
-  }
-  const drained = new Set([...view.slaveDown].filter(([, sd]) => sd.record.drained === true).map(([n]) => n));
-  return decideGaleraRoute({
-    members: view.meta.members,
-    online,
-    hosts,
-    currentWriter: view.route?.record.write ?? null,
-    drained,
-  });
-}
-
-function sameSet(a: readonly string[], b: readonly string[]): boolean {
-  return a.length === b.length && a.every((n) => b.includes(n));
-}
-
-/** The multi that brings master/, haproxy/ and history/ to `d`, or null when nothing changes. */
-export function galeraRouteOps(
-  view: GroupView,
-  d: GaleraRoute,
-  paths: ZkPaths,
-  now: number,
-): { readonly ops: MultiOp[]; readonly epoch: number; readonly moved: boolean } | null {
-  const route = view.route;
-  const master = view.master;
-  const currentWrite = route?.record.write ?? null;
-  const moved = d.write !== currentWrite || route === null;
-  if (!moved && sameSet(d.read, route.record.read)) return null;
-  const group = view.group;
-  const epoch = moved
-    ? Math.max(master?.record.epoch ?? 0, route?.record.epoch ?? 0) + 1
-    : route!.record.epoch;
-  const ops: MultiOp[] = [];
-  if (moved && d.write !== null) {
-    const rec: MasterRecord = {
-      v: 1,
-      node: d.write,
-      epoch,
-      since: now,
-      reason: `galera writer: ${d.reason}`,
-    };
-    const data = encodeRecord(masterSchema, rec, paths.master(group));
-    ops.push(
-      master === null
-        ? { op: 'create', path: paths.master(group), data }
-        : { op: 'set', path: paths.master(group), data, version: master.version },
-    );
-  } else if (master !== null) {
-    // The route's epoch must not move past master/ unseen: fail if master/ changed meanwhile.
-    ops.push({ op: 'check', path: paths.master(group), version: master.version });
-  }
-  const rec: HaproxyRecord = { v: 1, epoch, write: d.write, read: [...d.read] };
-  const data = encodeRecord(haproxySchema, rec, paths.haproxy(group));
-  ops.push(
-    route === null
-      ? { op: 'create', path: paths.haproxy(group), data }
-      : { op: 'set', path: paths.haproxy(group), data, version: route.version },
-  );
-  if (moved) {
-    const prefix = paths.historyPrefix(group);
-    ops.push({
-      op: 'create',
-      path: prefix,
-      mode: 'persistent_sequential',
-      data: encodeRecord(
-        historySchema,
-        {
-          v: 1,
-          kind: 'galera-writer',
-          from: currentWrite,
-          to: d.write,
-          epoch,
-          startedAt: now,
-          endedAt: now,
-          steps: [],
-          detail: {
-            reason: d.reason,
-            excluded: Object.fromEntries(d.excluded),
-            ...(d.conflict !== undefined ? { conflict: d.conflict } : {}),
-          },
-        },
-        prefix,
-      ),
-    });
-  }
-  return { ops, epoch, moved };
-}
-
 /**
  * watch_down/<group>__galera-non-primary while the group has no writer (no routable node, or doubt
  * about the Primary Component); removed once it has one. Create-if-absent and delete-by-version

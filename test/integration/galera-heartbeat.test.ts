@@ -5,6 +5,8 @@ import { startClient, type ClientHandle } from '../../client/main';
 import { startServer, type ServerHandle } from '../../server/main';
 import { Secret, type Config } from '../../core/config';
 import { galera } from '../../core/mysql';
+import type { CliContext } from '../../cli/context';
+import { drain, undrain } from '../../cli/drain';
 import {
   decodeRecord,
   encodeRecord,
@@ -206,6 +208,51 @@ describe('galera flavor and heartbeat (real Galera 4)', () => {
     );
     assert.equal(m.node, r.write);
     assert.equal(m.epoch, r.epoch);
+  });
+
+  it('mha drain of the writer hands writes to another Synced node first (epoch + 1); undrain returns it to reads', async () => {
+    const ctx: CliContext = { cfg: configFor(cluster.nodes[0]!), zk, paths, log };
+    const before = (await route())!;
+    const writer = before.write!;
+    const others = cluster.nodes.map((n) => n.node).filter((n) => n !== writer);
+
+    const r = await drain(ctx, writer);
+    assert.equal(r.changed, true);
+    assert.ok(r.writer !== undefined && r.writer !== null && others.includes(r.writer), 'a new writer');
+    assert.equal(r.epoch, before.epoch + 1);
+    const after = (await route())!;
+    assert.equal(after.write, r.writer);
+    assert.equal(after.epoch, before.epoch + 1);
+    assert.ok(!after.read.includes(writer), 'the drained node is out of reads');
+    const m = decodeRecord(
+      masterSchema,
+      (await zk.getOrNull(paths.master(GROUP)))!.data,
+      paths.master(GROUP),
+    );
+    assert.deepEqual([m.node, m.epoch], [r.writer, after.epoch]);
+    const events = await zk.children(paths.historyDir(GROUP));
+    const last = events.sort().at(-1)!;
+    const h = decodeRecord(
+      historySchema,
+      (await zk.getOrNull(`${paths.historyDir(GROUP)}/${last}`))!.data,
+      'history',
+    );
+    assert.deepEqual([h.kind, h.from, h.to, h.epoch], ['galera-writer', writer, r.writer, after.epoch]);
+
+    // With the other two drained as well, nobody could take writes: the writer's drain is refused.
+    const third = others.find((n) => n !== r.writer)!;
+    assert.equal((await drain(ctx, third)).changed, true);
+    await assert.rejects(drain(ctx, r.writer), /no other node can take writes/);
+    assert.equal((await route())!.write, r.writer, 'refused: nothing changed');
+
+    for (const n of [writer, third]) {
+      const u = await undrain(ctx, n);
+      assert.deepEqual([u.changed, u.inReadPool], [true, true]);
+    }
+    const back = (await route())!;
+    assert.equal(back.write, r.writer, 'undrain does not move the writer back');
+    assert.deepEqual([...back.read].sort(), [writer, third].sort());
+    assert.equal(back.epoch, after.epoch);
   });
 
   it('the writer’s mysqld killed: wsrep_notify_cmd re-checks at once and the writer moves to a Synced node', async (t) => {

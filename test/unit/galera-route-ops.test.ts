@@ -8,7 +8,7 @@ import {
   type GaleraOnline,
 } from '../../core/records';
 import { ZkPaths } from '../../core/zk/paths';
-import { galeraRouteOf, galeraRouteOps } from '../../server/galera';
+import { galeraRouteOf, galeraRouteOps } from '../../core/ops/galera';
 import { A, B, M, view, type MemberSpec } from './server-fixtures';
 
 const paths = new ZkPaths('/mha');
