@@ -118,7 +118,11 @@ export interface AddResult {
   readonly why: string;
 }
 
-async function checkZooKeeper(ctx: CliContext, input: AddInput): Promise<void> {
+/** The group, its nodes and its ports are free in ZooKeeper (shared with `mha add --flavor galera`). */
+export async function checkZooKeeper(
+  ctx: CliContext,
+  input: Pick<AddInput, 'group' | 'nodes' | 'writePort' | 'readPort'>,
+): Promise<void> {
   const { zk, paths } = ctx;
   const S = 'check zookeeper';
   const [groupRec, task, master, route] = await Promise.all([

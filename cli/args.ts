@@ -71,10 +71,11 @@ export function semiSyncArg(s: string | boolean | undefined): SemiSyncPolicy {
   throw usage(`--semi-sync must be off, on or required (got '${s}')`);
 }
 
-export function flavorArg(s: string | undefined): 'mariadb' {
+export function flavorArg(s: string | undefined): 'mariadb' | 'galera' {
   if (s === undefined || s === 'mariadb') return 'mariadb';
-  if (s === 'mysql') throw usage(`--flavor mysql is not implemented yet (only mariadb)`);
-  throw usage(`--flavor must be mariadb (got '${s}')`);
+  if (s === 'galera') return 'galera';
+  if (s === 'mysql') throw usage(`--flavor mysql is not implemented yet (mariadb or galera)`);
+  throw usage(`--flavor must be mariadb or galera (got '${s}')`);
 }
 
 /** Splits `--exec` into argv by whitespace (no shell, no quoting rules). */

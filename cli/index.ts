@@ -21,6 +21,7 @@ import {
 import { checkConfigFile, renderConfigCheck } from './config-check';
 import { withContext } from './context';
 import { drain, undrain } from './drain';
+import { runGaleraAdd } from './galera-add';
 import { readHistory, renderHistory } from './history';
 import { addHost, removeHost } from './hosts';
 import { initLayout } from './init';
@@ -86,7 +87,7 @@ export function registerAdminCommands(program: Command): void {
     .option('--write-port <n>', 'HAProxy write listener port')
     .option('--read-port <n>', 'HAProxy read listener port')
     .option('--master <node>', 'the master (default: the most advanced by GTID, else the first)')
-    .option('--flavor <name>', 'mariadb (default)')
+    .option('--flavor <name>', 'mariadb (default), or galera: register an existing Galera cluster')
     .option(
       '--semi-sync [policy]',
       'semi-synchronous replication (AFTER_SYNC): on (the default when given bare) falls back to async after --semi-sync-timeout-ms; required never does (commits wait)',
@@ -118,6 +119,23 @@ export function registerAdminCommands(program: Command): void {
         if (master !== undefined && !nodes.includes(master))
           throw usage(`--master ${master} is not in --nodes`);
         const flavor = flavorArg(opts.flavor);
+        if (flavor === 'galera') {
+          if (opts.semiSync !== undefined || opts.semiSyncTimeoutMs !== undefined)
+            throw usage('--semi-sync does not apply to --flavor galera (Galera replicates synchronously)');
+          const r = await withContext(opts.config, (ctx) =>
+            runGaleraAdd(ctx, {
+              group,
+              nodes,
+              writePort,
+              readPort,
+              ...(master !== undefined ? { master } : {}),
+            }),
+          );
+          printOut(
+            `galera group ${r.group} added: writer ${r.master} (${r.why}), epoch 1; readers ${r.replicas.join(', ') || 'none'}\n`,
+          );
+          return;
+        }
         const semiSync = semiSyncArg(opts.semiSync);
         const semiSyncTimeoutMs = positiveIntArg(opts.semiSyncTimeoutMs, '--semi-sync-timeout-ms', 1000);
         if (opts.semiSyncTimeoutMs !== undefined && semiSync !== 'on')

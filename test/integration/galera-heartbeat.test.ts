@@ -7,15 +7,14 @@ import { Secret, type Config } from '../../core/config';
 import { galera } from '../../core/mysql';
 import type { CliContext } from '../../cli/context';
 import { drain, undrain } from '../../cli/drain';
+import { runGaleraAdd } from '../../cli/galera-add';
 import {
   decodeRecord,
-  encodeRecord,
   metaGroupSchema,
   alertSchema,
   haproxySchema,
   historySchema,
   masterSchema,
-  metaHostSchema,
   onlineSchema,
   type HaproxyRecord,
   type OnlineRecord,
@@ -94,32 +93,23 @@ describe('galera flavor and heartbeat (real Galera 4)', () => {
     zk = await Zk.connect({ hosts: zkc.connectString, sessionTimeoutMs: 4000, logger: log });
     for (const d of paths.allDirs()) await zk.mkdirp(d);
     const [n0] = cluster.nodes;
-    await zk.create(
-      paths.metaGroup(GROUP),
-      encodeRecord(
-        metaGroupSchema,
-        {
-          v: 1,
-          name: GROUP,
-          flavor: 'galera',
-          writePort: 1,
-          readPort: 2,
-          members: cluster.nodes.map((n) => n.node),
-          settings: {},
-        },
-        paths.metaGroup(GROUP),
-      ),
-    );
-    for (const n of cluster.nodes)
-      await zk.create(
-        paths.metaHost(n.node),
-        encodeRecord(
-          metaHostSchema,
-          { v: 1, group: GROUP, host: n.host, port: n.port, priority: 1 },
-          paths.metaHost(n.node),
-        ),
-      );
     assert.ok(n0 !== undefined);
+    // Registered as an operator does: `mha add --flavor galera` (one multi, nothing on MySQL).
+    const ctx: CliContext = { cfg: configFor(n0), zk, paths, log };
+    const nodes = cluster.nodes.map((n) => n.node);
+    await assert.rejects(
+      runGaleraAdd(ctx, { group: GROUP, nodes: nodes.slice(0, 2), writePort: 1, readPort: 2 }),
+      /sees a component of 3 members but --nodes names 2/,
+    );
+    assert.equal(await zk.exists(paths.metaGroup(GROUP)), null, 'a refused add changes nothing');
+    const added = await runGaleraAdd(ctx, { group: GROUP, nodes, writePort: 1, readPort: 2 });
+    assert.equal(added.master, [...nodes].sort()[0]);
+    const meta = decodeRecord(
+      metaGroupSchema,
+      (await zk.getOrNull(paths.metaGroup(GROUP)))!.data,
+      paths.metaGroup(GROUP),
+    );
+    assert.deepEqual([meta.flavor, meta.members], ['galera', nodes]);
     for (const n of cluster.nodes) agents.push(await startClient(configFor(n), { logger: log }));
     const { client: _c, ...base } = configFor(cluster.nodes[0]!);
     server = await startServer(

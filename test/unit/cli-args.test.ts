@@ -60,7 +60,8 @@ describe('cli argument validation', () => {
     rejects(() => positiveIntArg('1.5', '--max-pause-ms', 2000), /--max-pause-ms must be an integer/);
     assert.equal(flavorArg(undefined), 'mariadb');
     rejects(() => flavorArg('mysql'), /not implemented/);
-    rejects(() => flavorArg('postgres'), /--flavor must be mariadb/);
+    assert.equal(flavorArg('galera'), 'galera');
+    rejects(() => flavorArg('postgres'), /--flavor must be mariadb or galera/);
   });
 
   it('splits --exec on whitespace without any shell interpretation', () => {
