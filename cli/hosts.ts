@@ -29,7 +29,12 @@ export interface AddHostResult {
 }
 
 export async function addHost(ctx: CliContext, input: AddHostInput): Promise<AddHostResult> {
-  await existingGroup(ctx, input.group);
+  await existingGroup(ctx, input.group, {
+    replicationOnly: {
+      command: 'mha addhost',
+      instead: 'adding a member to a registered Galera group is not supported yet',
+    },
+  });
   return withGroupLock(ctx, input.group, () => addHostLocked(ctx, input));
 }
 

@@ -28,7 +28,14 @@ export async function setHa(ctx: CliContext, node: string): Promise<SetHaResult>
 
 async function setHaLocked(ctx: CliContext, group: string, node: string): Promise<SetHaResult> {
   const { zk, paths, cfg } = ctx;
-  const view = await existingGroup(ctx, group, { master: true, route: true });
+  const view = await existingGroup(ctx, group, {
+    master: true,
+    route: true,
+    replicationOnly: {
+      command: 'mha setha',
+      instead: 'a Galera node rejoins by itself (IST/SST); mha undrain returns a drained one',
+    },
+  });
   const meta = view.meta!;
   const master = view.master!.record.node;
   const S = 'check zookeeper';

@@ -65,7 +65,12 @@ export async function setMaster(
   node: string,
   reroute: boolean,
 ): Promise<SetMasterResult> {
-  const first = await existingGroup(ctx, group);
+  const first = await existingGroup(ctx, group, {
+    replicationOnly: {
+      command: 'mha setmaster',
+      instead: 'the server workers choose the Galera writer; mha drain moves it',
+    },
+  });
   if (!first.meta!.members.includes(node))
     throw refuse('check zookeeper', `${node} is not a member of '${group}'`);
   return withGroupLock(ctx, group, async (held) => {

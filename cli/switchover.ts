@@ -55,7 +55,11 @@ export function switchoverFaultFromEnv(
 export async function switchover(ctx: CliContext, input: SwitchoverInput): Promise<SwitchoverResult> {
   const { zk, paths, cfg } = ctx;
   const group = input.group;
-  const pre = await existingGroup(ctx, group, { master: true, route: true });
+  const pre = await existingGroup(ctx, group, {
+    master: true,
+    route: true,
+    replicationOnly: { command: 'mha switchover', instead: 'to move a Galera writer: mha drain <writer>' },
+  });
   if (input.to !== undefined && !pre.meta!.members.includes(input.to))
     throw refuse('check zookeeper', `${input.to} is not a member of '${group}'`);
   const flavor: Flavor = flavorFor(pre.meta!.flavor);

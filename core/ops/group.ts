@@ -6,12 +6,23 @@ import { refuse, step } from './step';
 export async function existingGroup(
   ctx: { readonly zk: ZkReader; readonly paths: ZkPaths },
   group: string,
-  needs: { master?: boolean; route?: boolean } = {},
+  needs: {
+    master?: boolean;
+    route?: boolean;
+    /** The command, when it applies to replication groups only (refused on a Galera group). */
+    replicationOnly?: { command: string; instead: string };
+  } = {},
 ): Promise<GroupView> {
   const view = await step(`read group ${group}`, () => readGroupView(ctx.zk, ctx.paths, group));
   const S = `read group ${group}`;
   if (view.invalid.meta) throw refuse(S, `${ctx.paths.metaGroup(group)} is invalid: ${problemsOf(view)}`);
   if (view.meta === null) throw refuse(S, `group '${group}' does not exist`);
+  const only = needs.replicationOnly;
+  if (only !== undefined && view.meta.flavor === 'galera')
+    throw refuse(
+      S,
+      `'${group}' is a Galera group: ${only.command} applies to replication groups only (${only.instead})`,
+    );
   if (needs.master === true && view.master === null)
     throw refuse(
       S,

@@ -8,6 +8,10 @@ import { galera } from '../../core/mysql';
 import type { CliContext } from '../../cli/context';
 import { drain, undrain } from '../../cli/drain';
 import { runGaleraAdd } from '../../cli/galera-add';
+import { addHost } from '../../cli/hosts';
+import { setHa } from '../../cli/setha';
+import { setMaster } from '../../cli/setmaster';
+import { switchover } from '../../cli/switchover';
 import {
   decodeRecord,
   metaGroupSchema,
@@ -243,6 +247,24 @@ describe('galera flavor and heartbeat (real Galera 4)', () => {
     assert.equal(back.write, r.writer, 'undrain does not move the writer back');
     assert.deepEqual([...back.read].sort(), [writer, third].sort());
     assert.equal(back.epoch, after.epoch);
+  });
+
+  it('replication-only commands refuse a Galera group by name and change nothing', async () => {
+    const ctx: CliContext = { cfg: configFor(cluster.nodes[0]!), zk, paths, log };
+    const before = await route();
+    const node = cluster.nodes[1]!.node;
+    const refusals: Array<[string, () => Promise<unknown>]> = [
+      ['mha switchover', () => switchover(ctx, { group: GROUP, maxPauseMs: 2000 })],
+      ['mha setmaster', () => setMaster(ctx, GROUP, node, false)],
+      ['mha addhost', () => addHost(ctx, { group: GROUP, node: '127.0.0.1:1', priority: 1 })],
+      ['mha setha', () => setHa(ctx, node)],
+    ];
+    for (const [command, run] of refusals)
+      await assert.rejects(
+        run,
+        new RegExp(`'${GROUP}' is a Galera group: ${command} applies to replication groups only`),
+      );
+    assert.deepEqual(await route(), before);
   });
 
   it('the writer’s mysqld killed: wsrep_notify_cmd re-checks at once and the writer moves to a Synced node', async (t) => {
