@@ -211,6 +211,9 @@ export class ServerWorker {
         lastVerdict: '',
         readOnly: null,
         readOnlyRetryAt: 0,
+        repairRetryAt: 0,
+        repointTried: new Map(),
+        banCheckedEpoch: null,
       };
       this.#groups.set(name, g);
       this.#watchPath(g, this.#o.paths.metaGroup(name));

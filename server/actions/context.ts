@@ -53,6 +53,12 @@ export interface GroupState {
   readOnly: { readonly key: string; readonly since: number } | null;
   /** No new look at a read-only master before this (after one that changed nothing). */
   readOnlyRetryAt: number;
+  /** No new record repair attempt before this (after one that could not repair). */
+  repairRetryAt: number;
+  /** Per replica not following the master: when it was last tried (server/actions/repoint.ts). */
+  readonly repointTried: Map<string, number>;
+  /** The master epoch whose failover was last counted for bans (server/actions/ban.ts). */
+  banCheckedEpoch: number | null;
 }
 
 /** withLock's answer when the lock could not be had in time. */

@@ -1,0 +1,118 @@
+import { receivedPos, errantTips, type ReachablePosition } from '../core/candidate';
+import { formatGtid, formatGtidPos, gtidContains } from '../core/gtid';
+import { errorMessage } from '../core/errors';
+import type { AlertKind } from '../core/records';
+import { member, alertOf, type GroupView } from '../core/view';
+
+/**
+ * Replicas that do not follow the master (issue 11, hole 4): the ones a master change could not
+ * re-point (listed in `watch_down/<group>__repoint-failed` by the failover's commit) and any
+ * member whose fresh heartbeat names another master. Pure: which of them to look at now, which
+ * wait for the retry interval, which need nothing any more. The action (server/actions/repoint.ts)
+ * asks each one directly under the lock and re-points it (repointVerdict).
+ */
+export const REPOINT_ALERT = 'repoint-failed' satisfies AlertKind;
+
+/** The alert's detail: per node, the last reason it is not following. */
+export function pendingOf(view: GroupView): Record<string, string> {
+  const nodes = alertOf(view, REPOINT_ALERT)?.record.detail.nodes;
+  if (typeof nodes !== 'object' || nodes === null || Array.isArray(nodes)) return {};
+  const out: Record<string, string> = {};
+  for (const [n, why] of Object.entries(nodes as Record<string, unknown>))
+    out[n] = typeof why === 'string' ? why : 'not re-pointed';
+  return out;
+}
+
+export interface RepointPlan {
+  /** Every node that does not (yet) follow the master, with the reason last seen. */
+  readonly pending: Readonly<Record<string, string>>;
+  /** Pending nodes to ask (and re-point) now. */
+  readonly tryNow: readonly string[];
+  /** Alert entries that need nothing any more (follow the master, left the group, …). */
+  readonly resolved: readonly string[];
+  /** When the earliest waiting node may be tried again; null when none waits. */
+  readonly recheckAt: number | null;
+}
+
+export interface RepointObservations {
+  readonly now: number;
+  /** When each node was last tried (worker memory). */
+  readonly tried: ReadonlyMap<string, number>;
+  readonly retryMs: number;
+}
+
+/** Null when nothing is pending and no alert is open. */
+export function planRepoint(view: GroupView, obs: RepointObservations): RepointPlan | null {
+  const m = view.master?.record;
+  if (m === undefined || view.meta === null) return null;
+  const listed = pendingOf(view);
+  const pending: Record<string, string> = {};
+  const resolved: string[] = [];
+  for (const [n, why] of Object.entries(listed)) {
+    const mv = member(view, n);
+    const o = mv?.online ?? null;
+    if (mv === undefined || n === m.node || mv.rejoin !== null) resolved.push(n);
+    // A heartbeat published after the master change that names the master: it follows.
+    else if (o !== null && o.at >= m.since && o.masterNode === m.node && o.sqlRunning === true)
+      resolved.push(n);
+    else pending[n] = why;
+  }
+  for (const mv of view.members) {
+    const o = mv.online;
+    if (mv.node === m.node || mv.rejoin !== null || o === null || mv.node in pending) continue;
+    if (o.masterNode !== undefined && o.masterNode !== m.node && o.at >= m.since)
+      pending[mv.node] = `replicates from ${o.masterNode}, not the master ${m.node}`;
+  }
+  if (
+    Object.keys(pending).length === 0 &&
+    resolved.length === 0 &&
+    alertOf(view, REPOINT_ALERT) === undefined
+  )
+    return null;
+  const tryNow: string[] = [];
+  let recheckAt: number | null = null;
+  for (const n of Object.keys(pending)) {
+    const at = (obs.tried.get(n) ?? -Infinity) + obs.retryMs;
+    if (obs.now >= at) tryNow.push(n);
+    else recheckAt = recheckAt === null ? at : Math.min(recheckAt, at);
+  }
+  return { pending, tryNow, resolved, recheckAt };
+}
+
+export type RepointVerdict =
+  /** Replicates from the master with its SQL thread running: nothing to do. */
+  | { readonly kind: 'follows' }
+  /** Behind or equal to the master: CHANGE MASTER to it (GTID slave_pos) and start. */
+  | { readonly kind: 'repoint' }
+  /** Holds transactions the master lacks: re-pointing would fail or diverge; a person decides. */
+  | { readonly kind: 'diverged'; readonly why: string };
+
+/**
+ * Pure: what to do with a replica that answered, given the master's gtid_binlog_pos. Only a node
+ * whose received and local positions are contained in the master's is re-pointed.
+ */
+export function repointVerdict(
+  master: string,
+  masterBinlogPos: string,
+  p: ReachablePosition,
+): RepointVerdict {
+  if (p.replica !== null && p.replica.masterNode === master && p.replica.sqlRunning)
+    return { kind: 'follows' };
+  try {
+    const errant = errantTips(p.gtidBinlogPos, p.gtidSlavePos, p.serverId);
+    if (errant.length > 0)
+      return {
+        kind: 'diverged',
+        why: `errant local transactions ${errant.map(formatGtid).join(',')}: inspect it, then 'mha setha'`,
+      };
+    const has = receivedPos(p);
+    if (!gtidContains(masterBinlogPos, has))
+      return {
+        kind: 'diverged',
+        why: `holds ${formatGtidPos(has)}, which the master (${masterBinlogPos || 'empty'}) lacks: inspect it, then 'mha setha'`,
+      };
+  } catch (err) {
+    return { kind: 'diverged', why: `unreadable GTID positions: ${errorMessage(err)}` };
+  }
+  return { kind: 'repoint' };
+}
