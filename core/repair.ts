@@ -34,8 +34,11 @@ export interface RecordDiagnosis {
   readonly fix: string;
 }
 
+/** The validation message of the record at `path` (without the path decodeRecord puts in front). */
 function problemOf(view: GroupView, path: string): string {
-  return view.problems.find((p) => p.path.endsWith(path))?.message ?? 'fails validation';
+  const p = view.problems.find((x) => x.path.endsWith(path));
+  if (p === undefined) return 'fails validation';
+  return p.message.startsWith(`${p.path}: `) ? p.message.slice(p.path.length + 2) : p.message;
 }
 
 /** What is wrong with master/ and haproxy/ of `view`, or null when nothing is (or it is not ours to say). */
