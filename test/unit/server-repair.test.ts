@@ -1,5 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { renderGroupStatus } from '../../cli/status';
+import { buildGroupStatus } from '../../core/status';
 import { diagnoseRecords, repairEpoch, restoreMaster, type MasterEvidence } from '../../core/repair';
 import type { GroupView } from '../../core/view';
 import { detect } from '../../server/detect';
@@ -163,4 +165,27 @@ describe('restoreMaster: only when the evidence agrees', () => {
       if (want === null) assert.equal(r.kind, 'cannot');
       else assert.deepEqual(r.kind === 'restore' ? r.node : r, want);
     });
+});
+
+describe('mha status says what is wrong with the records and what will fix it', () => {
+  it('an invalid route: INVALID with the reason, and that the workers rewrite it from master/', () => {
+    const v = routeInvalid(view({ members }));
+    const g = buildGroupStatus(v, new Map(), [], null);
+    assert.equal(g.records?.finding.kind, 'route-invalid');
+    const text = renderGroupStatus(g, 10_000);
+    assert.match(text, /route: {2}INVALID \(write: must be host:port\)/);
+    assert.match(
+      text,
+      /! haproxy\/g1 is invalid .* — will be repaired: the server workers rewrite haproxy\/g1 from master\/g1/,
+    );
+  });
+  it('an invalid master/ under maintenance: INVALID, and the command that fixes it', () => {
+    const v = masterInvalid(view({ members, white: true }));
+    const text = renderGroupStatus(buildGroupStatus(v, new Map(), [], null), 10_000);
+    assert.match(text, /master: INVALID \(not UTF-8 JSON\)/);
+    assert.match(text, /not repaired automatically: maintenance is on .*mha setmaster g1 <node> --reroute/);
+  });
+  it('consistent records: nothing said', () => {
+    assert.equal(buildGroupStatus(view({ members }), new Map(), [], null).records, null);
+  });
 });
