@@ -91,6 +91,70 @@ describe('issue 11: the workers repair what a failover or a person left behind',
       await c.assertInvariants({ master: m.node, writer: w });
     }));
 
+  it('hole 4: a replica hung (SIGSTOP) during the failover follows the new master once it resumes', () =>
+    withCluster({ zk, semiSync: true }, async (c) => {
+      const [old, , hung] = c.nodes as [string, string, string];
+      await c.startClients();
+      await c.startServer('s1');
+      await c.startServer('s2');
+      const w = await c.startWriter();
+      await w.waitForAcks(10);
+
+      await c.instance(hung).pause();
+      await c.instance(old).kill();
+      const m = await c.waitForNewMaster({ notNode: old, timeoutMs: 30_000 });
+      assert.notEqual(m.node, hung);
+      const raised = await waitFor(() => alertOf(c, 'repoint-failed'), {
+        timeoutMs: 10_000,
+        what: 'repoint-failed alert',
+      });
+      assert.deepEqual(Object.keys(raised.detail.nodes as object), [hung]);
+      await w.waitForAcks(10);
+
+      await c.instance(hung).resume();
+      await waitFor(
+        async () => {
+          const r = await replicationOf(c.instance(hung));
+          return r?.master === m.node && r.running;
+        },
+        { timeoutMs: 20_000, what: `${hung} replicating from ${m.node}` },
+      );
+      await waitFor(async () => (await alertOf(c, 'repoint-failed')) === null, {
+        timeoutMs: 10_000,
+        what: 'repoint-failed alert cleared',
+      });
+      await w.stop();
+      await c.assertInvariants({ master: m.node, writer: w });
+    }));
+
+  it('hole 7: an invalid master/ is restored from the route at a new epoch; the master keeps taking writes', () =>
+    withCluster({ zk, semiSync: true }, async (c) => {
+      const [master] = c.nodes as [string];
+      await c.startClients();
+      await c.startServer('s1');
+      const w = await c.startWriter();
+      await w.waitForAcks(10);
+      await c.zkClient.set(c.paths.master(c.group), Buffer.from('{"v":1,"node":"nobody","epoch":-1}'), -1);
+      const m = await waitFor(
+        async () => {
+          const x = await c.master().catch(() => null);
+          return x !== null && x.epoch > 1 ? x : null;
+        },
+        { timeoutMs: 10_000, intervalMs: 10, what: 'master/ restored' },
+      );
+      assert.equal(m.node, master);
+      const r = await c.route();
+      assert.deepEqual([r.epoch, r.write], [m.epoch, master]);
+      const ack = await waitFor(() => alertOf(c, 'record-repaired'), {
+        timeoutMs: 5000,
+        what: 'record-repaired',
+      });
+      assert.match(String(ack.detail.found), /master\/g1 is invalid/);
+      await w.waitForAcks(10);
+      await w.stop();
+      await c.assertInvariants({ master, writer: w });
+    }));
+
   it('hole 5: a node that failed over banAfterFailovers times is never promoted again until mha unban', () =>
     withCluster(
       {
