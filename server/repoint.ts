@@ -34,11 +34,27 @@ export interface RepointPlan {
   readonly recheckAt: number | null;
 }
 
+/** The worker's memory of a node it tried: when, how often in a row, and whether it had a heartbeat. */
+export interface RepointTry {
+  readonly at: number;
+  readonly attempts: number;
+  readonly heartbeat: boolean;
+}
+
 export interface RepointObservations {
   readonly now: number;
-  /** When each node was last tried (worker memory). */
-  readonly tried: ReadonlyMap<string, number>;
+  readonly tried: ReadonlyMap<string, RepointTry>;
+  /** Pause after the first failed try; doubled per further failure, up to MAX_RETRY_MS. */
   readonly retryMs: number;
+}
+
+/** Longest pause between two tries of a node that stays unreachable (its heartbeat's return ends it). */
+export const MAX_RETRY_MS = 60_000;
+
+/** When `t`'s node may be tried again: after a growing pause, or at once when its heartbeat came back. */
+export function nextTryAt(t: RepointTry | undefined, heartbeatNow: boolean, retryMs: number): number {
+  if (t === undefined || (heartbeatNow && !t.heartbeat)) return -Infinity;
+  return t.at + Math.min(MAX_RETRY_MS, retryMs * 2 ** Math.max(0, t.attempts - 1));
 }
 
 /** Null when nothing is pending and no alert is open. */
@@ -72,7 +88,7 @@ export function planRepoint(view: GroupView, obs: RepointObservations): RepointP
   const tryNow: string[] = [];
   let recheckAt: number | null = null;
   for (const n of Object.keys(pending)) {
-    const at = (obs.tried.get(n) ?? -Infinity) + obs.retryMs;
+    const at = nextTryAt(obs.tried.get(n), member(view, n)?.online != null, obs.retryMs);
     if (obs.now >= at) tryNow.push(n);
     else recheckAt = recheckAt === null ? at : Math.min(recheckAt, at);
   }

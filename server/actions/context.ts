@@ -12,6 +12,7 @@ import type { MasterProbe, Verdict } from '../detect';
 import type { FailoverDeps, FailoverStep } from '../failover';
 import type { ServerMetrics } from '../metrics';
 import type { ReplicaProbe } from '../readpool';
+import type { RepointTry } from '../repoint';
 
 /**
  * What the worker's actions share: the worker's options and state per group, and the one
@@ -55,8 +56,8 @@ export interface GroupState {
   readOnlyRetryAt: number;
   /** No new record repair attempt before this (after one that could not repair). */
   repairRetryAt: number;
-  /** Per replica not following the master: when it was last tried (server/actions/repoint.ts). */
-  readonly repointTried: Map<string, number>;
+  /** Per replica not following the master: its last tries (server/repoint.ts, actions/repoint.ts). */
+  readonly repointTried: Map<string, RepointTry>;
   /** The master epoch whose failover was last counted for bans (server/actions/ban.ts). */
   banCheckedEpoch: number | null;
 }

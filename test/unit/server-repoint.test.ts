@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ReachablePosition } from '../../core/candidate';
-import { planRepoint, repointVerdict } from '../../server/repoint';
+import { nextTryAt, planRepoint, repointVerdict, type RepointTry } from '../../server/repoint';
 import { A, B, C, M, pos, view, type ViewSpec } from './server-fixtures';
 
 /**
@@ -25,7 +25,7 @@ describe('planRepoint', () => {
   const cases: ReadonlyArray<{
     readonly name: string;
     readonly spec: ViewSpec;
-    readonly tried?: Record<string, number>;
+    readonly tried?: Record<string, RepointTry>;
     readonly expect: { pending: string[]; tryNow: string[]; resolved: string[] } | null;
   }> = [
     {
@@ -58,8 +58,32 @@ describe('planRepoint', () => {
         ],
         alerts: alert({ [B]: 'timeout' }),
       }),
-      tried: { [B]: 9_500 },
+      tried: { [B]: { at: 9_500, attempts: 1, heartbeat: false } },
       expect: { pending: [B], tryNow: [], resolved: [] },
+    },
+    {
+      name: 'unreachable four times in a row: the pause has doubled (8 s), not tried after 5 s',
+      spec: after({
+        members: [
+          { node: A, online: { role: 'master' } },
+          { node: B, online: null },
+        ],
+        alerts: alert({ [B]: 'timeout' }),
+      }),
+      tried: { [B]: { at: 5_000, attempts: 4, heartbeat: false } },
+      expect: { pending: [B], tryNow: [], resolved: [] },
+    },
+    {
+      name: 'its heartbeat came back since the last try: tried at once, whatever the pause',
+      spec: after({
+        members: [
+          { node: A, online: { role: 'master' } },
+          { node: B, online: { masterNode: M, at: 6000 } },
+        ],
+        alerts: alert({ [B]: 'timeout' }),
+      }),
+      tried: { [B]: { at: 9_900, attempts: 6, heartbeat: false } },
+      expect: { pending: [B], tryNow: [B], resolved: [] },
     },
     {
       name: 'B back, its fresh heartbeat names the master: resolved',
@@ -178,4 +202,21 @@ describe('repointVerdict', () => {
   ];
   for (const [name, masterPos, p, want] of cases)
     it(name, () => assert.equal(repointVerdict(A, masterPos, p).kind, want));
+});
+
+describe('nextTryAt: the pause between tries of an unreachable node', () => {
+  const cases: ReadonlyArray<readonly [string, RepointTry | undefined, boolean, number]> = [
+    ['never tried: now', undefined, false, -Infinity],
+    ['one failed try: one interval', { at: 1000, attempts: 1, heartbeat: false }, false, 2000],
+    ['three in a row: four intervals', { at: 1000, attempts: 3, heartbeat: false }, false, 5000],
+    ['many in a row: at most a minute', { at: 1000, attempts: 40, heartbeat: false }, false, 61_000],
+    ['the heartbeat is back since: now', { at: 1000, attempts: 9, heartbeat: false }, true, -Infinity],
+    [
+      'it had a heartbeat then already: the pause holds',
+      { at: 1000, attempts: 1, heartbeat: true },
+      true,
+      2000,
+    ],
+  ];
+  for (const [name, t, hb, want] of cases) it(name, () => assert.equal(nextTryAt(t, hb, 1000), want));
 });
