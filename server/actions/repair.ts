@@ -16,7 +16,7 @@ import { diagnoseRecords, repairEpoch, restoreMaster, type RecordDiagnosis } fro
 import { alertOf, member, readGroupView, type GroupView } from '../../core/view';
 import type { MultiOp } from '../../core/zk/client';
 import type { LockHandle } from '../../core/zk/lock';
-import type { Verdict } from '../detect';
+import { FAILOVER_ALERT, type Verdict } from '../detect';
 import { BUSY, type Action, type WorkerContext } from './context';
 
 /**
@@ -225,6 +225,20 @@ async function repairUnderLock(
       alertOf(view, REPAIRED_ALERT)?.version ?? null,
     ),
   );
+  // The anti-flap marker of the failover that made this master names its epoch (detect.ts
+  // antiFlapBlock): carried to the new epoch, a repair does not lift the block.
+  const flap = alertOf(view, FAILOVER_ALERT);
+  const oldEpoch = view.master?.record.epoch ?? historyEpoch;
+  if (flap !== undefined && oldEpoch !== null && flap.record.detail.epoch === oldEpoch)
+    ops.push(
+      ...alertOps(
+        paths,
+        group,
+        FAILOVER_ALERT,
+        { ...flap.record, kind: FAILOVER_ALERT, detail: { ...flap.record.detail, epoch } },
+        flap.version,
+      ),
+    );
   const stale = alertOf(view, INVALID_ALERT);
   if (stale !== undefined)
     ops.push({ op: 'delete', path: paths.watchDown(group, INVALID_ALERT), version: stale.version });

@@ -11,6 +11,7 @@ import {
   type MetaHost,
 } from '../../core/records';
 import type { StatusReport } from '../../core/status';
+import { antiFlapBlock } from '../../server/detect';
 import { withCluster, type Cluster } from '../../devenv/cluster';
 import { replicationOf, runMha } from '../../devenv/cli';
 import { startE2E } from '../../devenv/e2e';
@@ -127,32 +128,39 @@ describe('issue 11: the workers repair what a failover or a person left behind',
       await c.assertInvariants({ master: m.node, writer: w });
     }));
 
-  it('hole 7: an invalid master/ is restored from the route at a new epoch; the master keeps taking writes', () =>
+  it('hole 7: an invalid master/ after a failover is restored from history and route at a new epoch; anti-flap still holds', () =>
     withCluster({ zk, semiSync: true }, async (c) => {
-      const [master] = c.nodes as [string];
+      const [old] = c.nodes as [string];
       await c.startClients();
       await c.startServer('s1');
       const w = await c.startWriter();
       await w.waitForAcks(10);
+      await c.instance(old).kill();
+      const failedOver = await c.waitForNewMaster({ notNode: old });
+      await w.waitForAcks(10);
+      assert.ok(antiFlapBlock(await c.view(), Date.now()) !== null, 'blocked after the failover');
+
       await c.zkClient.set(c.paths.master(c.group), Buffer.from('{"v":1,"node":"nobody","epoch":-1}'), -1);
       const m = await waitFor(
         async () => {
           const x = await c.master().catch(() => null);
-          return x !== null && x.epoch > 1 ? x : null;
+          return x !== null && x.epoch > failedOver.epoch ? x : null;
         },
         { timeoutMs: 10_000, intervalMs: 10, what: 'master/ restored' },
       );
-      assert.equal(m.node, master);
+      assert.deepEqual([m.node, m.epoch, m.reason], [failedOver.node, failedOver.epoch + 1, 'failover']);
       const r = await c.route();
-      assert.deepEqual([r.epoch, r.write], [m.epoch, master]);
+      assert.deepEqual([r.epoch, r.write], [m.epoch, m.node]);
       const ack = await waitFor(() => alertOf(c, 'record-repaired'), {
         timeoutMs: 5000,
         what: 'record-repaired',
       });
       assert.match(String(ack.detail.found), /master\/g1 is invalid/);
+      // The repair is no way around anti-flap: the failover's marker moved to the new epoch.
+      assert.equal(antiFlapBlock(await c.view(), Date.now())?.epoch, m.epoch);
       await w.waitForAcks(10);
       await w.stop();
-      await c.assertInvariants({ master, writer: w });
+      await c.assertInvariants({ master: m.node, writer: w });
     }));
 
   it('hole 5: a node that failed over banAfterFailovers times is never promoted again until mha unban', () =>
