@@ -58,6 +58,8 @@ export interface GroupState {
   repairRetryAt: number;
   /** Per replica not following the master: its last tries (server/repoint.ts, actions/repoint.ts). */
   readonly repointTried: Map<string, RepointTry>;
+  /** A re-pointing round runs in the background (server/actions/repoint.ts). */
+  repointing: boolean;
   /** The master epoch whose failover was last counted for bans (server/actions/ban.ts). */
   banCheckedEpoch: number | null;
 }

@@ -35,7 +35,7 @@ export async function healthy(w: WorkerContext, g: GroupState, view: GroupView):
   await semiSyncAlert(w, view);
   await clearInvalidAlert(w, view);
   await banUpkeep(w, g, view);
-  await repointUpkeep(w, g, view);
+  repointUpkeep(w, g, view);
   // Keep admin connections to live replicas open: a failover must not pay for handshakes.
   for (const m of view.members) if (m.node !== master.node && m.online !== null) w.conns.warm(m.node);
   const route = view.route?.record;

@@ -19,7 +19,8 @@ import { BUSY, type GroupState, type WorkerContext } from './context';
  * stays unreachable, and its heartbeat's return (online/ watch) makes it tried at once. Nothing
  * is done on MySQL under maintenance (white/<group>): the alert stays.
  */
-export async function repointUpkeep(w: WorkerContext, g: GroupState, view: GroupView): Promise<void> {
+export function repointUpkeep(w: WorkerContext, g: GroupState, view: GroupView): void {
+  if (g.repointing) return; // one round at a time; it kicks the group when done
   const retryMs = w.o.server.reconcileIntervalMs;
   const plan = planRepoint(view, { now: Date.now(), tried: g.repointTried, retryMs });
   if (plan === null) {
@@ -29,6 +30,25 @@ export async function repointUpkeep(w: WorkerContext, g: GroupState, view: Group
   if (plan.recheckAt !== null) w.schedule(g, plan.recheckAt);
   if (plan.tryNow.length === 0 && plan.resolved.length === 0) return;
   if (view.white !== null || view.invalid.white) return;
+  // In the background, like the read pool's replica probes: a hung straggler must not hold up the
+  // group's next evaluation (its master may be the next to die).
+  g.repointing = true;
+  void repoint(w, g, view, plan)
+    .catch((err: unknown) => w.log.warn({ group: g.name, err: errorMessage(err) }, 're-pointing failed'))
+    .finally(() => {
+      g.repointing = false;
+      // Evaluations meanwhile skipped this: one more look with what the round learnt.
+      w.kick(g);
+    });
+}
+
+async function repoint(
+  w: WorkerContext,
+  g: GroupState,
+  view: GroupView,
+  plan: NonNullable<ReturnType<typeof planRepoint>>,
+): Promise<void> {
+  const retryMs = w.o.server.reconcileIntervalMs;
   const master = view.master!.record;
   const flavor = w.flavor(view);
   const timeoutMs = Math.max(2000, 2 * w.o.cfg.mysql.connectTimeoutMs);
@@ -43,7 +63,8 @@ export async function repointUpkeep(w: WorkerContext, g: GroupState, view: Group
       masterPos = (await readState(w, flavor, master.node, timeoutMs)).gtidBinlogPos;
     } catch (err) {
       w.log.info({ group: g.name, err: errorMessage(err) }, 'master unreadable: re-pointing later');
-      return w.schedule(g, Date.now() + retryMs);
+      w.schedule(g, Date.now() + retryMs);
+      return;
     }
     await Promise.all(
       plan.tryNow.map(async (node) => {
@@ -71,6 +92,7 @@ export async function repointUpkeep(w: WorkerContext, g: GroupState, view: Group
   const toRepoint = [...verdicts].filter(([, v]) => v.kind === 'repoint').map(([n]) => n);
 
   // 2. Re-point those that answered, under the lock, if nothing moved meanwhile.
+  const repointed: string[] = [];
   if (toRepoint.length > 0) {
     const outcome = await w.withLock(g.name, async (lock) => {
       const v2 = await readGroupView(w.o.zk, w.o.paths, g.name);
@@ -94,15 +116,7 @@ export async function repointUpkeep(w: WorkerContext, g: GroupState, view: Group
               })
             ).get(node);
             if (r !== undefined && !r.ok) throw new Error(r.error);
-            await withTimeout(
-              w.conns.run(node, (c) => waitReplicating(flavor, c, node, master.node, timeoutMs)),
-              timeoutMs + 1000,
-              `wait for ${node} to replicate`,
-              'MYSQL_TIMEOUT',
-            );
-            delete left[node];
-            g.repointTried.delete(node);
-            w.log.warn({ group: g.name, node, master: master.node }, 're-pointed a replica to the master');
+            repointed.push(node);
           } catch (err) {
             left[node] = errorMessage(err);
           }
@@ -110,9 +124,26 @@ export async function repointUpkeep(w: WorkerContext, g: GroupState, view: Group
       );
       return v2;
     });
-    if (outcome === BUSY) return w.kick(g);
-    if (outcome === null) return w.kick(g); // the master changed: look again from scratch
+    if (outcome === BUSY || outcome === null) return w.kick(g); // null: the master changed meanwhile
     current = outcome;
+    // Out of the lock: did it take? (Else its next heartbeat or the next try says so.)
+    await Promise.all(
+      repointed.map(async (node) => {
+        try {
+          await withTimeout(
+            w.conns.run(node, (c) => waitReplicating(flavor, c, node, master.node, timeoutMs)),
+            timeoutMs + 1000,
+            `wait for ${node} to replicate`,
+            'MYSQL_TIMEOUT',
+          );
+          delete left[node];
+          g.repointTried.delete(node);
+          w.log.warn({ group: g.name, node, master: master.node }, 're-pointed a replica to the master');
+        } catch (err) {
+          left[node] = errorMessage(err);
+        }
+      }),
+    );
   }
   await writeAlert(w, current, left);
   // What is left is tried again after its pause (or at once when its heartbeat returns).
