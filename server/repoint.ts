@@ -69,8 +69,7 @@ export function planRepoint(view: GroupView, obs: RepointObservations): RepointP
     const o = mv?.online ?? null;
     if (mv === undefined || n === m.node || mv.rejoin !== null) resolved.push(n);
     // A heartbeat published after the master change that names the master: it follows.
-    else if (o !== null && o.at >= m.since && o.masterNode === m.node && o.sqlRunning === true)
-      resolved.push(n);
+    else if (o !== null && o.at >= m.since && o.masterNode === m.node) resolved.push(n);
     else pending[n] = why;
   }
   for (const mv of view.members) {
@@ -96,7 +95,10 @@ export function planRepoint(view: GroupView, obs: RepointObservations): RepointP
 }
 
 export type RepointVerdict =
-  /** Replicates from the master with its SQL thread running: nothing to do. */
+  /**
+   * Configured to replicate from the master: nothing to do here (a stopped thread is the read
+   * pool's business; CHANGE MASTER would not cure an SQL error, only interrupt a replica).
+   */
   | { readonly kind: 'follows' }
   /** Behind or equal to the master: CHANGE MASTER to it (GTID slave_pos) and start. */
   | { readonly kind: 'repoint' }
@@ -112,8 +114,7 @@ export function repointVerdict(
   masterBinlogPos: string,
   p: ReachablePosition,
 ): RepointVerdict {
-  if (p.replica !== null && p.replica.masterNode === master && p.replica.sqlRunning)
-    return { kind: 'follows' };
+  if (p.replica !== null && p.replica.masterNode === master) return { kind: 'follows' };
   try {
     const errant = errantTips(p.gtidBinlogPos, p.gtidSlavePos, p.serverId);
     if (errant.length > 0)

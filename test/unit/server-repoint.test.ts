@@ -194,10 +194,10 @@ describe('repointVerdict', () => {
       'diverged',
     ],
     [
-      'its SQL thread stopped on the master: re-point again',
+      'configured for the master, its SQL thread stopped: left to the read pool, never interrupted',
       '0-2-20',
       r(pos('0-2-15', { master: A, sql: false })),
-      'repoint',
+      'follows',
     ],
   ];
   for (const [name, masterPos, p, want] of cases)
