@@ -30,6 +30,7 @@ import { setHa } from './setha';
 import { setMaster } from './setmaster';
 import { readStatus, renderStatus } from './status';
 import { switchover, switchoverFaultFromEnv } from './switchover';
+import { unban } from './ban';
 import { setWhite, unWhite } from './white';
 
 /**
@@ -277,6 +278,24 @@ export function registerAdminCommands(program: Command): void {
       const node = nodeArg(n);
       const r = await withContext(opts.config, (ctx) => setHa(ctx, node));
       printOut(`${r.node} replicates from ${r.master} and is back in the read pool of ${r.group}\n`);
+    });
+
+  program
+    .command('unban <node>')
+    .description(
+      'lift the ban a node got for failing over too often (banAfterFailovers), so it may be promoted again',
+    )
+    .option(...JSON_OPT)
+    .option(...CONFIG)
+    .action(async (n: string, opts: Common) => {
+      const node = nodeArg(n);
+      const r = await withContext(opts.config, (ctx) => unban(ctx, node));
+      if (opts.json === true) return printOut(toJson(r));
+      printOut(
+        r.lifted !== null
+          ? `${node} (group ${r.group}) unbanned: it may be promoted again (was banned after failovers at epochs ${r.lifted.epochs.join(', ')})\n`
+          : `${node} (group ${r.group}) was not banned\n`,
+      );
     });
 
   program

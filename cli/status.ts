@@ -27,12 +27,16 @@ export function renderGroupStatus(g: GroupStatus, now: number): string {
   );
   out.push(
     g.master === null
-      ? '  master: none'
+      ? g.records !== null && g.records.finding.kind === 'master-invalid'
+        ? `  master: INVALID (${g.records.finding.message})`
+        : '  master: none'
       : `  master: ${g.master.node}  epoch ${g.master.epoch}  since ${isoTime(g.master.since)}  (${g.master.reason})`,
   );
   out.push(
     g.route === null
-      ? '  route:  none'
+      ? g.records !== null && g.records.finding.kind === 'route-invalid'
+        ? `  route:  INVALID (${g.records.finding.message})`
+        : '  route:  none'
       : `  route:  epoch ${g.route.epoch}  write ${g.route.write ?? 'NONE (cut)'}  read [${g.route.read.join(', ')}]`,
   );
   if (g.semiSync !== null)

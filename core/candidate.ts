@@ -213,6 +213,8 @@ export function chooseCandidate(
       if (m.rejoin !== null) why = 'rejoin pending';
       else if (m.host === null) why = 'no meta_host record';
       else if (m.host.priority === 0) why = 'priority 0 (never promoted)';
+      else if (m.host.banned !== undefined)
+        why = `banned after ${m.host.banned.epochs.length} failovers (mha unban ${m.node})`;
       else if (exclude.has(m.node)) why = 'excluded (failed earlier in this failover)';
       else if (p.replica !== null && !p.replica.sqlRunning)
         why = `SQL thread stopped${p.replica.lastSqlError !== '' ? `: ${p.replica.lastSqlError}` : ''}`;

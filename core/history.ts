@@ -65,3 +65,43 @@ export function writeOutage(e: HistoryRecord): WriteOutage | null {
   const fenced = e.steps.slice(i).reduce((sum, s) => sum + s.ms, 0);
   return { ms: Math.round(fenced), from: 'fence' };
 }
+
+/**
+ * The newest history events, newest first: at most `max`, and none that ended before `since`
+ * (the server's ban and repair decisions; reading the whole history would grow without bound).
+ * Invalid events are skipped.
+ */
+export async function readRecentHistory(
+  zk: Pick<Zk, 'childrenOrEmpty' | 'getOrNull'>,
+  paths: ZkPaths,
+  group: string,
+  opts: { readonly max: number; readonly since?: number },
+): Promise<HistoryRecord[]> {
+  const dir = paths.historyDir(group);
+  const names = (await zk.childrenOrEmpty(dir))
+    .map((name) => ({ name, seq: eventSeq(name) }))
+    .filter((e): e is { name: string; seq: number } => e.seq !== null)
+    .sort((a, b) => b.seq - a.seq);
+  const out: HistoryRecord[] = [];
+  // In small batches, newest first, until the window or the bound is reached.
+  for (let i = 0; i < names.length && out.length < opts.max; i += 8) {
+    const batch = await Promise.all(
+      names.slice(i, i + 8).map(async ({ name }) => {
+        const p = `${dir}/${name}`;
+        const nd = await zk.getOrNull(p);
+        if (nd === null) return null;
+        try {
+          return decodeRecord(historySchema, nd.data, p);
+        } catch {
+          return null;
+        }
+      }),
+    );
+    for (const e of batch) {
+      if (e === null) continue;
+      if (opts.since !== undefined && e.endedAt < opts.since) return out;
+      if (out.length < opts.max) out.push(e);
+    }
+  }
+  return out;
+}

@@ -76,6 +76,18 @@ export const groupSettingsSchema = z
     semiSyncTimeoutMs: z.number().int().positive().max(3_600_000).default(1000),
     autoRejoin: z.boolean().default(false),
     parallelApply: parallelApplySchema.default({}),
+    /**
+     * Ban (issue 11, the CTDB "ban" of a misbehaving node): a node that was the failed master of
+     * this many automatic failovers within banWindowMs is no longer promoted until a person lifts
+     * it (`mha unban <node>`). 0 turns banning off.
+     */
+    banAfterFailovers: z.number().int().min(0).max(1000).default(3),
+    banWindowMs: z
+      .number()
+      .int()
+      .positive()
+      .max(31 * 24 * 3_600_000)
+      .default(3_600_000),
   })
   .strict();
 export type GroupSettings = z.infer<typeof groupSettingsSchema>;
@@ -102,6 +114,20 @@ export const metaHostSchema = z
     dc: z.string().max(64).optional(),
     priority: z.union([z.literal(0), z.literal(1), z.literal(2)]),
     tags: z.array(z.string().max(64)).optional(),
+    /**
+     * Set by a server worker when the node failed over too often (settings.banAfterFailovers within
+     * banWindowMs): never chosen as a candidate while present; `mha unban <node>` removes it.
+     */
+    banned: z
+      .object({
+        at: ts,
+        /** Failovers away from this node in the window (their master epochs). */
+        epochs: z.array(epoch).max(1000),
+        windowMs: z.number().int().positive(),
+        by: z.string().max(128),
+      })
+      .strict()
+      .optional(),
   })
   .strict();
 export type MetaHost = z.infer<typeof metaHostSchema>;
@@ -236,6 +262,17 @@ export const ALERT_KINDS = [
   'semi-sync-off',
   /** A Galera group with no Synced member of a Primary Component to write to (core/galera-route). */
   'galera-non-primary',
+  /**
+   * Replicas a master change could not re-point (detail.nodes); the workers retry them until they
+   * follow the master, then delete the alert (server/actions/repoint.ts).
+   */
+  'repoint-failed',
+  /** Members banned from candidacy after too many failovers (meta_host.banned; `mha unban`). */
+  'node-banned',
+  /** haproxy/ or master/ invalid or inconsistent and not (yet) rewritten: what, and what fixes it. */
+  'record-invalid',
+  /** haproxy/ or master/ was rewritten from the last good state at a new epoch: what was found. */
+  'record-repaired',
 ] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
 

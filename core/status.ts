@@ -1,6 +1,7 @@
 import { backlogTrx } from './backlog';
 import { chooseCandidate, type NodePosition } from './candidate';
 import { drainProgressSchema, type DrainProgress } from './ops/drain';
+import { diagnoseRecords, type RecordDiagnosis } from './repair';
 import { semiSyncHealth, type SemiSyncHealth } from './semisync';
 import type { MysqlConfig } from './config';
 import { ZkmhaError, errorMessage } from './errors';
@@ -36,7 +37,7 @@ export interface StatusSource {
   readonly cfg: { readonly mysql: MysqlConfig };
 }
 
-export type NodeState = 'online' | 'down' | 'drained' | 'out of read pool' | 'rejoin pending';
+export type NodeState = 'online' | 'down' | 'drained' | 'out of read pool' | 'rejoin pending' | 'banned';
 
 export interface NodeStatus {
   readonly node: string;
@@ -61,6 +62,8 @@ export interface NodeStatus {
   readonly inReadPool: boolean;
   readonly isWriteTarget: boolean;
   readonly agent: boolean;
+  /** Banned from candidacy after too many failovers (meta_host.banned; `mha unban <node>`). */
+  readonly banned: { readonly at: number; readonly epochs: readonly number[] } | null;
 }
 
 export interface RouterStatus {
@@ -116,6 +119,11 @@ export interface GroupStatus {
   }[];
   readonly candidate:
     { readonly node: string; readonly reason: string } | { readonly node: null; readonly reason: string };
+  /**
+   * master/ or haproxy/ invalid or inconsistent with no operation open (core/repair.ts): what is
+   * wrong, whether the server workers rewrite it, and what will fix it.
+   */
+  readonly records: RecordDiagnosis | null;
   /** Things an operator should look at (routers behind, epochs apart, invalid records, …). */
   readonly warnings: readonly string[];
 }
@@ -181,6 +189,7 @@ export function buildGroupStatus(
     if (m.slaveDown?.record.drained === true) state.push('drained');
     else if (m.slaveDown !== null) state.push('out of read pool');
     if (m.rejoin !== null) state.push('rejoin pending');
+    if (m.host?.banned !== undefined) state.push('banned');
     const role = o?.role ?? (master?.node === m.node ? 'master' : 'unknown');
     return {
       node: m.node,
@@ -202,6 +211,8 @@ export function buildGroupStatus(
       inReadPool: read.has(m.node),
       isWriteTarget: route?.write === m.node,
       agent: m.agent !== null,
+      banned:
+        m.host?.banned !== undefined ? { at: m.host.banned.at, epochs: [...m.host.banned.epochs] } : null,
     };
   });
 
@@ -225,6 +236,17 @@ export function buildGroupStatus(
     warnings.push(`more than one writable node: ${writable.map((n) => n.node).join(', ')}`);
   if (master !== null && !view.members.some((m) => m.node === master.node))
     warnings.push(`master ${master.node} is not a member`);
+
+  const records = diagnoseRecords(view);
+  if (records !== null)
+    warnings.push(
+      `${records.found} — ${records.repair.by === 'worker' ? 'will be repaired' : `not repaired automatically: ${records.repair.why}`}: ${records.fix}`,
+    );
+  for (const n of nodes)
+    if (n.banned !== null)
+      warnings.push(
+        `${n.node} is banned from candidacy after failovers at epochs ${n.banned.epochs.join(', ')}: 'mha unban ${n.node}' lifts it`,
+      );
 
   const choice = chooseCandidate(view, positions);
   const candidate =
@@ -274,6 +296,7 @@ export function buildGroupStatus(
       detail: a.record.detail,
     })),
     candidate,
+    records,
     warnings,
   };
 }

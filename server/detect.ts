@@ -1,4 +1,5 @@
 import type { AlertKind, TaskRecord, WhiteRecord } from '../core/records';
+import { diagnoseRecords, type RecordDiagnosis } from '../core/repair';
 import { alertOf, member, type GroupView } from '../core/view';
 
 /**
@@ -50,6 +51,11 @@ export type Verdict =
    */
   | { readonly kind: 'operation-in-progress'; readonly task: TaskRecord }
   | { readonly kind: 'master-healthy'; readonly master: string }
+  /**
+   * master/ or haproxy/ is invalid, missing or does not match the other, with no operation open
+   * (core/repair.ts): rewritten from the last good state under the lock, or alert only.
+   */
+  | { readonly kind: 'records-invalid'; readonly diagnosis: RecordDiagnosis }
   /**
    * The master's heartbeat is there but says read_only=ON, with no operation open, for longer than
    * the grace period: nobody can write (a self-fence that outlived its ZooKeeper outage — the same
@@ -119,6 +125,8 @@ export function detect(view: GroupView, obs: Observations): Verdict {
       ? { kind: 'resume-failover', task: t }
       : { kind: 'operation-in-progress', task: t };
   }
+  const diagnosis = diagnoseRecords(view);
+  if (diagnosis !== null) return { kind: 'records-invalid', diagnosis };
   if (view.invalid.master) return { kind: 'not-managed', why: `master/${view.group} is invalid` };
   if (view.master === null)
     return { kind: 'not-managed', why: `master/${view.group} does not exist (group not set up yet)` };
@@ -171,13 +179,18 @@ export function detect(view: GroupView, obs: Observations): Verdict {
     };
 
   const possible = view.members.filter(
-    (x) => x.node !== oldMaster && x.host !== null && x.host.priority > 0 && x.rejoin === null,
+    (x) =>
+      x.node !== oldMaster &&
+      x.host !== null &&
+      x.host.priority > 0 &&
+      x.host.banned === undefined &&
+      x.rejoin === null,
   );
   if (possible.length === 0) {
     const why =
       view.members.length <= 1
         ? 'the group has no replica'
-        : 'every replica has priority 0, no meta_host record, or a pending rejoin';
+        : 'every replica has priority 0, no meta_host record, a ban (mha unban) or a pending rejoin';
     return { kind: 'no-candidate', oldMaster, why, how };
   }
   return { kind: 'master-dead', oldMaster, how };

@@ -62,7 +62,12 @@ const SWEEP_GROUPS_PER_SECOND = 10;
  *   <group>__failover-suppressed   master dead while white/<group> is set (+ history event)
  *   <group>__failover-failed       a failover step failed (which, why); retried every reconcile interval
  *   <group>__no-candidate          no replica can be promoted (retried)
- *   <group>__route-mismatch        haproxy/ does not serve master/ and no operation is open
+ *   <group>__route-mismatch        (older releases) haproxy/ does not serve master/; now repaired instead:
+ *   <group>__record-repaired       master/ or haproxy/ was invalid, missing or inconsistent with no operation
+ *                                  open: rewritten under the lock at a new epoch (server/actions/repair.ts)
+ *   <group>__record-invalid        … and could not be rewritten (maintenance, contradicting evidence): the fix
+ *   <group>__repoint-failed        replicas that do not follow the master; re-pointed until they do (actions/repoint.ts)
+ *   <group>__node-banned           members banned from candidacy after too many failovers (actions/ban.ts)
  *   <group>__operation-abandoned   a switchover / add whose process died (task/ without a lock holder
  *                                  for a session timeout): what was done about it (server/abandoned.ts —
  *                                  a switchover is rolled back or finished, an add only reported)
@@ -215,6 +220,10 @@ export class ServerWorker {
         lastVerdict: '',
         readOnly: null,
         readOnlyRetryAt: 0,
+        repairRetryAt: 0,
+        repointTried: new Map(),
+        repointing: false,
+        banCheckedEpoch: null,
       };
       this.#groups.set(name, g);
       this.#watchPath(g, this.#o.paths.metaGroup(name));

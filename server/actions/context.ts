@@ -12,6 +12,7 @@ import type { MasterProbe, Verdict } from '../detect';
 import type { FailoverDeps, FailoverStep } from '../failover';
 import type { ServerMetrics } from '../metrics';
 import type { ReplicaProbe } from '../readpool';
+import type { RepointTry } from '../repoint';
 
 /**
  * What the worker's actions share: the worker's options and state per group, and the one
@@ -53,6 +54,14 @@ export interface GroupState {
   readOnly: { readonly key: string; readonly since: number } | null;
   /** No new look at a read-only master before this (after one that changed nothing). */
   readOnlyRetryAt: number;
+  /** No new record repair attempt before this (after one that could not repair). */
+  repairRetryAt: number;
+  /** Per replica not following the master: its last tries (server/repoint.ts, actions/repoint.ts). */
+  readonly repointTried: Map<string, RepointTry>;
+  /** A re-pointing round runs in the background (server/actions/repoint.ts). */
+  repointing: boolean;
+  /** The master epoch whose failover was last counted for bans (server/actions/ban.ts). */
+  banCheckedEpoch: number | null;
 }
 
 /** withLock's answer when the lock could not be had in time. */

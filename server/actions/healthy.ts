@@ -6,7 +6,10 @@ import { detect, type Verdict } from '../detect';
 import { probeReplica } from '../probe';
 import { planReadPool, type ReplicaProbe } from '../readpool';
 import type { Action, GroupState, WorkerContext } from './context';
+import { banUpkeep } from './ban';
 import { incident } from './incident';
+import { clearInvalidAlert } from './repair';
+import { repointUpkeep } from './repoint';
 
 /**
  * A healthy master: resolve the heartbeat alert that is over, keep connections to the replicas
@@ -30,6 +33,9 @@ export async function healthy(w: WorkerContext, g: GroupState, view: GroupView):
     w.log.info({ group: view.group }, 'heartbeat back: heartbeat-lost-mysql-alive alert resolved');
   }
   await semiSyncAlert(w, view);
+  await clearInvalidAlert(w, view);
+  await banUpkeep(w, g, view);
+  repointUpkeep(w, g, view);
   // Keep admin connections to live replicas open: a failover must not pay for handshakes.
   for (const m of view.members) if (m.node !== master.node && m.online !== null) w.conns.warm(m.node);
   const route = view.route?.record;

@@ -5,6 +5,7 @@ import { masterHealthy } from './healthy';
 import { antiflapBlocked, heartbeatLost, noCandidate, whiteListed } from './incident';
 import { operation } from './operation';
 import { masterReadOnlyAction } from './read-only';
+import { recordsInvalid } from './repair';
 
 /**
  * The action of every verdict (server/detect.ts), all with one signature: the worker looks the
@@ -17,6 +18,7 @@ export const ACTIONS: { readonly [K in Verdict['kind']]: Action<Extract<Verdict,
   'operation-in-progress': operation,
   'master-healthy': masterHealthy,
   'master-read-only': masterReadOnlyAction,
+  'records-invalid': recordsInvalid,
   'master-dead': masterDead,
   'resume-failover': resumeFailover,
   'white-listed': whiteListed,

@@ -4,6 +4,7 @@ import { alertOps, type MasterChange } from '../../core/ops/commit';
 import type { MysqlErrorKind } from '../../core/mysql/connection';
 import type { HaproxyRecord, HistoryRecord, TaskRecord } from '../../core/records';
 import { alertOf, member, type GroupView, type Versioned } from '../../core/view';
+import type { MultiOp } from '../../core/zk/client';
 import type { ZkPaths } from '../../core/zk/paths';
 import { FAILOVER_ALERT } from '../detect';
 
@@ -266,9 +267,34 @@ export function failoverCommit(c: CommitInput): MasterChange {
         },
       },
       prevAlert?.version ?? null,
-    ),
+    ).concat(repointFailedOps(c, candidate, epoch)),
     now,
   };
+}
+
+/**
+ * `watch_down/<group>__repoint-failed` naming the replicas the failover could not re-point, in the
+ * commit's multi, so the workers retry them until they follow (server/actions/repoint.ts).
+ */
+function repointFailedOps(c: CommitInput, candidate: string, epoch: number): MultiOp[] {
+  const failed = c.detail.repointFailed ?? {};
+  if (Object.keys(failed).length === 0) return [];
+  return alertOps(
+    c.paths,
+    c.view.group,
+    'repoint-failed',
+    {
+      kind: 'repoint-failed',
+      at: c.now,
+      detail: {
+        epoch,
+        master: candidate,
+        nodes: { ...failed },
+        note: `the failover could not re-point these replicas to ${candidate}; the server workers keep trying`,
+      },
+    },
+    alertOf(c.view, 'repoint-failed')?.version ?? null,
+  );
 }
 
 // --- the incidents it records ------------------------------------------------------------------------

@@ -132,6 +132,7 @@ const COMMANDS: ReadonlyArray<[string, number, readonly string[]]> = [
   ['setmaster', 2, ['--reroute']],
   ['switchover', 1, ['--to', '--max-pause-ms', '--json']],
   ['setha', 1, []],
+  ['unban', 1, ['--json']],
   ['drain', 1, []],
   ['undrain', 1, []],
   ['status', 1, ['--no-mysql', '--json']],

@@ -43,6 +43,8 @@ const meta = (name: string, members: string[], writePort = 13306, readPort = 133
       semiSync: 'off',
       semiSyncTimeoutMs: 1000,
       autoRejoin: false,
+      banAfterFailovers: 3,
+      banWindowMs: 3_600_000,
       parallelApply: { threads: 4, mode: 'optimistic', replicaFlushLogAtCommit: 2 },
     },
   },

@@ -206,14 +206,19 @@ describe('detect', () => {
     });
   }
 
-  it('invalid records are never acted on', () => {
+  it('invalid records are never acted on; an invalid master/ or haproxy/ is a repair, never a failover', () => {
     const base = view({ members: [masterGone, ...replicas] });
-    for (const field of ['meta', 'master', 'route', 'task'] as const) {
+    for (const [field, kind] of [
+      ['meta', 'not-managed'],
+      ['master', 'records-invalid'],
+      ['route', 'records-invalid'],
+      ['task', 'not-managed'],
+    ] as const) {
       const v = detect(
         { ...base, invalid: { ...base.invalid, [field]: true } },
         { now: NOW, probe: refused },
       );
-      assert.equal(v.kind, 'not-managed', field);
+      assert.equal(v.kind, kind, field);
     }
     const w = detect({ ...base, invalid: { ...base.invalid, white: true } }, { now: NOW, probe: refused });
     assert.equal(w.kind, 'white-listed', 'an unreadable white record still holds automation back');

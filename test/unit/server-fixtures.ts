@@ -18,6 +18,8 @@ export interface MemberSpec {
   readonly noHost?: boolean;
   readonly rejoin?: boolean;
   readonly slaveDown?: { readonly since: number; readonly reason: string; readonly drained?: boolean } | null;
+  /** meta_host.banned: banned after failovers at these epochs. */
+  readonly banned?: readonly number[];
 }
 
 export interface ViewSpec {
@@ -71,6 +73,9 @@ export function view(spec: ViewSpec): GroupView {
           port: Number(m.node.split(':')[1]),
           priority: m.priority ?? 1,
           ...(m.dc !== undefined ? { dc: m.dc } : {}),
+          ...(m.banned !== undefined
+            ? { banned: { at: 1, epochs: [...m.banned], windowMs: 3_600_000, by: 'server:s1' } }
+            : {}),
         };
     const role = m.node === masterNode ? 'master' : 'replica';
     return {
