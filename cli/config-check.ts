@@ -93,6 +93,13 @@ function namedFileProblems(raw: RawConfig, resolve: (p: string) => string): stri
   const zk = raw.zookeeper;
   if (zk.auth)
     out.push(...fileProblems('zookeeper.auth.passwordFile', resolve(zk.auth.passwordFile), { secret: true }));
+  for (const role of ['server', 'router', 'client'] as const) {
+    const f = zk.acl?.[role].passwordFile;
+    if (f !== undefined)
+      out.push(...fileProblems(`zookeeper.acl.${role}.passwordFile`, resolve(f), { secret: true }));
+  }
+  if (zk.acl && !zk.auth)
+    out.push("zookeeper.acl: needs zookeeper.auth (the admin's own credential) for 'mha init --acl'");
   const m = raw.mysql;
   if (m.passwordFile !== undefined)
     out.push(...fileProblems('mysql.passwordFile', resolve(m.passwordFile), { secret: true }));
@@ -138,7 +145,10 @@ function describeRoles(cfg: Config): ConfigCheck['roles'] {
   return {
     zookeeper:
       `connects to ${zk.hosts} under ${zk.root}, session ${zk.sessionTimeoutMs} ms, ` +
-      (zk.auth ? `digest auth as '${zk.auth.user}'` : 'no authentication (open ACLs)'),
+      (zk.auth ? `digest auth as '${zk.auth.user}'` : 'no authentication (open ACLs)') +
+      (zk.acl
+        ? `; 'mha init --acl' grants all rights to '${zk.auth?.user ?? '?'}' and '${userOf(zk.acl.server)}', read to '${userOf(zk.acl.router)}' (routers) and '${userOf(zk.acl.client)}' (clients)`
+        : ''),
     admin: `admin commands connect to MySQL as '${m.user}'${m.password.reveal() === '' ? ' with no password' : ''}, replication as '${m.replicationUser}'`,
     server: cfg.server
       ? `worker '${cfg.server.id}': watches every group, fails over a dead master under lock/<group>, keeps read pools (reconcile every ${cfg.server.reconcileIntervalMs} ms)`
@@ -153,6 +163,8 @@ function describeRoles(cfg: Config): ConfigCheck['roles'] {
       : absent('router'),
   };
 }
+
+const userOf = (id: string): string => id.slice(0, id.indexOf(':'));
 
 const NO_ROLES: ConfigCheck['roles'] = { zookeeper: '-', admin: '-', server: '-', client: '-', router: '-' };
 

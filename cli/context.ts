@@ -25,6 +25,7 @@ export async function withContext<T>(
     hosts: cfg.zookeeper.hosts,
     sessionTimeoutMs: cfg.zookeeper.sessionTimeoutMs,
     ...(cfg.zookeeper.auth ? { auth: cfg.zookeeper.auth } : {}),
+    aclRoot: cfg.zookeeper.root,
     logger: log,
   });
   try {

@@ -53,10 +53,20 @@ export function registerAdminCommands(program: Command): void {
   program
     .command('init')
     .description('create the ZooKeeper root layout (idempotent)')
+    .option(
+      '--acl',
+      'set per-role digest ACLs (zookeeper.acl: servers and admin all, routers read, clients their own nodes) on the layout and every node in it',
+    )
     .option(...CONFIG)
-    .action(async (opts: Common) => {
-      const created = await withContext(opts.config, initLayout);
-      printOut(created.length > 0 ? `created ${created.join(' ')}\n` : 'layout already present\n');
+    .action(async (opts: Common & { acl?: boolean }) => {
+      const r = await withContext(opts.config, (ctx) => initLayout(ctx, { acl: opts.acl === true }));
+      printOut(
+        (r.created.length > 0 ? `created ${r.created.join(' ')}\n` : 'layout already present\n') +
+          (r.roles !== null
+            ? `ACLs set on ${r.aclNodes} nodes: all rights ${r.roles.full.join(', ')}; read ${[...r.roles.router, ...r.roles.client].join(', ')}; ` +
+              `routers ${r.roles.router.join(', ')} write their own status and alerts; clients ${r.roles.client.join(', ')} their own online/ and agent/\n`
+            : ''),
+      );
     });
 
   program

@@ -233,6 +233,7 @@ class Agent {
         hosts: this.cfg.zookeeper.hosts,
         sessionTimeoutMs: this.cfg.zookeeper.sessionTimeoutMs,
         ...(this.cfg.zookeeper.auth ? { auth: this.cfg.zookeeper.auth } : {}),
+        aclRoot: this.cfg.zookeeper.root,
         logger: this.log,
       });
     } catch (err) {

@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ZkmhaError } from './errors';
 import { isNodeName, isProcessId } from './names';
+import { DIGEST_RE, DIGEST_USER_RE, digestId } from './zk/acl';
 
 /**
  * The one configuration schema (design §8). Each process reads its own section; a section a
@@ -35,6 +36,21 @@ const portNum = (key: string) =>
     .min(0, `${key} must be a port number`)
     .max(65535, `${key} must be a port number`);
 
+/** One role's ZooKeeper identity for `mha init --acl`: its password file, or just its digest. */
+const aclCredential = (key: string) =>
+  z
+    .object({
+      user: str(`${key}.user`).regex(DIGEST_USER_RE, `${key}.user must be letters, digits, _ . @ -`),
+      passwordFile: str(`${key}.passwordFile`).optional(),
+      digest: str(`${key}.digest`)
+        .regex(DIGEST_RE, `${key}.digest must be base64(sha1(user:password)), 28 characters`)
+        .optional(),
+    })
+    .strict()
+    .refine((c) => (c.passwordFile === undefined) !== (c.digest === undefined), {
+      message: `${key}: give passwordFile or digest (one of them)`,
+    });
+
 const zookeeperSchema = z
   .object({
     hosts: str('zookeeper.hosts').regex(
@@ -46,7 +62,25 @@ const zookeeperSchema = z
       .default('/mha'),
     sessionTimeoutMs: posInt('zookeeper.sessionTimeoutMs').default(4000),
     auth: z
-      .object({ user: str('zookeeper.auth.user'), passwordFile: str('zookeeper.auth.passwordFile') })
+      .object({
+        user: str('zookeeper.auth.user').regex(
+          DIGEST_USER_RE,
+          'zookeeper.auth.user must be letters, digits, _ . @ -',
+        ),
+        passwordFile: str('zookeeper.auth.passwordFile'),
+      })
+      .strict()
+      .optional(),
+    /**
+     * Only the admin's config: the identity of each role, which `mha init --acl` writes into the
+     * ACLs (the admin itself is `auth`). Each role's own config names only its own credential.
+     */
+    acl: z
+      .object({
+        server: aclCredential('zookeeper.acl.server'),
+        router: aclCredential('zookeeper.acl.router'),
+        client: aclCredential('zookeeper.acl.client'),
+      })
       .strict()
       .optional(),
   })
@@ -180,6 +214,8 @@ export interface ZookeeperConfig {
   readonly root: string;
   readonly sessionTimeoutMs: number;
   readonly auth?: { readonly user: string; readonly password: Secret };
+  /** Digest identities (`user:digest`, no password) of each role, for `mha init --acl`. */
+  readonly acl?: { readonly server: string; readonly router: string; readonly client: string };
 }
 
 export type ServerConfig = Readonly<NonNullable<RawConfig['server']>>;
@@ -278,6 +314,11 @@ export function parseConfig(text: string, file: string): Config {
   };
 
   const zk = raw.zookeeper;
+  const aclId = (role: 'server' | 'router' | 'client'): string => {
+    const c = zk.acl![role];
+    if (c.digest !== undefined) return `${c.user}:${c.digest}`;
+    return digestId(c.user, readPasswordFile(resolve(c.passwordFile!), `zookeeper.acl.${role}.passwordFile`));
+  };
   return {
     file,
     zookeeper: {
@@ -291,6 +332,9 @@ export function parseConfig(text: string, file: string): Config {
               password: readPasswordFile(resolve(zk.auth.passwordFile), 'zookeeper.auth.passwordFile'),
             },
           }
+        : {}),
+      ...(zk.acl
+        ? { acl: { server: aclId('server'), router: aclId('router'), client: aclId('client') } }
         : {}),
     },
     mysql: {

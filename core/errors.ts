@@ -13,6 +13,7 @@ export type ErrorCode =
   | 'ZK_BAD_VERSION'
   | 'ZK_CONNECTION_LOSS'
   | 'ZK_SESSION_EXPIRED'
+  | 'ZK_NO_AUTH' // the node's ACL refuses this session's credential
   | 'LOCK_TIMEOUT'
   | 'MYSQL_ERROR'
   | 'MYSQL_TIMEOUT'

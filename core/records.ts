@@ -341,6 +341,28 @@ export const historySchema = z
 export type HistoryRecord = z.infer<typeof historySchema>;
 
 /** Encodes a record for a znode; validates first, so nothing invalid is ever written. */
+/**
+ * The layout root's value, written by `mha init --acl`: the digest identity (`user:digest`, no
+ * password) of each role, so a client or router can name them in the ACL of the nodes it creates
+ * (ZooKeeper shows digests in getACL only to a session with ADMIN on the node: readers see
+ * `user:x`). A root without a value (or with `acl: null`) means ACLs are not set up.
+ */
+const digestIdentity = z.string().regex(/^[A-Za-z0-9_.@-]{1,64}:[A-Za-z0-9+/]{27}=$/, 'must be user:digest');
+export const layoutSchema = z
+  .object({
+    v,
+    acl: z
+      .object({
+        full: z.array(digestIdentity).min(1).max(16),
+        router: z.array(digestIdentity).max(16),
+        client: z.array(digestIdentity).max(16),
+      })
+      .strict()
+      .nullable(),
+  })
+  .strict();
+export type LayoutRecord = z.infer<typeof layoutSchema>;
+
 export function encodeRecord<S extends z.ZodTypeAny>(schema: S, value: z.input<S>, path: string): Buffer {
   const parsed = schema.safeParse(value);
   if (!parsed.success)

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { readPasswordFile } from '../core/config';
 import { MysqlConnection } from '../core/mysql/connection';
 import { mariadb } from '../core/mysql/mariadb';
 import { parseNode } from '../core/names';
@@ -24,7 +25,7 @@ import {
 import { readGroupView, type GroupView } from '../core/view';
 import { Zk } from '../core/zk/client';
 import { ZkPaths } from '../core/zk/paths';
-import { spawnMha } from './cli';
+import { runMha, spawnMha } from './cli';
 import {
   mysqlConfigSection,
   startMariaDB,
@@ -36,6 +37,7 @@ import {
 import { freePorts } from './ports';
 import { trackDir, untrackDir } from './reaper';
 import { waitFor } from './wait';
+import { zkAuthLines, zkPasswordFile, ZK_TEST_CREDENTIALS, type ZkRole } from './zk-acl';
 import { startZooKeeper, testLogger, type ZkCluster } from './zookeeper';
 
 /**
@@ -84,6 +86,11 @@ export interface ClusterOptions {
    * `router-<id>`: the fault suite starts each in its own cgroup (test/env/faults.ts).
    */
   readonly wrapSpawn?: <T>(name: string, spawn: () => T) => T;
+  /**
+   * Per-role ZooKeeper ACLs: every config names its role's credential (devenv/zk-acl.ts), the
+   * harness connects as the admin, and `mha init --acl` runs once the group's records exist.
+   */
+  readonly acl?: boolean;
 }
 
 export interface Proc {
@@ -140,6 +147,10 @@ export interface Cluster {
   /** Node names in instance order. */
   readonly nodes: readonly string[];
   instance(node: string): MariaDBInstance;
+  /** Whether the world runs with per-role ZooKeeper ACLs (ClusterOptions.acl). */
+  readonly acl: boolean;
+  /** The `zookeeper:` lines naming `role`'s credential (none without ACLs). */
+  zkAuthLines(role: ZkRole): string[];
   /** Writes a config file for a role and returns its path. */
   writeConfig(kind: 'server' | 'client' | 'cli', id: string, extra?: { node?: string }): string;
   startClient(node: string): Promise<Proc>;
@@ -269,10 +280,21 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
     ]);
     zk = zkStarted;
     db = dbStarted;
+    const acl = opts.acl === true;
+    const authLines = (role: ZkRole): string[] => (acl ? zkAuthLines(dir, role) : []);
     zkClient = await Zk.connect({
       hosts: zk.connectString,
       sessionTimeoutMs: 4000,
       logger: testLogger('cluster'),
+      ...(acl
+        ? {
+            auth: {
+              user: ZK_TEST_CREDENTIALS.admin.user,
+              password: readPasswordFile(zkPasswordFile(dir, 'admin'), 'admin'),
+            },
+            aclRoot: root,
+          }
+        : {}),
     });
 
     const mysqlSection = mysqlConfigSection(dir);
@@ -374,6 +396,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         `  hosts: ${yamlString(zkHosts)}`,
         `  root: ${yamlString(root)}`,
         `  sessionTimeoutMs: ${sessionTimeoutMs}`,
+        ...authLines(kind === 'cli' ? 'admin' : kind),
         ...mysqlSection,
       ];
       if (kind === 'server')
@@ -459,7 +482,15 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
       return new Set(rows.map((r) => Number(r.id)));
     };
 
+    if (acl) {
+      const init = await runMha(['init', '--acl', '--config', writeConfig('cli', 'acl-init')]);
+      if (init.code !== 0) throw new Error(`mha init --acl failed (${init.code}): ${init.stderr}`);
+      zkClient.refreshAclRoles();
+    }
+
     const cluster: Cluster = {
+      acl,
+      zkAuthLines: authLines,
       zk,
       zkClient: zkc,
       root,

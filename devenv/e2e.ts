@@ -67,6 +67,7 @@ export async function startE2E(opts: ClusterOptions = {}): Promise<E2EWorld> {
         `  hosts: ${JSON.stringify(c.zk.connectString)}`,
         `  root: ${JSON.stringify(c.root)}`,
         `  sessionTimeoutMs: ${opts.sessionTimeoutMs ?? 2000}`,
+        ...c.zkAuthLines('router'),
         ...routerSection('r1', h, { reconcileIntervalMs: 1000, agentChecks: true, httpPort: 0 }),
         'log:',
         `  level: ${opts.logLevel ?? 'info'}`,

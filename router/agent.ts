@@ -260,6 +260,7 @@ export class RouterAgent {
           sessionTimeoutMs: this.opts.zookeeper.sessionTimeoutMs,
           logger: this.log,
           ...(this.opts.zookeeper.auth ? { auth: this.opts.zookeeper.auth } : {}),
+          aclRoot: this.opts.zookeeper.root,
         });
         if (this.stopped) {
           await zk.close();

@@ -49,6 +49,7 @@ export async function startServer(cfg: Config, opts: StartServerOptions = {}): P
     hosts: cfg.zookeeper.hosts,
     sessionTimeoutMs: cfg.zookeeper.sessionTimeoutMs,
     ...(cfg.zookeeper.auth ? { auth: cfg.zookeeper.auth } : {}),
+    aclRoot: cfg.zookeeper.root,
     logger: log,
   });
   const fault = opts.pauseBeforeStep ?? faultFromEnv(process.env.MHA_FAULT_PAUSE_BEFORE_STEP);

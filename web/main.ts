@@ -34,6 +34,7 @@ export async function runWeb(configPath: string | undefined, listen?: string): P
     hosts: cfg.zookeeper.hosts,
     sessionTimeoutMs: cfg.zookeeper.sessionTimeoutMs,
     ...(cfg.zookeeper.auth ? { auth: cfg.zookeeper.auth } : {}),
+    aclRoot: cfg.zookeeper.root,
     logger: log,
   });
   const paths = new ZkPaths(cfg.zookeeper.root);

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import * as nzk from 'node-zookeeper-client';
@@ -5,6 +6,8 @@ import { ZkmhaError, errorMessage, type ErrorCode } from '../errors';
 import type { Logger } from '../log';
 import type { Secret } from '../config';
 import { withTimeout } from '../timeout';
+import { PERM, aclFor, digestId, digestOf, rolesFromRoot, type AclEntry, type AclRoles } from './acl';
+import { ZkPaths } from './paths';
 
 /**
  * Promise-based ZooKeeper access: the only module that touches node-zookeeper-client.
@@ -75,6 +78,12 @@ export interface ZkOptions {
   readonly hosts: string;
   readonly sessionTimeoutMs: number;
   readonly auth?: { readonly user: string; readonly password: Secret };
+  /**
+   * The layout root (zookeeper.root): with `auth`, every node this session creates gets the ACL
+   * core/zk/acl.ts decides for its path, under the roles `mha init --acl` recorded on the root.
+   * Without it, nodes get the creator-only ACL of `auth` (or are open without `auth`).
+   */
+  readonly aclRoot?: string;
   readonly logger: Logger;
   /** Timeout of every request; default a third of the session timeout. */
   readonly requestTimeoutMs?: number;
@@ -147,7 +156,13 @@ interface NzkClient {
   exists(path: string, watcher: NzkWatcher | undefined, cb: Cb<NzkStat | null>): void;
   getChildren(path: string, watcher: NzkWatcher | undefined, cb: Cb<string[]>): void;
   remove(path: string, version: number, cb: (err: NzkException | null) => void): void;
+  getACL(path: string, cb: (err: NzkException | null, acls: NzkAcl[], stat: NzkStat) => void): void;
+  setACL(path: string, acls: unknown[], version: number, cb: Cb<NzkStat>): void;
   transaction(): NzkTransaction;
+}
+interface NzkAcl {
+  permission: number;
+  id: { scheme: string; id: string };
 }
 
 const lib = nzk as unknown as {
@@ -155,7 +170,8 @@ const lib = nzk as unknown as {
     hosts: string,
     opts: { sessionTimeout: number; spinDelay: number; retries: number },
   ): NzkClient;
-  ACL: { OPEN_ACL_UNSAFE: unknown[]; CREATOR_ALL_ACL: unknown[] };
+  ACL: { new (perms: number, id: unknown): NzkAcl; OPEN_ACL_UNSAFE: unknown[]; CREATOR_ALL_ACL: unknown[] };
+  Id: new (scheme: string, id: string) => unknown;
   CreateMode: Record<'PERSISTENT' | 'EPHEMERAL' | 'PERSISTENT_SEQUENTIAL' | 'EPHEMERAL_SEQUENTIAL', number>;
   Exception: Record<string, number>;
 };
@@ -240,6 +256,18 @@ function strictVersion(tx: NzkTransaction, version: number): void {
 
 // ---------------------------------------------------------------------------------------------
 
+function toLibAcl(acl: readonly AclEntry[]): unknown[] {
+  return acl.map((e) => new lib.ACL(e.perms & PERM.ALL, new lib.Id(e.scheme, e.id)));
+}
+
+function fromLibAcl(a: NzkAcl): AclEntry {
+  const scheme = a.id.scheme === 'world' ? 'world' : 'digest';
+  return { scheme, id: a.id.id, perms: a.permission };
+}
+
+/** How long the roles read from the root's ACL are trusted before being read again. */
+const ROLES_TTL_MS = 5000;
+
 function hexLong(b: Buffer | undefined): string {
   if (b === undefined || b.length !== 8) return '0';
   return b.readBigUInt64BE().toString(16);
@@ -292,6 +320,8 @@ export function mapZkError(
     [EXC.BAD_VERSION!]: ['ZK_BAD_VERSION', 'version mismatch (changed concurrently)'],
     [EXC.CONNECTION_LOSS!]: ['ZK_CONNECTION_LOSS', 'connection lost'],
     [EXC.SESSION_EXPIRED!]: ['ZK_SESSION_EXPIRED', 'session expired'],
+    [EXC.NO_AUTH!]: ['ZK_NO_AUTH', "not allowed by the node's ACL (check zookeeper.auth)"],
+    [EXC.INVALID_ACL!]: ['ZK_ERROR', 'invalid ACL'],
   };
   const [ecode, text] = table[code] ?? ['ZK_ERROR', zkCode];
   return new ZkmhaError(ecode, `zookeeper ${op} ${path}: ${text}`, { path, zkCode, ...extra });
@@ -329,7 +359,13 @@ export class Zk extends EventEmitter {
   private readonly watchdog: NodeJS.Timeout;
   private readonly watches = new Set<WatchState>();
   private readonly pastSessions = new Set<string>();
-  private readonly acls: unknown[];
+  /**
+   * With auth: a second digest identity whose password exists only in this process's memory, so
+   * the nodes it publishes for itself (acl.ts 'own') are writable by this process alone.
+   */
+  private readonly own: { readonly user: string; readonly password: string; readonly id: string } | null;
+  private readonly aclPaths: ZkPaths | null;
+  private roles: { readonly at: number; readonly roles: AclRoles | null } | null = null;
 
   private constructor(private readonly opts: ZkOptions) {
     super();
@@ -340,7 +376,15 @@ export class Zk extends EventEmitter {
     }
     this.log = opts.logger;
     this.requestedTimeoutMs = opts.sessionTimeoutMs;
-    this.acls = opts.auth ? lib.ACL.CREATOR_ALL_ACL : lib.ACL.OPEN_ACL_UNSAFE;
+    if (opts.auth) {
+      const user = `own-${randomBytes(6).toString('hex')}`;
+      const password = randomBytes(18).toString('base64');
+      this.own = { user, password, id: `${user}:${digestOf(user, password)}` };
+    } else this.own = null;
+    this.aclPaths = opts.aclRoot !== undefined ? new ZkPaths(opts.aclRoot) : null;
+    this.on('session', () => {
+      this.roles = null;
+    });
     this.client = this.newClient();
     const tick = Math.max(10, Math.floor(opts.sessionTimeoutMs / 15));
     this.watchdog = setInterval(() => this.checkLiveness(), tick);
@@ -409,6 +453,8 @@ export class Zk extends EventEmitter {
     client.on('state', (state) => this.onState(client, state.code));
     if (this.opts.auth) {
       client.addAuthInfo('digest', Buffer.from(`${this.opts.auth.user}:${this.opts.auth.password.reveal()}`));
+      if (this.own !== null)
+        client.addAuthInfo('digest', Buffer.from(`${this.own.user}:${this.own.password}`));
     }
     this.hadSession = false;
     this.lastSocket = undefined;
@@ -581,10 +627,76 @@ export class Zk extends EventEmitter {
 
   // --- plain operations --------------------------------------------------------------------------
 
+  // --- ACLs --------------------------------------------------------------------------------------
+
+  /** The digest identity (`user:digest`) of this process alone (see `own`); null without auth. */
+  get ownIdentity(): string | null {
+    return this.own?.id ?? null;
+  }
+
+  /** The roles recorded in the layout root's value (re-read every few seconds and on a new session). */
+  async aclRoles(): Promise<AclRoles | null> {
+    if (this.aclPaths === null) return null;
+    const cached = this.roles;
+    if (cached !== null && Date.now() - cached.at < ROLES_TTL_MS) return cached.roles;
+    try {
+      const root = await this.get(this.aclPaths.root);
+      const roles = rolesFromRoot(root.data, this.aclPaths.root);
+      this.roles = { at: Date.now(), roles };
+      return roles;
+    } catch (err) {
+      // No root yet (`mha init` is creating it), our credential may not read it, or a value we
+      // cannot trust: the creator-only ACL of our credential (never an open one).
+      this.roles = null;
+      if (err instanceof ZkmhaError && ['ZK_NO_NODE', 'ZK_NO_AUTH', 'BAD_RECORD'].includes(err.code)) {
+        if (err.code === 'BAD_RECORD') this.log.error({ err: err.message }, 'invalid layout root value');
+        return null;
+      }
+      throw err;
+    }
+  }
+
+  /** Forgets the roles read from the root (after `mha init --acl` changed them). */
+  refreshAclRoles(): void {
+    this.roles = null;
+  }
+
+  /** The library ACL objects for a node this session creates at `path`. */
+  private async createAcl(path: string): Promise<unknown[]> {
+    if (this.opts.auth === undefined) return lib.ACL.OPEN_ACL_UNSAFE;
+    const roles = await this.aclRoles();
+    if (roles === null) {
+      // No roles recorded (`mha init` without --acl): what the credential alone allows, nodes
+      // for that credential only (not CREATOR_ALL_ACL: that would also grant our own identity).
+      return toLibAcl([
+        { scheme: 'digest', id: digestId(this.opts.auth.user, this.opts.auth.password), perms: PERM.ALL },
+      ]);
+    }
+    return toLibAcl(aclFor(this.aclPaths!, path, roles, this.own?.id ?? null));
+  }
+
+  getAcl(path: string): Promise<{ readonly acl: AclEntry[]; readonly stat: Stat }> {
+    return this.call('getACL', path, (c, done) =>
+      c.getACL(path, (err, acls, stat) =>
+        done(err, err ? undefined : { acl: (acls ?? []).map(fromLibAcl), stat: toStat(stat) }),
+      ),
+    );
+  }
+
+  /** version -1 = unconditional (of the node's ACL version, stat.aversion). */
+  setAcl(path: string, acl: readonly AclEntry[], version = -1): Promise<Stat> {
+    return this.call<Stat>('setACL', path, (c, done) =>
+      c.setACL(path, toLibAcl(acl), version, (err, stat) => done(err, err ? undefined : toStat(stat))),
+    );
+  }
+
+  // --- plain operations --------------------------------------------------------------------------
+
   /** Returns the created path (with the sequence suffix for sequential modes). Throws ZK_NODE_EXISTS. */
-  create(path: string, data?: Buffer | null, mode: CreateMode = 'persistent'): Promise<string> {
+  async create(path: string, data?: Buffer | null, mode: CreateMode = 'persistent'): Promise<string> {
+    const acl = await this.createAcl(path);
     return this.call<string>('create', path, (c, done) =>
-      c.create(path, data ?? undefined, this.acls, MODES[mode], (err, created) => done(err, created)),
+      c.create(path, data ?? undefined, acl, MODES[mode], (err, created) => done(err, created)),
     );
   }
 
@@ -743,15 +855,16 @@ export class Zk extends EventEmitter {
   async multi(ops: readonly MultiOp[]): Promise<MultiResult[]> {
     if (ops.length === 0) return [];
     const first = ops[0]!.path;
+    const acls = await Promise.all(ops.map((op) => (op.op === 'create' ? this.createAcl(op.path) : null)));
     const raw = await this.call<{ type: number; err?: number; path?: string }[]>(
       'multi',
       first,
       (c, done) => {
         const tx = c.transaction();
-        for (const op of ops) {
+        for (const [i, op] of ops.entries()) {
           switch (op.op) {
             case 'create':
-              tx.create(op.path, op.data ?? undefined, this.acls, MODES[op.mode ?? 'persistent']);
+              tx.create(op.path, op.data ?? undefined, acls[i] ?? [], MODES[op.mode ?? 'persistent']);
               break;
             case 'set':
               tx.setData(op.path, op.data, op.version);

@@ -90,6 +90,55 @@ describe('mha config check', () => {
     });
   }
 
+  it("an admin config with zookeeper.acl: every role's credential file checked, the grants described", async () => {
+    fs.writeFileSync(path.join(dir, 'zk-server.pass'), 'zk-server-secret\n', { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, 'zk-router.pass'), 'zk-router-secret\n', { mode: 0o600 });
+    const acl = [
+      '  acl:',
+      '    server: { user: zkmha-server, passwordFile: zk-server.pass }',
+      '    router: { user: zkmha-router, passwordFile: zk-router.pass }',
+      `    client: { user: zkmha-client, digest: "${'A'.repeat(27)}=" }`,
+    ];
+    const good = write('acl.yaml', [...common.slice(0, 4), ...acl, ...common.slice(4)]);
+    const r = await runMha(['config', 'check', '--config', good]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /'mha init --acl' grants all rights to 'mha' and 'zkmha-server', read to 'zkmha-router' \(routers\) and 'zkmha-client' \(clients\)/,
+    );
+    assert.doesNotMatch(r.stdout, /secret/);
+    const open = write('acl-open.yaml', [
+      ...common.slice(0, 4),
+      '  acl:',
+      '    server: { user: zkmha-server, passwordFile: open.pass }',
+      '    router: { user: zkmha-router, passwordFile: missing.pass }',
+      '    client: { user: zkmha-client, passwordFile: zk-router.pass, digest: "x" }',
+      ...common.slice(4),
+    ]);
+    const b = await runMha(['config', 'check', '--config', open]);
+    assert.equal(b.code, 2);
+    const lines = b.stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 2, b.stderr);
+    assert.match(lines[0]!, /zookeeper\.acl\.client\.digest must be base64\(sha1\(user:password\)\)/);
+    assert.match(lines[1]!, /zookeeper\.acl\.client: give passwordFile or digest/);
+    const files = write('acl-files.yaml', [
+      ...common.slice(0, 4),
+      '  acl:',
+      '    server: { user: zkmha-server, passwordFile: open.pass }',
+      '    router: { user: zkmha-router, passwordFile: missing.pass }',
+      `    client: { user: zkmha-client, digest: "${'A'.repeat(27)}=" }`,
+      ...common.slice(4),
+    ]);
+    const f = await runMha(['config', 'check', '--config', files]);
+    assert.equal(f.code, 2);
+    assert.match(
+      f.stderr,
+      /zookeeper\.acl\.server\.passwordFile: '.*open\.pass' is readable by group or others/,
+    );
+    assert.match(f.stderr, /zookeeper\.acl\.router\.passwordFile: '.*missing\.pass' does not exist/);
+    assert.doesNotMatch(f.stderr, /secret/);
+  });
+
   it('--json gives the check as one JSON document (ok, problems, warnings, roles)', async () => {
     const file = write('json.yaml', [...common, ...sections().server!]);
     const r = await runMha(['config', 'check', '--json', '--config', file]);

@@ -237,7 +237,7 @@ describe('Zk client (standalone ZooKeeper)', () => {
     assert.equal((await authed.get('/t-secure')).data?.toString(), 'x');
     await assert.rejects(
       zk.get('/t-secure'),
-      (e) => isZkmhaError(e, 'ZK_ERROR') && (e as ZkmhaError).details?.zkCode === 'NO_AUTH',
+      (e) => isZkmhaError(e, 'ZK_NO_AUTH') && (e as ZkmhaError).details?.zkCode === 'NO_AUTH',
     );
     const sameUser = await connect({ auth: { user: 'mha', password: new Secret('s3cret') } });
     assert.equal((await sameUser.get('/t-secure')).data?.toString(), 'x');

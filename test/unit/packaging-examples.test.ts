@@ -31,6 +31,13 @@ describe('packaging/examples', () => {
       const raw = valid.raw;
       assert.equal(raw.zookeeper.hosts.split(',').length, 3);
       assert.ok(raw.zookeeper.auth?.passwordFile, 'ZooKeeper credential from a file');
+      // Each role its own ZooKeeper credential; the admin's names every role's for `mha init --acl`.
+      assert.equal(raw.zookeeper.auth?.user, `zkmha-${role ?? 'admin'}`);
+      assert.equal(
+        raw.zookeeper.acl !== undefined,
+        role === null,
+        `${file}: zookeeper.acl only for the admin`,
+      );
       // Only the role's own section: a file per role, as the systemd units use them.
       for (const section of ['server', 'client', 'router'] as const)
         assert.equal(raw[section] !== undefined, section === role, `${file}: ${section} section`);
