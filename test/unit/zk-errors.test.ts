@@ -15,7 +15,7 @@ describe('ZooKeeper error mapping', () => {
       ['CONNECTION_LOSS', 'ZK_CONNECTION_LOSS'],
       ['SESSION_EXPIRED', 'ZK_SESSION_EXPIRED'],
       ['NOT_EMPTY', 'ZK_ERROR'],
-      ['NO_AUTH', 'ZK_ERROR'],
+      ['NO_AUTH', 'ZK_NO_AUTH'],
     ];
     for (const [lib, code] of table) {
       const err = mapZkError(E.create(E[lib]!), 'set', '/mha/master/g1', { opIndex: 2 });
