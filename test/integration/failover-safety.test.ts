@@ -102,10 +102,8 @@ describe('failover with a replica that does not answer', () => {
           acked.filter((id) => !have.has(id)),
           [],
         );
-        const w = await c.startWriter();
-        await w.waitForAcks(5);
-        await w.stop();
-        assert.ok(w.acks.every((a) => a.node === r1));
+        // No write check here: under `required` the new master has no acknowledging replica while r2
+        // is hung, so its commits wait (by design) until r2 answers and is re-pointed.
       } finally {
         await c.instance(r2).resume();
       }
