@@ -22,6 +22,7 @@ import { checkConfigFile, renderConfigCheck } from './config-check';
 import { withContext } from './context';
 import { drain, undrain } from './drain';
 import { runGaleraAdd } from './galera-add';
+import { registerFailoverCommand } from './failover';
 import { readHistory, renderHistory } from './history';
 import { addHost, removeHost } from './hosts';
 import { initLayout } from './init';
@@ -50,6 +51,7 @@ const CONFIG = [
 const JSON_OPT = ['--json', 'machine-readable output'] as const;
 
 export function registerAdminCommands(program: Command): void {
+  registerFailoverCommand(program);
   program
     .command('init')
     .description('create the ZooKeeper root layout (idempotent)')

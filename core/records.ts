@@ -67,6 +67,18 @@ export const groupSettingsSchema = z
      * the failover goes on without (and the semi-sync policy decides what that means).
      */
     appendTimeoutMs: timerMs.default(3000),
+    /**
+     * How long the failover's choice waits for replicas that do not answer (issue 10 §2): with
+     * MariaDB semi-sync one replica's acknowledgement is enough, so a replica not heard from may
+     * be the only one holding an acknowledged commit. Past it the semi-sync policy decides
+     * (core/candidate-safety.ts).
+     */
+    replicaWaitMs: timerMs.default(2000),
+    /**
+     * A failover not finished this long after it began raises `failover-stuck` (and goes on
+     * trying); every step touching the candidate has its own, shorter deadline (issue 11 hole 1).
+     */
+    failoverTimeoutMs: timerMs.default(30_000),
     /** Semi-sync policy (core/semisync.ts); round 1's boolean still reads as on/off. */
     semiSync: z
       .union([z.enum(['off', 'on', 'required']), z.boolean()])
@@ -273,8 +285,36 @@ export const ALERT_KINDS = [
   'record-invalid',
   /** haproxy/ or master/ was rewritten from the last good state at a new epoch: what was found. */
   'record-repaired',
+  /**
+   * A failover that may not promote: replicas did not answer, so no candidate provably holds every
+   * acknowledged commit, and the group's semi-sync policy is `required` (core/candidate-safety.ts).
+   */
+  'failover-blocked',
+  /** A failover not finished within settings.failoverTimeoutMs (still trying). */
+  'failover-stuck',
 ] as const;
 export type AlertKind = (typeof ALERT_KINDS)[number];
+
+/**
+ * accept_loss/<group>: a person's one-shot decision (`mha failover <group> --accept-loss`) that
+ * the open failover of `epoch` may promote although some replicas did not answer, so that
+ * acknowledged transactions only they hold may be missing. The worker reads it under the lock when
+ * it decides, and deletes it in the failover's commit multi; one for another epoch is ignored.
+ */
+export const acceptLossSchema = z
+  .object({
+    v,
+    /** The epoch of the failover it applies to (task/<group>.epoch when it was given). */
+    epoch,
+    /** The task it was given for (informational: a re-created task of the same epoch still counts). */
+    taskId: z.string().max(128),
+    /** Who decided (user@host), and why. */
+    by: z.string().max(256),
+    reason: z.string().max(1024),
+    at: ts,
+  })
+  .strict();
+export type AcceptLossRecord = z.infer<typeof acceptLossSchema>;
 
 export const slaveDownSchema = z
   .object({ v, since: ts, reason: z.string().max(1024), drained: z.boolean().optional() })

@@ -26,7 +26,7 @@ export function createServerMetrics(zk: Zk, paths: ZkPaths): ServerMetrics {
   const registry = createRegistry('server');
   const failovers = new Counter({
     name: 'zkmha_server_failovers_total',
-    help: 'failovers run by this worker, by outcome (done, failed, no-candidate, lost)',
+    help: 'failovers run by this worker, by outcome (done, failed, no-candidate, blocked, lost)',
     labelNames: ['group', 'outcome'],
     registers: [registry],
   });

@@ -21,6 +21,7 @@ export const TOP_LEVEL = [
   'meta_router',
   'servers',
   'history',
+  'accept_loss',
 ] as const;
 export type TopLevel = (typeof TOP_LEVEL)[number];
 
@@ -106,6 +107,10 @@ export class ZkPaths {
   }
   server(serverId: string): string {
     return `${this.dir('servers')}/${id(serverId)}`;
+  }
+  /** accept_loss/<group>: an operator's one-shot "promote despite unanswered replicas" (core/records). */
+  acceptLoss(group: string): string {
+    return `${this.dir('accept_loss')}/${assertGroupName(group)}`;
   }
   historyDir(group: string): string {
     return `${this.dir('history')}/${assertGroupName(group)}`;

@@ -86,6 +86,7 @@ async function failOver(
       return;
     case 'failed':
     case 'no-candidate':
+    case 'blocked':
       g.retryFailoverAt = Date.now() + w.o.server.reconcileIntervalMs;
       w.schedule(g, g.retryFailoverAt);
       return;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { describeSafety, type CandidateSafety } from '../../core/candidate-safety';
 import type { Incident } from '../../core/op/journal';
 import { alertOps, type MasterChange } from '../../core/ops/commit';
 import type { MysqlErrorKind } from '../../core/mysql/connection';
@@ -47,6 +48,13 @@ const detailSchema = z
     repointed: z.array(z.string()).optional(),
     repointFailed: z.record(z.string()).optional(),
     lastError: z.object({ step: z.string(), message: z.string(), at: z.number() }).optional(),
+    /**
+     * Whether the candidate provably holds every acknowledged commit (core/candidate-safety.ts),
+     * as decided at the choice and, when that depended on the append, after it.
+     */
+    safety: z.record(z.unknown()).optional(),
+    /** Replicas a blocked failover's candidate caught up from: still "replicating from the old master's data". */
+    formerSources: z.array(z.string()).default([]),
     /** The old master's MySQL fencing is still to be done (in parallel with the choice). */
     fenceMysql: z.boolean().optional(),
     attempts: z.number().int().nonnegative().default(0),
@@ -79,6 +87,17 @@ export class CandidateRefused extends Error {
     override readonly cause: unknown,
   ) {
     super(cause instanceof Error ? cause.message : String(cause));
+  }
+}
+
+/**
+ * No candidate provably holds every acknowledged commit and the policy says not to promote
+ * (core/candidate-safety.ts 'blocked'): alert `failover-blocked`, choose again later.
+ */
+export class FailoverBlocked extends Error {
+  override readonly name = 'FailoverBlocked';
+  constructor(readonly safety: Extract<CandidateSafety, { kind: 'blocked' }>) {
+    super(describeSafety(safety));
   }
 }
 
@@ -136,6 +155,11 @@ export type FailureAction =
   /** No replica can be promoted now: the no-candidate alert; retried later. */
   | { readonly kind: 'no-candidate'; readonly why: string }
   /**
+   * The policy does not let it promote (replicas unanswered): the failover-blocked alert; the
+   * choice is made again later (with every replica asked again), from 'choose'.
+   */
+  | { readonly kind: 'blocked'; readonly safety: FailoverBlocked['safety'] }
+  /**
    * The candidate is gone and no route names it: exclude it and go back to 'choose'.
    * `fenceCandidate`: it was promoted already, so make it read-only should it answer.
    */
@@ -151,6 +175,7 @@ const BEFORE_ROUTE: readonly FailoverStep[] = ['drain', 'catchup', 'append', 'pr
 /** Pure: how the failover answers `err`, thrown by `step`. */
 export function classifyFailure(step: FailoverStep, err: unknown): FailureAction {
   if (err instanceof NoCandidate) return { kind: 'no-candidate', why: err.message };
+  if (err instanceof FailoverBlocked) return { kind: 'blocked', safety: err.safety };
   if (err instanceof CandidateRefused && BEFORE_ROUTE.includes(step))
     return { kind: 'rechoose', fenceCandidate: false };
   if (err instanceof CandidateNotCommittable) {
@@ -185,6 +210,8 @@ export interface CommitInput {
   /** Every step's record, the commit's own included. */
   readonly steps: HistoryRecord['steps'];
   readonly now: number;
+  /** accept_loss/<group> as read (any epoch): deleted with the commit, so it is used once. */
+  readonly acceptLoss?: { readonly version: number } | null;
 }
 
 /**
@@ -204,6 +231,7 @@ export function failoverCommit(c: CommitInput): MasterChange {
   const read = (detail.repointed ?? []).filter((n) => !drained.has(n));
   const prevAlert = alertOf(view, FAILOVER_ALERT);
   const old = member(view, oldMaster);
+  const safety = detail.safety as CandidateSafety | undefined;
   return {
     group: view.group,
     newMaster: candidate,
@@ -218,8 +246,11 @@ export function failoverCommit(c: CommitInput): MasterChange {
       startedAt: task.startedAt,
       endedAt: now,
       steps: c.steps,
+      ...(safety?.kind === 'risk' ? { lostTransactions: describeSafety(safety) } : {}),
       detail: {
         how: detail.how,
+        /** Which rule of core/candidate-safety.ts let it promote (issue 10 §2). */
+        safety: safety !== undefined ? { ...safety, summary: describeSafety(safety) } : null,
         detectedAt: detail.detectedAt,
         choice: detail.choiceReason,
         catchUpFrom: detail.catchUpFrom ?? null,
@@ -252,22 +283,29 @@ export function failoverCommit(c: CommitInput): MasterChange {
         }
       : {}),
     taskVersion: c.task.version,
-    extraOps: alertOps(
-      c.paths,
-      view.group,
-      FAILOVER_ALERT,
-      {
-        kind: FAILOVER_ALERT,
-        at: now,
-        detail: {
-          epoch,
-          from: oldMaster,
-          to: candidate,
-          ack: 'delete this alert (mha alerts --clear) to allow another automatic failover within the block period',
+    extraOps: [
+      ...alertOps(
+        c.paths,
+        view.group,
+        FAILOVER_ALERT,
+        {
+          kind: FAILOVER_ALERT,
+          at: now,
+          detail: {
+            epoch,
+            from: oldMaster,
+            to: candidate,
+            ack: 'delete this alert (mha alerts --clear) to allow another automatic failover within the block period',
+          },
         },
-      },
-      prevAlert?.version ?? null,
-    ).concat(repointFailedOps(c, candidate, epoch)),
+        prevAlert?.version ?? null,
+      ),
+      ...repointFailedOps(c, candidate, epoch),
+      // One-shot: whichever epoch it named, it is spent (a stale one must not promote a later failover).
+      ...(c.acceptLoss != null
+        ? [{ op: 'delete' as const, path: c.paths.acceptLoss(view.group), version: c.acceptLoss.version }]
+        : []),
+    ],
     now,
   };
 }
@@ -346,5 +384,50 @@ export function noCandidateIncident(task: TaskRecord, detail: FailoverDetail, wh
       detail: { reason: 'no-candidate', why },
     }),
     same: (prev) => prev.record.detail.epoch === epoch && prev.record.detail.why === why,
+  };
+}
+
+/**
+ * `watch_down/<group>__failover-blocked` + a failover-blocked history event, once per epoch and
+ * set of unanswered replicas: it names them and says how a person may decide instead.
+ */
+export function blockedIncident(
+  task: TaskRecord,
+  detail: FailoverDetail,
+  safety: FailoverBlocked['safety'],
+  group: string,
+): Incident {
+  const epoch = task.epoch!;
+  const unanswered = safety.unanswered.map((u) => u.node);
+  const key = [...unanswered].sort().join(',');
+  const note =
+    `no replica provably holds every acknowledged transaction: ${unanswered.join(', ')} did not answer ` +
+    `(semi-sync policy required). The failover keeps asking; to promote anyway, accepting that ` +
+    `transactions acknowledged only by them may be lost: mha failover ${group} --accept-loss`;
+  return {
+    alert: 'failover-blocked',
+    kind: 'failover-blocked',
+    detail: {
+      epoch,
+      oldMaster: task.oldMaster,
+      rule: safety.rule,
+      unanswered,
+      errors: safety.unanswered,
+      note,
+    },
+    history: (now) => ({
+      kind: 'failover-blocked',
+      from: task.oldMaster,
+      to: null,
+      epoch,
+      startedAt: task.startedAt,
+      endedAt: now,
+      steps: detail.steps,
+      detail: { reason: 'replicas-unanswered', rule: safety.rule, unanswered, errors: safety.unanswered },
+    }),
+    same: (prev) =>
+      prev.record.detail.epoch === epoch &&
+      Array.isArray(prev.record.detail.unanswered) &&
+      [...(prev.record.detail.unanswered as string[])].sort().join(',') === key,
   };
 }

@@ -15,6 +15,7 @@ import type { ZkPaths } from '../../core/zk/paths';
 import type { DeadHow } from '../detect';
 import {
   FAILOVER_STEPS,
+  blockedIncident,
   classifyFailure,
   failedIncident,
   fencingRead,
@@ -56,6 +57,8 @@ export type FailoverOutcome =
   | { readonly kind: 'failed'; readonly step: FailoverStep; readonly error: string }
   /** No replica can be promoted right now (alert written); retried later. */
   | { readonly kind: 'no-candidate'; readonly detail: string }
+  /** The semi-sync policy forbids promoting with replicas unanswered (failover-blocked alert); retried later. */
+  | { readonly kind: 'blocked'; readonly detail: string }
   /** The lock or the task went away under us: another worker carries on. */
   | { readonly kind: 'lost'; readonly why: string };
 
@@ -143,6 +146,8 @@ export async function handleFailure(
   switch (action.kind) {
     case 'no-candidate':
       return noCandidate(f, action.why);
+    case 'blocked':
+      return blocked(f, action.safety, errorMessage(err));
     case 'rechoose': {
       const candidate = journal.task.candidate!;
       // It was promoted: should it come back writable, make it read-only if it answers at once
@@ -217,6 +222,50 @@ async function noCandidate(f: FailureContext, why: string): Promise<FailoverOutc
     f.log.warn({ err: errorMessage(e) }, 'could not record the no-candidate alert');
   }
   return { kind: 'no-candidate', detail: why };
+}
+
+/**
+ * Blocked by the semi-sync policy (replicas unanswered, no append): back to 'choose' — when it
+ * comes again every replica is asked again, and a replica that answers may be the one to promote
+ * — then the failover-blocked alert naming them, once per epoch and set of replicas.
+ */
+async function blocked(
+  f: FailureContext,
+  safety: Parameters<typeof blockedIncident>[2],
+  why: string,
+): Promise<FailoverOutcome> {
+  const { journal, log } = f;
+  log.error({ unanswered: safety.unanswered }, why);
+  const detail = parseDetail(journal.task);
+  if (journal.task.candidate !== null || journal.task.step !== 'choose') {
+    // The candidate may have caught up from a source: it still counts as the old master's data.
+    const source = detail.catchUpFrom?.node;
+    try {
+      await journal.save({
+        step: 'choose',
+        candidate: null,
+        detail: {
+          ...detail,
+          catchUpFrom: null,
+          safety: undefined,
+          formerSources: [...detail.formerSources, ...(source !== undefined ? [source] : [])],
+        },
+      });
+    } catch (e) {
+      if (e instanceof LostLock) return { kind: 'lost', why: e.message };
+      log.warn({ err: errorMessage(e) }, 'could not record the blocked failover');
+    }
+  }
+  try {
+    await recordIncident(
+      f.store,
+      journal.group,
+      blockedIncident(journal.task, parseDetail(journal.task), safety, journal.group),
+    );
+  } catch (e) {
+    log.warn({ err: errorMessage(e) }, 'could not record the failover-blocked alert');
+  }
+  return { kind: 'blocked', detail: why };
 }
 
 /** Runs (or resumes) the failover recorded in `task` while `lock` is held. */

@@ -1,4 +1,11 @@
 import { chooseCandidate } from '../../core/candidate';
+import {
+  candidateSafety,
+  describeSafety,
+  mustAnswer,
+  type CandidateSafety,
+  type OldMasterBinlog,
+} from '../../core/candidate-safety';
 import type { Config } from '../../core/config';
 import { ZkmhaError, errorMessage, isZkmhaError } from '../../core/errors';
 import type { Logger } from '../../core/log';
@@ -9,7 +16,7 @@ import type { StepList, StepResult } from '../../core/op/runner';
 import type { OpStore } from '../../core/op/store';
 import { commitMasterChange, writeFencingRoute } from '../../core/ops/commit';
 import type { NodeConnections } from '../../core/ops/connections';
-import { readGtidPositions } from '../../core/ops/positions';
+import { askPositions, readGtidPositions } from '../../core/ops/positions';
 import { serialized, type DrainProgress } from '../../core/ops/drain';
 import {
   catchUpFrom,
@@ -21,15 +28,21 @@ import {
   type ReplicationCredentials,
   type RepointResult,
 } from '../../core/ops/promote';
-import type { HistoryRecord } from '../../core/records';
+import {
+  acceptLossSchema,
+  decodeRecord,
+  type AcceptLossRecord,
+  type HistoryRecord,
+} from '../../core/records';
 import { promoteSemiSync } from '../../core/semisync';
 import { appendFromOldMaster, describeAppend } from './append';
 import { withTimeout } from '../../core/timeout';
-import type { GroupView } from '../../core/view';
+import { member, type GroupView } from '../../core/view';
 import {
   CandidateNotCommittable,
   CandidateRefused,
   FAILOVER_STEPS,
+  FailoverBlocked,
   NoCandidate,
   commitGate,
   failoverCommit,
@@ -170,27 +183,78 @@ async function fence(ctx: FailoverContext): Promise<Result> {
   return { next: 'choose' };
 }
 
+/**
+ * accept_loss/<group> (`mha failover <group> --accept-loss`): the record when it names this
+ * failover's epoch; a stale or invalid one is never acted on (the commit deletes any).
+ */
+async function acceptLossOf(ctx: FailoverContext): Promise<AcceptLossRecord | null> {
+  const path = ctx.store.paths.acceptLoss(ctx.group);
+  const nd = await ctx.store.getOrNull(path);
+  if (nd === null) return null;
+  try {
+    const rec = decodeRecord(acceptLossSchema, nd.data, path);
+    if (rec.epoch === ctx.epoch) return rec;
+    ctx.log.warn({ requestEpoch: rec.epoch }, 'ignoring accept_loss/ given for another failover');
+  } catch (err) {
+    ctx.log.warn({ err: errorMessage(err) }, 'ignoring invalid accept_loss/');
+  }
+  return null;
+}
+
+/** What the old master's binlog can still give, before the append step. */
+function oldMasterBinlog(view: GroupView, oldMaster: string): OldMasterBinlog {
+  return member(view, oldMaster)?.agent?.mysqldDown === true ? 'reachable' : 'unreachable';
+}
+
+/**
+ * Issue 10 §2: the choice asks every replica that may hold an acknowledged commit and waits up
+ * to settings.replicaWaitMs for those that do not answer; core/candidate-safety.ts then says
+ * whether promoting is provably safe, pending the append, allowed at a recorded risk, or blocked.
+ */
 async function choose(ctx: FailoverContext): Promise<Result> {
   const view = await viewOf(ctx, false);
   if (ctx.journal.task.candidate !== null) return { next: 'drain' };
   const detail = detailOf(ctx);
   const { oldMaster } = ctx;
-  const nodes = view.members.map((m) => m.node).filter((n) => n !== oldMaster);
-  const [{ positions }] = await Promise.all([
-    readGtidPositions(ctx.conns, ctx.flavor, nodes, Math.max(1000, ctx.cfg.mysql.connectTimeoutMs * 2)),
+  const { settings } = view.meta;
+  const perAskMs = Math.max(1000, ctx.cfg.mysql.connectTimeoutMs * 2);
+  const must = mustAnswer(view.members, oldMaster);
+  // Old masters awaiting rejoin acknowledged nothing of this master: asked once, never waited for.
+  const rest = view.members.map((m) => m.node).filter((n) => n !== oldMaster && !must.includes(n));
+  const [asked, others] = await Promise.all([
+    askPositions(ctx.conns, ctx.flavor, must, { perAskMs, waitMs: settings.replicaWaitMs }),
+    readGtidPositions(ctx.conns, ctx.flavor, rest, perAskMs),
     detail.fenceMysql === true ? fenceOldMasterMysql(ctx) : Promise.resolve(),
   ]);
+  const positions = new Map([...asked.positions, ...others.positions]);
+  const safety = candidateSafety({
+    policy: settings.semiSync,
+    unanswered: asked.unanswered,
+    oldMasterBinlog: oldMasterBinlog(view, oldMaster),
+    acceptLoss: asked.unanswered.length > 0 ? await acceptLossOf(ctx) : null,
+  });
+  if (asked.unanswered.length > 0)
+    ctx.log.warn(
+      { unanswered: asked.unanswered, waitedMs: asked.ms, rule: safety.rule },
+      describeSafety(safety),
+    );
+  if (safety.kind === 'blocked') throw new FailoverBlocked(safety);
   const choice = chooseCandidate(view, positions, {
     oldMaster,
     exclude: detail.excluded,
-    acceptedMasters: [oldMaster, ...detail.excluded],
+    acceptedMasters: [oldMaster, ...detail.excluded, ...detail.formerSources],
   });
   if (choice.kind === 'none') throw new NoCandidate(`${choice.reason}: ${choice.detail}`);
-  ctx.log.info({ candidate: choice.node, reason: choice.reason }, 'candidate chosen');
+  ctx.log.info({ candidate: choice.node, reason: choice.reason, rule: safety.rule }, 'candidate chosen');
   return {
     next: 'drain',
     task: { candidate: choice.node },
-    detail: { fenceMysql: false, choiceReason: choice.reason, catchUpFrom: choice.catchUpFrom },
+    detail: {
+      fenceMysql: false,
+      choiceReason: choice.reason,
+      catchUpFrom: choice.catchUpFrom,
+      safety,
+    },
   };
 }
 
@@ -273,7 +337,24 @@ async function append(ctx: FailoverContext): Promise<Result> {
   const view = await viewOf(ctx, false);
   const appended = await appendFromOldMaster(ctx, view, candidateOf(ctx));
   ctx.log.info({ append: appended }, describeAppend(appended));
-  return { next: 'promote', detail: { appended: { ...appended, summary: describeAppend(appended) } } };
+  const appendDetail = { appended: { ...appended, summary: describeAppend(appended) } };
+  // The choice left it to the append (replicas unanswered, the old master's agent alive): decide now.
+  let safety = detailOf(ctx).safety as CandidateSafety | undefined;
+  if (safety?.kind === 'pending') {
+    const done = appended.kind === 'answered' && appended.state === 'done';
+    safety = candidateSafety({
+      policy: view.meta.settings.semiSync,
+      unanswered: safety.unanswered,
+      oldMasterBinlog: done ? 'appended' : 'append-failed',
+      acceptLoss: done ? null : await acceptLossOf(ctx),
+    });
+    ctx.log.warn({ rule: safety.rule }, describeSafety(safety));
+    if (safety.kind === 'blocked') {
+      await ctx.journal.save({ detail: { ...ctx.journal.task.detail, ...appendDetail } });
+      throw new FailoverBlocked(safety);
+    }
+  }
+  return { next: 'promote', detail: { ...appendDetail, ...(safety !== undefined ? { safety } : {}) } };
 }
 
 async function promote(ctx: FailoverContext): Promise<Result> {
@@ -348,6 +429,7 @@ export async function commitFailover(
       );
     const detail = detailOf(ctx);
     const steps = [...detail.steps, { name: 'commit', ms: msSince(startedAt), ok: true }];
+    const acceptLoss = await ctx.store.getOrNull(ctx.store.paths.acceptLoss(group));
     try {
       await commitMasterChange(
         ctx.store,
@@ -361,6 +443,7 @@ export async function commitFailover(
           workerId: ctx.workerId,
           steps,
           now: Date.now(),
+          acceptLoss: acceptLoss !== null ? { version: acceptLoss.stat.version } : null,
         }),
       );
       return steps;

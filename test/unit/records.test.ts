@@ -107,7 +107,7 @@ describe('names and paths', () => {
     assert.throws(() => p.master('../x'), /invalid group name/);
     assert.throws(() => p.online('x/y:1'), /invalid node/);
     assert.throws(() => new ZkPaths('mha'), /absolute znode path/);
-    assert.equal(p.allDirs().length, 16);
+    assert.equal(p.allDirs().length, 17);
   });
 
   it('splits watch_down names into group and kind', () => {

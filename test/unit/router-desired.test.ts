@@ -40,6 +40,8 @@ const meta = (name: string, members: string[], writePort = 13306, readPort = 133
       drainTimeoutMs: 5000,
       drainMaxMs: 600_000,
       appendTimeoutMs: 3000,
+      replicaWaitMs: 2000,
+      failoverTimeoutMs: 30_000,
       semiSync: 'off',
       semiSyncTimeoutMs: 1000,
       autoRejoin: false,

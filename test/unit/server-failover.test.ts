@@ -4,6 +4,7 @@ import pino from 'pino';
 import { Journal, LostLock } from '../../core/op/journal';
 import { MemoryStore } from '../../core/op/memory-store';
 import {
+  acceptLossSchema,
   encodeRecord,
   haproxySchema,
   masterSchema,
@@ -22,13 +23,14 @@ import { handleFailure } from '../../server/failover';
 import {
   CandidateNotCommittable,
   CandidateRefused,
+  FailoverBlocked,
   NoCandidate,
   classifyFailure,
   type FailoverStep,
   type FailureAction,
 } from '../../server/failover/plan';
 import { commitFailover, type FailoverContext } from '../../server/failover/steps';
-import { A, B, M } from './server-fixtures';
+import { A, B, C, M } from './server-fixtures';
 
 /**
  * The failover's error classification (by type) and, on the in-memory store, what its commit
@@ -40,6 +42,12 @@ const G = 'g1';
 const log = pino({ level: 'silent' });
 const refused = Object.assign(new Error(`mysql connect ${A}: connect ECONNREFUSED`), {
   code: 'ECONNREFUSED',
+});
+
+const blockedErr = new FailoverBlocked({
+  kind: 'blocked',
+  rule: 'semi-sync-required-blocks',
+  unanswered: [{ node: B, error: 'timed out' }],
 });
 
 describe('classifyFailure: what a step error means, by its type', () => {
@@ -92,6 +100,12 @@ describe('classifyFailure: what a step error means, by its type', () => {
     ['a read-only candidate before the commit is promoted again', 'commit', readOnly, { kind: 'repromote' }],
     ['a candidate that cannot be checked is retried', 'commit', unsure, { kind: 'retry' }],
     ['any other error is retried', 'drain', new Error('drain timed out'), { kind: 'retry' }],
+    [
+      'the semi-sync policy forbids promoting with replicas unanswered',
+      'choose',
+      blockedErr,
+      { kind: 'blocked', safety: blockedErr.safety },
+    ],
   ];
   for (const [what, step, err, want] of rows)
     it(what, () => assert.deepEqual(classifyFailure(step, err), want));
@@ -213,6 +227,40 @@ describe('the failover commit on the in-memory store', () => {
       ['confirm', 'commit'],
     );
     assert.deepEqual(steps, h?.steps);
+  });
+
+  it('an accepted loss: the history says which rule applied, what may be missing, and the one-shot request is spent', async () => {
+    const safety = {
+      kind: 'risk',
+      rule: 'operator-accepted-loss',
+      missingFrom: [B],
+      acceptedBy: 'alice@ops',
+    };
+    const t = failoverTask({ detail: { ...failoverTask().detail, safety } });
+    const { store, journal } = await group(t);
+    await put(
+      store,
+      paths.acceptLoss(G),
+      encodeRecord(
+        acceptLossSchema,
+        { v: 1, epoch: 2, taskId: t.id, by: 'alice@ops', reason: 'B is gone', at: 1 },
+        'al',
+      ),
+    );
+    await commitFailover(commitContext(store, journal), performance.now());
+    const [h] = histories(store);
+    assert.equal((h?.detail.safety as { rule: string }).rule, 'operator-accepted-loss');
+    assert.match(h?.lostTransactions ?? '', new RegExp(`only by ${B}.*accepted by alice@ops`));
+    assert.equal(store.json(paths.acceptLoss(G)), undefined, 'accept_loss/ is deleted with the commit');
+  });
+
+  it('a safe choice: the rule is recorded, nothing is said to be lost', async () => {
+    const safety = { kind: 'safe', rule: 'all-replicas-answered' };
+    const { store, journal } = await group(failoverTask({ detail: { ...failoverTask().detail, safety } }));
+    await commitFailover(commitContext(store, journal), performance.now());
+    const [h] = histories(store);
+    assert.equal((h?.detail.safety as { rule: string }).rule, 'all-replicas-answered');
+    assert.equal(h?.lostTransactions, undefined);
   });
 
   it('leaves a drained replica out of the read pool', async () => {
@@ -358,6 +406,36 @@ describe('a failed step on the in-memory store', () => {
       [['failover-blocked', null]],
     );
     assert.equal(task(store).detail.attempts, 0);
+  });
+
+  it('blocked at the choice: the failover-blocked alert names the unanswered replicas and the way out, once per epoch and set', async () => {
+    const { store, journal } = await group(failoverTask({ step: 'choose', candidate: null }));
+    const out = await handleFailure(failure(store, journal), 'choose', blockedErr);
+    assert.equal(out.kind, 'blocked');
+    await handleFailure(failure(store, await again(store)), 'choose', blockedErr);
+    const a = alert(store, 'failover-blocked')!;
+    assert.deepEqual(a.detail.unanswered, [B]);
+    assert.equal(a.detail.rule, 'semi-sync-required-blocks');
+    assert.match(String(a.detail.note), /mha failover g1 --accept-loss/);
+    assert.deepEqual(
+      histories(store).map((h) => [h.kind, h.detail.reason]),
+      [['failover-blocked', 'replicas-unanswered']],
+    );
+    assert.equal(task(store).step, 'choose');
+  });
+
+  it('blocked after the append (it failed): back to choose without the candidate, its catch-up source remembered', async () => {
+    const t = failoverTask({
+      step: 'append',
+      detail: { ...failoverTask().detail, catchUpFrom: { node: C, received: '0-1-9' } },
+    });
+    const { store, journal } = await group(t);
+    const out = await handleFailure(failure(store, journal), 'append', blockedErr);
+    assert.equal(out.kind, 'blocked');
+    const rec = task(store);
+    assert.deepEqual([rec.step, rec.candidate, rec.detail.catchUpFrom], ['choose', null, null]);
+    assert.deepEqual(rec.detail.formerSources, [C]);
+    assert.deepEqual(rec.detail.excluded, [], 'not excluded: it did nothing wrong');
   });
 
   it('a lost lock: nothing is re-chosen and the task is not written, only the alert', async () => {
