@@ -14,6 +14,7 @@ import {
   metaHostSchema,
   taskSchema,
   type HistoryRecord,
+  type MetaGroup,
   type TaskRecord,
 } from '../core/records';
 import { Journal } from '../core/op/journal';
@@ -307,38 +308,34 @@ export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResul
   });
 }
 
-/** One multi: group, hosts, master (epoch 1), route (epoch 1), history, and the task deleted. */
-async function commitAdd(
-  ctx: CliContext,
-  input: AddInput,
-  plan: Extract<AddPlan, { kind: 'ok' }>,
-  settings: ReturnType<typeof groupSettingsSchema.parse>,
-  steps: readonly { name: string; ms: number; ok: boolean }[],
-  startedAt: number,
-  taskVersion: number,
-): Promise<void> {
+/** What registers a group (both flavors): meta_group, meta_host per node, master/ and haproxy/ at epoch 1, a history event. */
+export interface Registration {
+  readonly group: string;
+  readonly meta: Pick<MetaGroup, 'flavor' | 'writePort' | 'readPort' | 'settings'> & {
+    readonly members: readonly string[];
+  };
+  readonly writer: string;
+  readonly readers: readonly string[];
+  /** master/<group>.reason */
+  readonly reason: string;
+  readonly history: Pick<HistoryRecord, 'startedAt' | 'steps' | 'detail'>;
+}
+
+export async function registrationOps(ctx: CliContext, r: Registration): Promise<MultiOp[]> {
   const { zk, paths } = ctx;
   const now = Date.now();
-  const g = input.group;
+  const g = r.group;
   const ops: MultiOp[] = [
     {
       op: 'create',
       path: paths.metaGroup(g),
       data: encodeRecord(
         metaGroupSchema,
-        {
-          v: 1,
-          name: g,
-          flavor: input.flavor,
-          writePort: input.writePort,
-          readPort: input.readPort,
-          members: [...input.nodes],
-          settings,
-        },
+        { v: 1, name: g, ...r.meta, members: [...r.meta.members] },
         paths.metaGroup(g),
       ),
     },
-    ...input.nodes.map((n): MultiOp => {
+    ...r.meta.members.map((n): MultiOp => {
       const { host, port } = parseNode(n);
       return {
         op: 'create',
@@ -351,7 +348,7 @@ async function commitAdd(
       path: paths.master(g),
       data: encodeRecord(
         masterSchema,
-        { v: 1, node: plan.master, epoch: 1, since: now, reason: `mha add (${plan.why || 'chosen'})` },
+        { v: 1, node: r.writer, epoch: 1, since: now, reason: r.reason },
         paths.master(g),
       ),
     },
@@ -360,7 +357,7 @@ async function commitAdd(
       path: paths.haproxy(g),
       data: encodeRecord(
         haproxySchema,
-        { v: 1, epoch: 1, write: plan.master, read: [...plan.replicas] },
+        { v: 1, epoch: 1, write: r.writer, read: [...r.readers] },
         paths.haproxy(g),
       ),
     },
@@ -370,12 +367,11 @@ async function commitAdd(
     v: 1,
     kind: 'add',
     from: null,
-    to: plan.master,
+    to: r.writer,
     epoch: 1,
-    startedAt,
     endedAt: now,
-    steps: [...steps],
-    detail: { replicas: plan.replicas },
+    ...r.history,
+    steps: [...r.history.steps],
   };
   ops.push({
     op: 'create',
@@ -383,6 +379,33 @@ async function commitAdd(
     data: encodeRecord(historySchema, event, paths.historyPrefix(g)),
     mode: 'persistent_sequential',
   });
-  ops.push({ op: 'delete', path: paths.task(g), version: taskVersion });
-  await zk.multi(ops);
+  return ops;
+}
+
+/** One multi: the registration and the task deleted. */
+async function commitAdd(
+  ctx: CliContext,
+  input: AddInput,
+  plan: Extract<AddPlan, { kind: 'ok' }>,
+  settings: ReturnType<typeof groupSettingsSchema.parse>,
+  steps: readonly { name: string; ms: number; ok: boolean }[],
+  startedAt: number,
+  taskVersion: number,
+): Promise<void> {
+  const ops = await registrationOps(ctx, {
+    group: input.group,
+    meta: {
+      flavor: input.flavor,
+      writePort: input.writePort,
+      readPort: input.readPort,
+      members: input.nodes,
+      settings,
+    },
+    writer: plan.master,
+    readers: plan.replicas,
+    reason: `mha add (${plan.why || 'chosen'})`,
+    history: { startedAt, steps: [...steps], detail: { replicas: plan.replicas } },
+  });
+  ops.push({ op: 'delete', path: ctx.paths.task(input.group), version: taskVersion });
+  await ctx.zk.multi(ops);
 }

@@ -1,20 +1,10 @@
 import type { GaleraState } from '../core/mysql/galera';
 import { galera } from '../core/mysql';
-import { parseNode } from '../core/names';
 import { readStates, withNodes } from '../core/ops/admin';
-import {
-  encodeRecord,
-  groupSettingsSchema,
-  haproxySchema,
-  historySchema,
-  masterSchema,
-  metaGroupSchema,
-  metaHostSchema,
-} from '../core/records';
-import type { MultiOp } from '../core/zk/client';
+import { groupSettingsSchema } from '../core/records';
 import { initLayout } from './init';
 import type { CliContext } from './context';
-import { checkZooKeeper, type AddResult } from './add';
+import { checkZooKeeper, registrationOps, type AddResult } from './add';
 import { refuse, step } from './output';
 
 /**
@@ -82,7 +72,7 @@ export function planGaleraAdd(
 }
 
 export async function runGaleraAdd(ctx: CliContext, input: GaleraAddInput): Promise<AddResult> {
-  const { zk, paths, cfg } = ctx;
+  const { cfg } = ctx;
   await step('check zookeeper', () => checkZooKeeper(ctx, input));
   const startedAt = Date.now();
   const states = await withNodes(cfg, input.nodes, (conns) => readStates(galera, conns));
@@ -90,78 +80,28 @@ export async function runGaleraAdd(ctx: CliContext, input: GaleraAddInput): Prom
   if (plan.kind === 'refuse') throw refuse('check nodes', plan.reason);
 
   await step('prepare zookeeper', () => initLayout(ctx));
-  const g = input.group;
-  const now = Date.now();
-  const ops: MultiOp[] = [
-    {
-      op: 'create',
-      path: paths.metaGroup(g),
-      data: encodeRecord(
-        metaGroupSchema,
-        {
-          v: 1,
-          name: g,
-          flavor: 'galera',
-          writePort: input.writePort,
-          readPort: input.readPort,
-          members: [...input.nodes],
-          settings: groupSettingsSchema.parse({}),
-        },
-        paths.metaGroup(g),
-      ),
+  const ops = await registrationOps(ctx, {
+    group: input.group,
+    meta: {
+      flavor: 'galera',
+      writePort: input.writePort,
+      readPort: input.readPort,
+      members: input.nodes,
+      settings: groupSettingsSchema.parse({}),
     },
-    ...input.nodes.map((n): MultiOp => {
-      const { host, port } = parseNode(n);
-      return {
-        op: 'create',
-        path: paths.metaHost(n),
-        data: encodeRecord(metaHostSchema, { v: 1, group: g, host, port, priority: 1 }, paths.metaHost(n)),
-      };
-    }),
-    {
-      op: 'create',
-      path: paths.master(g),
-      data: encodeRecord(
-        masterSchema,
-        { v: 1, node: plan.writer, epoch: 1, since: now, reason: `mha add --flavor galera (${plan.why})` },
-        paths.master(g),
-      ),
-    },
-    {
-      op: 'create',
-      path: paths.haproxy(g),
-      data: encodeRecord(
-        haproxySchema,
-        { v: 1, epoch: 1, write: plan.writer, read: [...plan.readers] },
-        paths.haproxy(g),
-      ),
-    },
-  ];
-  if ((await zk.exists(paths.historyDir(g))) === null) ops.push({ op: 'create', path: paths.historyDir(g) });
-  ops.push({
-    op: 'create',
-    path: paths.historyPrefix(g),
-    mode: 'persistent_sequential',
-    data: encodeRecord(
-      historySchema,
-      {
-        v: 1,
-        kind: 'add',
-        from: null,
-        to: plan.writer,
-        epoch: 1,
-        startedAt,
-        endedAt: now,
-        steps: [],
-        detail: {
-          flavor: 'galera',
-          readers: plan.readers,
-          stateUuid: states.get(plan.writer)!.galera!.clusterStateUuid,
-        },
+    writer: plan.writer,
+    readers: plan.readers,
+    reason: `mha add --flavor galera (${plan.why})`,
+    history: {
+      startedAt,
+      steps: [],
+      detail: {
+        flavor: 'galera',
+        readers: plan.readers,
+        stateUuid: states.get(plan.writer)!.galera!.clusterStateUuid,
       },
-      paths.historyPrefix(g),
-    ),
+    },
   });
-  await step('commit', () => zk.multi(ops));
-  return { group: g, master: plan.writer, replicas: plan.readers, why: plan.why };
+  await step('commit', () => ctx.zk.multi(ops));
+  return { group: input.group, master: plan.writer, replicas: plan.readers, why: plan.why };
 }
