@@ -366,6 +366,24 @@ export function failedIncident(
   };
 }
 
+/** A failover-blocked history event: the failover did not promote, and why. */
+function blockedHistory(
+  task: TaskRecord,
+  detail: FailoverDetail,
+  why: Record<string, unknown>,
+): Incident['history'] {
+  return (now) => ({
+    kind: 'failover-blocked',
+    from: task.oldMaster,
+    to: null,
+    epoch: task.epoch!,
+    startedAt: task.startedAt,
+    endedAt: now,
+    steps: detail.steps,
+    detail: why,
+  });
+}
+
 /** `watch_down/<group>__no-candidate` + a failover-blocked history event, once per epoch and reason. */
 export function noCandidateIncident(task: TaskRecord, detail: FailoverDetail, why: string): Incident {
   const epoch = task.epoch!;
@@ -373,16 +391,7 @@ export function noCandidateIncident(task: TaskRecord, detail: FailoverDetail, wh
     alert: 'no-candidate',
     kind: 'no-candidate',
     detail: { epoch, oldMaster: task.oldMaster, why },
-    history: (now) => ({
-      kind: 'failover-blocked',
-      from: task.oldMaster,
-      to: null,
-      epoch,
-      startedAt: task.startedAt,
-      endedAt: now,
-      steps: detail.steps,
-      detail: { reason: 'no-candidate', why },
-    }),
+    history: blockedHistory(task, detail, { reason: 'no-candidate', why }),
     same: (prev) => prev.record.detail.epoch === epoch && prev.record.detail.why === why,
   };
 }
@@ -415,15 +424,11 @@ export function blockedIncident(
       errors: safety.unanswered,
       note,
     },
-    history: (now) => ({
-      kind: 'failover-blocked',
-      from: task.oldMaster,
-      to: null,
-      epoch,
-      startedAt: task.startedAt,
-      endedAt: now,
-      steps: detail.steps,
-      detail: { reason: 'replicas-unanswered', rule: safety.rule, unanswered, errors: safety.unanswered },
+    history: blockedHistory(task, detail, {
+      reason: 'replicas-unanswered',
+      rule: safety.rule,
+      unanswered,
+      errors: safety.unanswered,
     }),
     same: (prev) =>
       prev.record.detail.epoch === epoch &&
