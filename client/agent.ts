@@ -41,6 +41,7 @@ import {
   liveStatusAt,
   onlineAction,
   reportsMysqldDown,
+  unansweredMs,
   type Health,
   type Observation,
   type OnlineWish,
@@ -517,6 +518,7 @@ class Agent {
   // --- publication -----------------------------------------------------------------------------
 
   private agentRecord(): AgentRecord {
+    const unanswered = unansweredMs(this.health, Date.now());
     return {
       v: 1,
       pid: process.pid,
@@ -524,6 +526,7 @@ class Agent {
       httpHost: this.cc.httpHost,
       binlogDir: this.cc.binlogDir,
       ...(reportsMysqldDown(this.health) ? { mysqldDown: true } : {}),
+      ...(unanswered !== null ? { unansweredMs: unanswered } : {}),
       ...(this.appendAnswer !== null ? { append: this.appendAnswer } : {}),
       at: Date.now(),
     };
@@ -534,11 +537,12 @@ class Agent {
     try {
       // agent/ first: when online/ vanishes, the agent already says why (design §5.3). Only a
       // mysqld that is really not running is reported down; a hung or erroring one is left to the
-      // server's own probe (reportsMysqldDown).
+      // server's own probe (reportsMysqldDown), told how long it has been silent (unansweredMs).
       const wantDown = reportsMysqldDown(this.health);
       if (
         this.agentPublished === null ||
         (this.agentPublished.mysqldDown === true) !== wantDown ||
+        (this.agentPublished.unansweredMs !== undefined) !== (unansweredMs(this.health, 0) !== null) ||
         this.agentPublished.append?.id !== this.appendAnswer?.id
       ) {
         const rec = this.agentRecord();

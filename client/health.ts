@@ -81,8 +81,17 @@ export type Health =
       readonly statusAt: number | null;
       readonly at: number;
       readonly message: string;
+      /** Start of the run of timed-out checks this failure ends (none: the last one answered). */
+      readonly silentSince?: number;
     }
-  | { readonly kind: 'down'; readonly since: number; readonly reason: DownReason; readonly message: string };
+  | {
+      readonly kind: 'down';
+      readonly since: number;
+      readonly reason: DownReason;
+      readonly message: string;
+      /** With reason 'timeouts': since when mysqld has not answered at all. */
+      readonly silentSince?: number;
+    };
 
 export type DownReason = 'refused' | 'dropped' | 'timeouts' | 'errors';
 
@@ -112,19 +121,47 @@ export function decideHealth(prev: Health, obs: Observation, failAfter: number):
     case 'timeout':
     case 'error': {
       const counted: DownReason = obs.kind === 'timeout' ? 'timeouts' : 'errors';
-      if (prev.kind === 'down') return { ...prev, reason: counted, message: obs.message };
+      const silent = obs.kind === 'timeout' ? { silentSince: silentSinceOf(prev) ?? obs.at } : {};
+      if (prev.kind === 'down')
+        return { kind: 'down', since: prev.since, reason: counted, message: obs.message, ...silent };
       const failures = prev.kind === 'suspect' ? prev.failures + 1 : 1;
       if (failures >= failAfter) {
-        return { kind: 'down', since: obs.at, reason: counted, message: obs.message };
+        return { kind: 'down', since: obs.at, reason: counted, message: obs.message, ...silent };
       }
       const status = prev.kind === 'up' || prev.kind === 'suspect' ? prev.status : null;
       const statusAt = prev.kind === 'up' ? prev.at : prev.kind === 'suspect' ? prev.statusAt : null;
       const since = prev.kind === 'suspect' ? prev.since : obs.at;
-      return { kind: 'suspect', since, failures, status, statusAt, at: obs.at, message: obs.message };
+      return {
+        kind: 'suspect',
+        since,
+        failures,
+        status,
+        statusAt,
+        at: obs.at,
+        message: obs.message,
+        ...silent,
+      };
     }
     default:
       return assertNever(obs);
   }
+}
+
+/** Start of an unbroken run of timed-out checks that `h` is in (a timeout check's `at` is its start). */
+function silentSinceOf(h: Health): number | undefined {
+  if (h.kind === 'suspect') return h.silentSince;
+  if (h.kind === 'down' && h.reason === 'timeouts') return h.silentSince;
+  return undefined;
+}
+
+/**
+ * How long a mysqld that is down by timeouts (hung, or its host's network gone) has not answered
+ * at `now`; null when it is not in that state. Published in agent/<node>.unansweredMs so the
+ * server's confirmation does not wait out again what the agent already established.
+ */
+export function unansweredMs(h: Health, now: number): number | null {
+  if (h.kind !== 'down' || h.reason !== 'timeouts' || h.silentSince === undefined) return null;
+  return Math.max(0, Math.round(now - h.silentSince));
 }
 
 /**

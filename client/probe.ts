@@ -137,7 +137,8 @@ export class MysqldProbe {
           return this.fail(err2, Date.now(), true);
         }
       }
-      return this.fail(err, Date.now(), this.lost);
+      // A timeout is dated by the check's start: mysqld has not answered since then.
+      return this.fail(err, kind === 'timeout' ? at : Date.now(), this.lost);
     }
   }
 

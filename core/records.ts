@@ -212,6 +212,12 @@ export const agentSchema = z
     binlogDir: z.string(),
     /** Set while the agent's mysqld is down (design §5.3: a definitive "dead"). */
     mysqldDown: z.boolean().optional(),
+    /**
+     * Set while the agent's mysqld is down because it stopped answering (failAfter consecutive
+     * check timeouts: hung, not dead): for how long, in ms, it had given no answer when this was
+     * published. The server's confirmation builds on it instead of repeating it (issue 11 hole 2).
+     */
+    unansweredMs: z.number().int().nonnegative().safe().optional(),
     /** The answer to the last append request (core/append.ts). */
     append: appendResultSchema.optional(),
     at: ts,

@@ -68,8 +68,11 @@ export type Verdict =
       readonly since: number;
       readonly white: boolean;
     }
-  /** online/<master> is gone: connect to it before deciding. */
-  | { readonly kind: 'needs-confirmation'; readonly oldMaster: string }
+  /**
+   * online/<master> is gone: connect to it before deciding, for at most `confirmMs` (shorter when
+   * its agent already found it silent: confirmBudgetMs).
+   */
+  | { readonly kind: 'needs-confirmation'; readonly oldMaster: string; readonly confirmMs: number }
   /** Maintenance: no automatic failover (design §5.1). */
   | { readonly kind: 'white-listed'; readonly oldMaster: string; readonly white: WhiteRecord | null }
   /** The heartbeat is gone but mysqld answers: alert and keep watching (design §5.3). */
@@ -157,7 +160,12 @@ export function detect(view: GroupView, obs: Observations): Verdict {
 
   let how: DeadHow;
   if (m?.agent?.mysqldDown === true) how = 'agent-reports-down';
-  else if (obs.probe === undefined) return { kind: 'needs-confirmation', oldMaster };
+  else if (obs.probe === undefined)
+    return {
+      kind: 'needs-confirmation',
+      oldMaster,
+      confirmMs: confirmBudgetMs(view.meta?.settings.confirmMs ?? DEFAULT_CONFIRM_MS, m?.agent?.unansweredMs),
+    };
   else if (obs.probe.kind === 'alive') {
     // A writable master without heartbeat is serving: alert only. A read-only one is serving
     // nobody (its agent fenced it, or it was fenced by hand): leaving it would keep the group
@@ -194,6 +202,26 @@ export function detect(view: GroupView, obs: Observations): Verdict {
     return { kind: 'no-candidate', oldMaster, why, how };
   }
   return { kind: 'master-dead', oldMaster, how };
+}
+
+/** The design's default confirmMs, for a view without meta_group/ (not acted on anyway). */
+const DEFAULT_CONFIRM_MS = 1500;
+
+/**
+ * The server's own silence that, on top of an agent's report of failAfter consecutive timed-out
+ * checks (at least 3 × 200 ms), confirms a hung master. The agent sees its mysqld with no network
+ * between them; the server only has to rule out that the silence is the agent's alone (issue 11
+ * hole 2: the confirmation must not repeat what the agent already established).
+ */
+export const AGENT_BACKED_CONFIRM_MS = 400;
+
+/**
+ * How long the server probes a master whose heartbeat vanished: the group's confirmMs, or
+ * AGENT_BACKED_CONFIRM_MS (if shorter) when its agent reports it silent (`unansweredMs`). An
+ * answer during the probe still means alive, whatever the agent said.
+ */
+export function confirmBudgetMs(confirmMs: number, agentUnansweredMs: number | undefined): number {
+  return agentUnansweredMs === undefined ? confirmMs : Math.min(confirmMs, AGENT_BACKED_CONFIRM_MS);
 }
 
 /**

@@ -461,7 +461,7 @@ export class ServerWorker {
     let probe: MasterProbe | undefined;
     if (verdict.kind === 'needs-confirmation') {
       probe = await confirmMaster(this.#conns, this.#flavor(view), verdict.oldMaster, {
-        confirmMs: view.meta!.settings.confirmMs,
+        confirmMs: verdict.confirmMs,
       });
       verdict = detect(view, obs({ probe }));
       this.#log.info(

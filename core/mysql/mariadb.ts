@@ -178,6 +178,10 @@ export const mariadb: Flavor = {
   },
 
   async stopIoThread(conn) {
+    // With the slave side of semi-sync on, STOP SLAVE first opens a connection to the master to
+    // KILL its dump thread and waits for it up to this timeout (measured: 2 s against a hung or
+    // partitioned master, the whole time of a failover's drain). 1 s is the least: 0 waits forever.
+    await conn.exec(`SET GLOBAL rpl_semi_sync_slave_kill_conn_timeout = 1`);
     await conn.exec(`STOP SLAVE IO_THREAD`);
   },
 

@@ -8,6 +8,7 @@ import {
   onlineAction,
   onlineRecordFor,
   reportsMysqldDown,
+  unansweredMs,
   type Health,
   type MysqlStatus,
   type Observation,
@@ -95,6 +96,36 @@ describe('client decideHealth (failAfter 3)', () => {
       { kind: 'down', reason: 'timeouts', since: 30 },
     ],
     ['error counts like a timeout', UP, fail('error', 10), { kind: 'suspect', failures: 1 }],
+    [
+      'a timeout starts the silence at its check',
+      UP,
+      fail('timeout', 10),
+      { kind: 'suspect', silentSince: 10 },
+    ],
+    [
+      'the silence carries into down (timeouts)',
+      { ...SUSPECT1, failures: 2, silentSince: 10 },
+      fail('timeout', 30),
+      { kind: 'down', reason: 'timeouts', since: 30, silentSince: 10 },
+    ],
+    [
+      'an error packet breaks the silence (mysqld answered)',
+      { ...SUSPECT1, silentSince: 10 },
+      fail('error', 20),
+      { kind: 'suspect', failures: 2, silentSince: undefined },
+    ],
+    [
+      'down (refused) then timeouts: silent from that check on',
+      DOWN,
+      fail('timeout', 50),
+      { kind: 'down', reason: 'timeouts', silentSince: 50 },
+    ],
+    [
+      'down (timeouts) keeps its silence on the next timeout',
+      { kind: 'down', since: 30, reason: 'timeouts', message: 't', silentSince: 10 },
+      fail('timeout', 60),
+      { kind: 'down', since: 30, silentSince: 10 },
+    ],
     [
       'errors reaching failAfter → down (errors)',
       { ...SUSPECT1, failures: 2 },
@@ -344,4 +375,19 @@ describe('client online/ publication', () => {
       assert.equal(w.kind === 'publish' ? 'publish' : w.why, expected);
     });
   }
+});
+
+describe('client unansweredMs (published in agent/ for the server confirmation)', () => {
+  const rows: Array<[string, Health, number | null]> = [
+    [
+      'down by timeouts: time since the first unanswered check',
+      { kind: 'down', since: 30, reason: 'timeouts', message: 't', silentSince: 10 },
+      90,
+    ],
+    ['down by refusal: not silent, dead (mysqldDown instead)', DOWN, null],
+    ['down by errors: mysqld answers', { kind: 'down', since: 30, reason: 'errors', message: 'e' }, null],
+    ['suspect: not down yet', { ...SUSPECT1, silentSince: 10 }, null],
+    ['up', UP, null],
+  ];
+  for (const [name, h, want] of rows) it(name, () => assert.equal(unansweredMs(h, 100), want));
 });

@@ -1,6 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  AGENT_BACKED_CONFIRM_MS,
+  confirmBudgetMs,
   detect,
   probeFrom,
   readOnlyMasterKey,
@@ -325,4 +327,17 @@ describe('probeFrom', () => {
   ];
   for (const [input, kind] of rows)
     it(`${JSON.stringify(input)} → ${kind}`, () => assert.equal(probeFrom(input).kind, kind));
+});
+
+describe('confirmation budget (issue 11 hole 2)', () => {
+  it('no agent report: the group confirmMs', () => assert.equal(confirmBudgetMs(1500, undefined), 1500));
+  it('agent reports its mysqld silent: only the server-side check', () =>
+    assert.equal(confirmBudgetMs(1500, 700), AGENT_BACKED_CONFIRM_MS));
+  it('never longer than confirmMs', () => assert.equal(confirmBudgetMs(200, 700), 200));
+  it('detect carries it on needs-confirmation', () => {
+    const spec = { members: [{ node: M, online: null, agent: { unansweredMs: 650 } }, ...replicas] };
+    const silent = detect(view(spec), { now: 0 });
+    assert.equal(silent.kind, 'needs-confirmation');
+    if (silent.kind === 'needs-confirmation') assert.equal(silent.confirmMs, AGENT_BACKED_CONFIRM_MS);
+  });
 });
