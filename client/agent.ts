@@ -542,7 +542,8 @@ class Agent {
       if (
         this.agentPublished === null ||
         (this.agentPublished.mysqldDown === true) !== wantDown ||
-        (this.agentPublished.unansweredMs !== undefined) !== (unansweredMs(this.health, 0) !== null) ||
+        (this.agentPublished.unansweredMs !== undefined) !==
+          (unansweredMs(this.health, Date.now()) !== null) ||
         this.agentPublished.append?.id !== this.appendAnswer?.id
       ) {
         const rec = this.agentRecord();

@@ -164,7 +164,7 @@ export function detect(view: GroupView, obs: Observations): Verdict {
     return {
       kind: 'needs-confirmation',
       oldMaster,
-      confirmMs: confirmBudgetMs(view.meta?.settings.confirmMs ?? DEFAULT_CONFIRM_MS, m?.agent?.unansweredMs),
+      confirmMs: confirmBudgetMs(view.meta.settings.confirmMs, m?.agent?.unansweredMs),
     };
   else if (obs.probe.kind === 'alive') {
     // A writable master without heartbeat is serving: alert only. A read-only one is serving
@@ -203,9 +203,6 @@ export function detect(view: GroupView, obs: Observations): Verdict {
   }
   return { kind: 'master-dead', oldMaster, how };
 }
-
-/** The design's default confirmMs, for a view without meta_group/ (not acted on anyway). */
-const DEFAULT_CONFIRM_MS = 1500;
 
 /**
  * The server's own silence that, on top of an agent's report of failAfter consecutive timed-out
