@@ -55,6 +55,8 @@ export function buildProgram(): Command {
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
+  // A script that asked for --json gets its failure as JSON on stdout too (stderr is unchanged).
+  const json = argv.slice(2, argv.includes('--') ? argv.indexOf('--') : undefined).includes('--json');
   try {
     await program.parseAsync(argv);
     return 0;
@@ -63,14 +65,14 @@ export async function main(argv: string[]): Promise<number> {
       // --help and --version end through here with code 0.
       if (err.exitCode === 0) return 0;
       // One line: commander's "(Did you mean …?)" goes on the same line; quoted input is escaped.
-      process.stderr.write(
-        `mha: ${oneLine(
-          err.message
-            .replace(/^error: /, '')
-            .replace(/\n+/g, ' ')
-            .trim(),
-        )}\n`,
+      const message = oneLine(
+        err.message
+          .replace(/^error: /, '')
+          .replace(/\n+/g, ' ')
+          .trim(),
       );
+      process.stderr.write(`mha: ${message}\n`);
+      if (json) printJsonError('BAD_USAGE', [message], 2);
       return 2;
     }
     // An error that lists several problems (`mha config check`) prints one escaped line for each.
@@ -79,8 +81,18 @@ export async function main(argv: string[]): Promise<number> {
         ? err.details.lines.map((l) => oneLine(String(l)))
         : [errorMessage(err)];
     for (const line of lines) process.stderr.write(`mha: ${line}\n`);
-    return exitCodeFor(err);
+    const exitCode = exitCodeFor(err);
+    if (json && !(isZkmhaError(err) && err.details?.jsonPrinted === true))
+      printJsonError(isZkmhaError(err) ? err.code : 'OPERATION_FAILED', lines, exitCode);
+    return exitCode;
   }
+}
+
+/** The failure shape of every `--json` command (README "CLI for scripts"). */
+function printJsonError(code: string, lines: readonly string[], exitCode: number): void {
+  process.stdout.write(
+    JSON.stringify({ error: { code, message: lines.join('; '), lines, exitCode } }) + '\n',
+  );
 }
 
 if (require.main === module) {

@@ -59,9 +59,11 @@ export function registerAdminCommands(program: Command): void {
       '--acl',
       'set per-role digest ACLs (zookeeper.acl: servers and admin all, routers read, clients their own nodes) on the layout and every node in it',
     )
+    .option(...JSON_OPT)
     .option(...CONFIG)
     .action(async (opts: Common & { acl?: boolean }) => {
       const r = await withContext(opts.config, (ctx) => initLayout(ctx, { acl: opts.acl === true }));
+      if (opts.json === true) return printOut(toJson(r));
       printOut(
         (r.created.length > 0 ? `created ${r.created.join(' ')}\n` : 'layout already present\n') +
           (r.roles !== null
@@ -88,6 +90,8 @@ export function registerAdminCommands(program: Command): void {
       if (!r.ok)
         throw new ZkmhaError('BAD_CONFIG', `${r.file}: ${r.problems.length} problem(s)`, {
           lines: r.problems.map((p) => `${r.file}: ${p}`),
+          // --json already printed the result (ok: false, problems): no second JSON document.
+          jsonPrinted: opts.json === true,
         });
     });
 
@@ -109,6 +113,7 @@ export function registerAdminCommands(program: Command): void {
       '--semi-sync-timeout-ms <ms>',
       'how long a commit waits for a replica under --semi-sync on (default 1000)',
     )
+    .option(...JSON_OPT)
     .option(...CONFIG)
     .action(
       async (
@@ -144,6 +149,7 @@ export function registerAdminCommands(program: Command): void {
               ...(master !== undefined ? { master } : {}),
             }),
           );
+          if (opts.json === true) return printOut(toJson({ ...r, flavor, epoch: 1 }));
           printOut(
             `galera group ${r.group} added: writer ${r.master} (${r.why}), epoch 1; readers ${r.replicas.join(', ') || 'none'}\n`,
           );
@@ -165,6 +171,7 @@ export function registerAdminCommands(program: Command): void {
             ...(master !== undefined ? { master } : {}),
           }),
         );
+        if (opts.json === true) return printOut(toJson({ ...r, flavor, epoch: 1 }));
         printOut(
           `group ${r.group} added: master ${r.master} (${r.why}), epoch 1; replicas ${r.replicas.length > 0 ? r.replicas.join(', ') : 'none'}\n`,
         );
@@ -176,6 +183,7 @@ export function registerAdminCommands(program: Command): void {
     .description('add a replica to a running group')
     .option('--priority <n>', '0 never promote, 1 preferred (default), 2 only if no 1')
     .option('--dc <name>', 'data centre')
+    .option(...JSON_OPT)
     .option(...CONFIG)
     .action(async (g: string, n: string, opts: Common & { priority?: string; dc?: string }) => {
       const group = groupArg(g);
@@ -185,17 +193,20 @@ export function registerAdminCommands(program: Command): void {
       const r = await withContext(opts.config, (ctx) =>
         addHost(ctx, { group, node, priority, ...(dc !== undefined ? { dc } : {}) }),
       );
+      if (opts.json === true) return printOut(toJson(r));
       printOut(`${r.node} added to ${r.group}, replicating from ${r.master}, in the read pool\n`);
     });
 
   program
     .command('removehost <group> <node>')
     .description('unregister a replica (replication on it is left as it is)')
+    .option(...JSON_OPT)
     .option(...CONFIG)
     .action(async (g: string, n: string, opts: Common) => {
       const group = groupArg(g);
       const node = nodeArg(n);
       await withContext(opts.config, (ctx) => removeHost(ctx, group, node));
+      if (opts.json === true) return printOut(toJson({ group, node, removed: true }));
       printOut(`${node} removed from ${group}\n`);
     });
 
@@ -203,11 +214,14 @@ export function registerAdminCommands(program: Command): void {
     .command('setwhite <group>')
     .description('maintenance on: no automatic failover for the group')
     .option('--reason <text>', 'why')
+    .option(...JSON_OPT)
     .option(...CONFIG)
     .action(async (g: string, opts: Common & { reason?: string }) => {
       const group = groupArg(g);
       const reason = textArg(opts.reason, '--reason');
       const r = await withContext(opts.config, (ctx) => setWhite(ctx, group, reason));
+      if (opts.json === true)
+        return printOut(toJson({ group, maintenance: true, reason: r.reason, by: r.by, at: r.at }));
       printOut(
         `${group}: maintenance on (${r.reason}); no automatic failover until 'mha unwhite ${group}'\n`,
       );
@@ -216,10 +230,12 @@ export function registerAdminCommands(program: Command): void {
   program
     .command('unwhite <group>')
     .description('maintenance off')
+    .option(...JSON_OPT)
     .option(...CONFIG)
     .action(async (g: string, opts: Common) => {
       const group = groupArg(g);
       const was = await withContext(opts.config, (ctx) => unWhite(ctx, group));
+      if (opts.json === true) return printOut(toJson({ group, maintenance: false, changed: was }));
       printOut(was ? `${group}: maintenance off\n` : `${group}: maintenance was not on\n`);
     });
 
@@ -227,11 +243,13 @@ export function registerAdminCommands(program: Command): void {
     .command('setmaster <group> <node>')
     .description('adopt the node that really is the master after manual work (master/ epoch+1)')
     .option('--reroute', 'also point haproxy/ at it')
+    .option(...JSON_OPT)
     .option(...CONFIG)
     .action(async (g: string, n: string, opts: Common & { reroute?: boolean }) => {
       const group = groupArg(g);
       const node = nodeArg(n);
       const r = await withContext(opts.config, (ctx) => setMaster(ctx, group, node, opts.reroute === true));
+      if (opts.json === true) return printOut(toJson(r));
       printOut(
         `${group}: master is ${r.node} at epoch ${r.epoch}${r.rerouted ? ', route updated' : `; route NOT updated (use --reroute)`}` +
           `${r.clearedTask !== null ? `; cleared the unfinished ${r.clearedTask} task` : ''}\n`,
@@ -285,10 +303,12 @@ export function registerAdminCommands(program: Command): void {
   program
     .command('setha <node>')
     .description('return a recovered node to service: re-point it to the master, back into the read pool')
+    .option(...JSON_OPT)
     .option(...CONFIG)
     .action(async (n: string, opts: Common) => {
       const node = nodeArg(n);
       const r = await withContext(opts.config, (ctx) => setHa(ctx, node));
+      if (opts.json === true) return printOut(toJson(r));
       printOut(`${r.node} replicates from ${r.master} and is back in the read pool of ${r.group}\n`);
     });
 
@@ -315,10 +335,12 @@ export function registerAdminCommands(program: Command): void {
     .description(
       'take a replica out of the read pool (replication untouched); a Galera writer hands writes over first',
     )
+    .option(...JSON_OPT)
     .option(...CONFIG)
     .action(async (n: string, opts: Common) => {
       const node = nodeArg(n);
       const r = await withContext(opts.config, (ctx) => drain(ctx, node));
+      if (opts.json === true) return printOut(toJson(r));
       const moved = r.writer !== undefined ? `; writes moved to ${r.writer} (epoch ${r.epoch})` : '';
       const note = r.note !== undefined ? ` (${r.note})` : '';
       printOut(
@@ -331,10 +353,12 @@ export function registerAdminCommands(program: Command): void {
   program
     .command('undrain <node>')
     .description('return a drained replica to the read pool')
+    .option(...JSON_OPT)
     .option(...CONFIG)
     .action(async (n: string, opts: Common) => {
       const node = nodeArg(n);
       const r = await withContext(opts.config, (ctx) => undrain(ctx, node));
+      if (opts.json === true) return printOut(toJson(r));
       printOut(
         `${node}: ${r.inReadPool === true ? 'in the read pool' : 'not in the read pool'}${r.note !== undefined ? ` (${r.note})` : ''}\n`,
       );

@@ -154,9 +154,14 @@ describe('mha add', () => {
   });
 
   it('builds a working group on three fresh instances', async () => {
-    const r = await add('g1', '--nodes', nodes(0, 1, 2), ...ports(), '--semi-sync');
+    const r = await add('g1', '--nodes', nodes(0, 1, 2), ...ports(), '--semi-sync', '--json');
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, new RegExp(`group g1 added: master ${n[0]!.node.replace(/\./g, '\\.')}`));
+    // --json: the documented shape (README, CLI for scripts).
+    const out = JSON.parse(r.stdout) as Record<string, unknown>;
+    assert.deepEqual(
+      [out.group, out.master, out.replicas, out.flavor, out.epoch, typeof out.why],
+      ['g1', n[0]!.node, [n[1]!.node, n[2]!.node], 'mariadb', 1, 'string'],
+    );
 
     // ZooKeeper records.
     const get = async <T>(p: string, schema: Parameters<typeof decodeRecord>[0]): Promise<T> =>

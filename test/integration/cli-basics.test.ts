@@ -83,6 +83,16 @@ describe('mha: help, version, exit codes, init', () => {
     assert.deepEqual(await zkSnapshot(zk, '/basics'), before);
   });
 
+  it('init --json says what it created and which ACLs it set', async () => {
+    const r = await runMha(['init', '--json', '--config', config]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), { created: [], aclNodes: null, roles: null });
+    const bad = await runMha(['init', '--json', '--config', '/nonexistent/mha.yaml']);
+    assert.equal(bad.code, 2);
+    const e = (JSON.parse(bad.stdout) as { error: { code: string; exitCode: number } }).error;
+    assert.deepEqual([e.code, e.exitCode], ['BAD_CONFIG', 2]);
+  });
+
   it('reads $MHA_CONFIG when no --config is given', async () => {
     const r = await runMha(['init'], { env: { MHA_CONFIG: config } });
     assert.equal(r.code, 0, r.stderr);

@@ -328,4 +328,60 @@ describe('mha maintenance and read commands', () => {
     assert.match(text, /INVALID/);
     await refused(['history', 'nosuch'], 1, /group 'nosuch' does not exist/);
   });
+
+  it('--json: every state-changing command prints its documented shape; a failure is JSON too', async () => {
+    const json = async (...args: string[]): Promise<Record<string, unknown>> =>
+      JSON.parse(await ok(...args, '--json')) as Record<string, unknown>;
+    const w = await json('setwhite', c.group, '--reason', 'json');
+    assert.deepEqual(
+      [w.group, w.maintenance, w.reason, typeof w.by, typeof w.at],
+      [c.group, true, 'json', 'string', 'number'],
+    );
+    assert.deepEqual(await json('unwhite', c.group), { group: c.group, maintenance: false, changed: true });
+    assert.deepEqual(await json('unwhite', c.group), { group: c.group, maintenance: false, changed: false });
+    assert.deepEqual(await json('drain', A), { group: c.group, node: A, changed: true });
+    assert.deepEqual(await json('drain', A), { group: c.group, node: A, changed: false });
+    assert.deepEqual(await json('undrain', A), { group: c.group, node: A, changed: true, inReadPool: true });
+    // B holds an errant transaction and no replication since the setha test: out it goes.
+    assert.deepEqual(await json('removehost', c.group, B), { group: c.group, node: B, removed: true });
+    assert.deepEqual(await json('removehost', c.group, A), { group: c.group, node: A, removed: true });
+    assert.deepEqual(await json('addhost', c.group, A), {
+      group: c.group,
+      node: A,
+      master: M,
+      inReadPool: true,
+    });
+    assert.deepEqual(await json('setha', A), {
+      group: c.group,
+      node: A,
+      master: M,
+      clearedRejoin: false,
+      clearedSlaveDown: false,
+    });
+    const epoch = (await c.route()).epoch;
+    assert.deepEqual(await json('setmaster', c.group, M, '--reroute'), {
+      group: c.group,
+      node: M,
+      epoch: epoch + 1,
+      rerouted: true,
+      previous: M,
+      clearedTask: null,
+    });
+    assert.equal((await c.route()).epoch, epoch + 1);
+
+    // Failures: exit code as without --json, the same line on stderr, and one JSON object on stdout.
+    const failed = async (args: string[], exitCode: number, code: string, message: RegExp) => {
+      const r = await mha(...args, '--json');
+      assert.equal(r.code, exitCode, `mha ${args.join(' ')}: ${r.stdout} ${r.stderr}`);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      const e = (JSON.parse(r.stdout) as { error: { code: string; message: string; exitCode: number } })
+        .error;
+      assert.deepEqual([e.code, e.exitCode], [code, exitCode]);
+      assert.match(e.message, message);
+      assert.match(r.stderr, message);
+    };
+    await failed(['drain', M], 1, 'CONFLICT', /only replicas can be drained/);
+    await failed(['drain', 'nonode'], 2, 'BAD_NAME', /invalid node 'nonode'/);
+    await failed(['setwhite', c.group, '--bogus'], 2, 'BAD_USAGE', /unknown option '--bogus'/);
+  });
 });
