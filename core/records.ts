@@ -56,6 +56,14 @@ export const groupSettingsSchema = z
     /** Confirmation budget before declaring the master dead (design §5.3). */
     confirmMs: timerMs.default(1500),
     /**
+     * Bound on how long an old master's agent, cut off from ZooKeeper, takes to fence its mysqld
+     * once the failover stopped the replicas' IO threads (its failsafe re-check: the next check,
+     * client.checkIntervalMs, plus asking the replicas, at most mysql.connectTimeoutMs, plus the
+     * fence). A candidate is not made writable before it ran out when nothing else proves the old
+     * master can no longer acknowledge a commit (issue 11 hole 3, server/failover/old-master-gate.ts).
+     */
+    failsafeRecheckMs: timerMs.default(2000),
+    /**
      * The candidate's drain (applying what it received) fails when apply makes no progress for
      * this long; while it progresses the failover waits (up to drainMaxMs).
      */

@@ -175,7 +175,12 @@ export interface Cluster {
    * fixed `via` host:port (e.g. a router's write port) — acknowledgements then name the server that
    * actually took the row (its @@port on 127.0.0.1).
    */
-  startWriter(opts?: { readonly intervalMs?: number; readonly via?: string }): Promise<Writer>;
+  startWriter(opts?: {
+    readonly intervalMs?: number;
+    readonly via?: string;
+    /** Pause after a failed write (default 2 ms); longer for a writer that mostly fails (a replica). */
+    readonly retryMs?: number;
+  }): Promise<Writer>;
   assertInvariants(opts?: InvariantOptions): Promise<void>;
   /** Rows of app.t on a node (ids). */
   rowIds(node: string): Promise<Set<number>>;
@@ -535,7 +540,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         );
       },
       async startWriter(o = {}) {
-        const w = await startWriter(zkc, paths, group, o.intervalMs ?? 0, o.via);
+        const w = await startWriter(zkc, paths, group, o.intervalMs ?? 0, o.via, o.retryMs ?? 2);
         writers.push(w);
         return w;
       },
@@ -581,7 +586,8 @@ export async function withCluster(opts: ClusterOptions, fn: (c: Cluster) => Prom
 // ---------------------------------------------------------------------------------------------
 // Writer
 
-let nextRowId = 1;
+// Apart from devenv/traffic.ts's ids (HAProxy writers in the same process write the same table).
+let nextRowId = 1_000_000_000;
 
 async function startWriter(
   zk: Zk,
@@ -589,6 +595,7 @@ async function startWriter(
   group: string,
   intervalMs: number,
   via: string | undefined,
+  retryMs: number,
 ): Promise<Writer> {
   const acks: Ack[] = [];
   let failures = 0;
@@ -657,7 +664,7 @@ async function startWriter(
         conn?.destroy();
         conn = null;
         // A failed write (fenced or dead master): retry soon, against whatever the route says then.
-        await new Promise((r) => setTimeout(r, 2));
+        await new Promise((r) => setTimeout(r, retryMs));
       }
     }
   })();

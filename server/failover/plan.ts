@@ -39,6 +39,11 @@ const detailSchema = z
     choiceReason: z.string().optional(),
     catchUpFrom: z.object({ node: z.string(), received: z.string() }).nullable().optional(),
     drainTarget: z.string().optional(),
+    /** When the drain had stopped the IO threads, and whether on every replica (old-master-gate.ts). */
+    ioStoppedAt: z.number().optional(),
+    allIoStopped: z.boolean().optional(),
+    /** Why the candidate was made writable when it was (old-master-gate.ts), and what it waited. */
+    writableGate: z.object({ why: z.string(), waitedMs: z.number().nonnegative() }).optional(),
     sourceTarget: z.string().optional(),
     gtidAtPromotion: z.string().optional(),
     /** The append outcome (server/failover/append.ts AppendOutcome, with a summary line). */

@@ -36,7 +36,8 @@ import {
 } from '../../core/records';
 import { promoteSemiSync } from '../../core/semisync';
 import { appendFromOldMaster, describeAppend } from './append';
-import { withTimeout } from '../../core/timeout';
+import { oldMasterGate } from './old-master-gate';
+import { delay, withTimeout } from '../../core/timeout';
 import { member, type GroupView } from '../../core/view';
 import {
   CandidateNotCommittable,
@@ -272,6 +273,7 @@ async function drain(ctx: FailoverContext): Promise<Result> {
   // Meanwhile the other replicas stop receiving too (nothing more can come from the old master,
   // and their re-pointing later is quicker with the IO thread already stopped).
   const others = repointTargets(view, candidate, ctx.oldMaster).filter((n) => n !== source?.node);
+  const stillReceiving: string[] = [];
   const [c, s] = await Promise.all([
     onCandidate(candidate, drainReplica(ctx.mysql, candidate, drainOpts)),
     source !== null ? drainReplica(ctx.mysql, source.node, drainOpts) : Promise.resolve(null),
@@ -280,9 +282,10 @@ async function drain(ctx: FailoverContext): Promise<Result> {
         ctx.conns.run(n, (conn) => ctx.flavor.stopIoThread(conn)),
         2000,
         `stop IO thread on ${n}`,
-      ).catch((err: unknown) =>
-        ctx.log.info({ node: n, err: errorMessage(err) }, 'could not stop IO thread (re-pointed later)'),
-      ),
+      ).catch((err: unknown) => {
+        stillReceiving.push(n);
+        ctx.log.info({ node: n, err: errorMessage(err) }, 'could not stop IO thread (re-pointed later)');
+      }),
     ),
   ]);
   if (!c.applied)
@@ -297,7 +300,13 @@ async function drain(ctx: FailoverContext): Promise<Result> {
     );
   return {
     next: source !== null && s !== null && s.target !== '' ? 'catchup' : 'append',
-    detail: { drainTarget: c.target, ...(s !== null ? { sourceTarget: s.target } : {}) },
+    detail: {
+      drainTarget: c.target,
+      ...(s !== null ? { sourceTarget: s.target } : {}),
+      // Stopped by now (the drain's wait came after the stops): the old master's gate counts from here.
+      ioStoppedAt: Date.now(),
+      allIoStopped: stillReceiving.length === 0,
+    },
   };
 }
 
@@ -359,11 +368,27 @@ async function append(ctx: FailoverContext): Promise<Result> {
 
 async function promote(ctx: FailoverContext): Promise<Result> {
   const view = await viewOf(ctx, false);
-  const { semiSync } = view.meta.settings;
+  const { semiSync, semiSyncTimeoutMs, failsafeRecheckMs } = view.meta.settings;
   const candidate = candidateOf(ctx);
   // The other replicas are re-pointed while the candidate is promoted: everything they lack is
   // already in its binlog (drained), and their semi-sync registration holds.
   ctx.repointing = startRepoint(ctx, view, candidate, semiSync !== 'off');
+  const detail = detailOf(ctx);
+  const gate = oldMasterGate({
+    how: detail.how,
+    agentConnected: member(view, ctx.oldMaster)?.agent != null,
+    policy: semiSync,
+    semiSyncTimeoutMs,
+    failsafeRecheckMs,
+    ioStoppedAt: detail.ioStoppedAt ?? null,
+    allIoStopped: detail.allIoStopped === true,
+    now: Date.now(),
+  });
+  const waitedMs = gate.kind === 'wait' ? gate.untilMs - Date.now() : 0;
+  if (gate.kind === 'wait') {
+    ctx.log.warn({ waitMs: waitedMs, why: gate.why }, 'waiting for the old master to fence itself');
+    await delay(Math.max(0, waitedMs));
+  }
   const st = await onCandidate(
     candidate,
     promoteCandidate(ctx.mysql, candidate, {
@@ -371,7 +396,14 @@ async function promote(ctx: FailoverContext): Promise<Result> {
       parallelApply: view.meta.settings.parallelApply,
     }),
   );
-  return { next: 'repoint', detail: { gtidAtPromotion: st.gtidBinlogPos, promotedAt: Date.now() } };
+  return {
+    next: 'repoint',
+    detail: {
+      gtidAtPromotion: st.gtidBinlogPos,
+      promotedAt: Date.now(),
+      writableGate: { why: gate.why, waitedMs: Math.max(0, Math.round(waitedMs)) },
+    },
+  };
 }
 
 async function repoint(ctx: FailoverContext): Promise<Result> {

@@ -108,13 +108,19 @@ describe('fault suite', { concurrency: 1 }, () => {
     );
   });
 
-  it('1 master cut from ZooKeeper and the workers, still reaching its replicas — no two routed writable masters', async () => {
+  it('1 master cut from ZooKeeper and the workers, still reaching its replicas — never two masters acknowledging', async () => {
     await scenario(
       'master-cut-from-zk-and-workers',
       {},
       async (f) => {
         const { c } = f.w;
         const old = (await c.master()).node;
+        // Hole 3: applications connected straight to the nodes (not through HAProxy). The old
+        // master acknowledges under its agent's failsafe until that agent fences it; the
+        // candidate must not take a write before that.
+        const direct = await Promise.all(
+          c.nodes.map((n) => c.startWriter({ via: n, intervalMs: 5, retryMs: n === old ? 2 : 10 })),
+        );
         const t0 = performance.now();
         const a = await f.net.cut(f.hostOf(old), f.zkPorts());
         const b = await Promise.all(f.workers.map((wk) => f.net.cut(wk, [c.instance(old).port])));
@@ -127,11 +133,31 @@ describe('fault suite', { concurrency: 1 }, () => {
           timeoutMs: 15_000,
           what: `cut-off ${old} read-only`,
         });
+        await Promise.all(direct.map((w) => w.stop()));
         await a.heal();
         for (const x of b) await x.heal();
-        return { replacedMs: Math.round(firstNew.hr - t0) };
+        const lastOld = Math.max(
+          ...direct.flatMap((w) => w.acks.filter((k) => k.node === old).map((k) => k.hr)),
+        );
+        const firstOther = Math.min(
+          ...direct.flatMap((w) => w.acks.filter((k) => k.node !== old && k.hr >= t0).map((k) => k.hr)),
+        );
+        return {
+          replacedMs: Math.round(firstNew.hr - t0),
+          lastOldAckMs: Math.round(lastOld - t0),
+          firstNewDirectAckMs: Math.round(firstOther - t0),
+        };
       },
-      (r) => assert.ok(r.failovers >= 1, 'no failover'),
+      (r) => {
+        assert.ok(r.failovers >= 1, 'no failover');
+        const { lastOldAckMs, firstNewDirectAckMs } = r.extra as Record<string, number>;
+        assert.ok(Number.isFinite(firstNewDirectAckMs), 'no direct write on the new master');
+        assert.ok(
+          lastOldAckMs! < firstNewDirectAckMs!,
+          `the old master acknowledged at +${lastOldAckMs} ms, after the new one at +${firstNewDirectAckMs} ms`,
+        );
+        assert.equal(r.twoWritableMs, 0);
+      },
     );
   });
 

@@ -37,6 +37,7 @@ const meta = (name: string, members: string[], writePort = 13306, readPort = 133
       maxReadLagSeconds: 30,
       recoveryBlockSeconds: 300,
       confirmMs: 1500,
+      failsafeRecheckMs: 2000,
       drainTimeoutMs: 5000,
       drainMaxMs: 600_000,
       appendTimeoutMs: 3000,
