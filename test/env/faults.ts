@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { startDelayProxy, type DelayProxy } from './delay-proxy';
 
 /**
  * Network faults between the processes of one machine (issue 11), without leaving loopback.
@@ -14,8 +15,8 @@ import * as path from 'node:path';
  * inherited at spawn (`spawnIn`), so a process's every socket belongs to its host from the start.
  * mysqld processes stay in the root cgroup: they are cut by the ports they serve.
  *
- * Field notes (this machine): no `tc netem`, so loss is nft `numgen random`; delay would need a
- * proxy. Each fault is its own pair of base chains (output and input hooks), so faults overlap
+ * Field notes (this machine): no `tc netem`, so loss is nft `numgen random` and delay a proxy
+ * (delay()). Each fault is its own pair of base chains (output and input hooks), so faults overlap
  * and heal independently. Everything is removed by close(), and by the reaper's exit if a test
  * dies (the table and cgroups carry the run's name).
  */
@@ -54,6 +55,7 @@ export class FaultNet {
   private readonly hosts = new Set<string>();
   private faults = 0;
   private readonly active = new Map<string, string[]>();
+  private readonly proxies: DelayProxy[] = [];
 
   private constructor() {
     this.id = randomBytes(3).toString('hex');
@@ -193,6 +195,54 @@ export class FaultNet {
     );
   }
 
+  /**
+   * Delay of `ms` each way between `host` and `ports` (no tc netem: field notes). An nft redirect
+   * steers the host's new connections to those ports into a delaying proxy run by this process
+   * (test/env/delay-proxy.ts; this process is another host, so the proxy's own connections are
+   * not redirected), and the host's connections opened before are reset once, so that its
+   * clients reconnect — through the proxy — as they would after a network blip. Healing removes
+   * the redirect (new connections go direct) and sets the proxies' delay to 0.
+   */
+  async delay(
+    host: string,
+    ports: readonly number[],
+    ms: number,
+  ): Promise<Fault & { connections(): number }> {
+    const m = this.match(host);
+    const proxies = await Promise.all(ports.map((p) => startDelayProxy(p, ms)));
+    this.proxies.push(...proxies);
+    const n = ++this.faults;
+    const chains = [`f${n}_nat`, `f${n}_out`];
+    const set = `{ ${ports.join(', ')} }`;
+    await nft(
+      [
+        `table inet ${this.table} {`,
+        `  chain f${n}_nat {`,
+        '    type nat hook output priority -100; policy accept;',
+        ...ports.map((p, i) => `    ${m} tcp dport ${p} redirect to :${proxies[i]!.port}`),
+        '  }',
+        `  chain f${n}_out {`,
+        '    type filter hook output priority 0; policy accept;',
+        `    ${m} tcp dport ${set} ct status != dnat reject with tcp reset`,
+        '  }',
+        '}',
+        '',
+      ].join('\n'),
+    );
+    const name = `delay ${ms}ms ${host} to ${ports.join(',')}`;
+    this.active.set(name, chains);
+    return {
+      name,
+      connections: () => proxies.reduce((n, p) => n + p.connections, 0),
+      heal: async () => {
+        for (const p of proxies) p.delayMs = 0;
+        if (!this.active.has(name)) return;
+        this.active.delete(name);
+        await nft(chains.map((c) => `delete chain inet ${this.table} ${c}`).join('\n') + '\n');
+      },
+    };
+  }
+
   activeFaults(): string[] {
     return [...this.active.keys()];
   }
@@ -200,6 +250,7 @@ export class FaultNet {
   async healAll(): Promise<void> {
     const names = [...this.active.keys()];
     this.active.clear();
+    for (const p of this.proxies) p.delayMs = 0;
     if (names.length > 0) await nft(`flush table inet ${this.table}\n`).catch(() => undefined);
     // Flushing leaves the (now empty, accepting) chains; they are removed with the table.
   }
@@ -207,6 +258,7 @@ export class FaultNet {
   /** Removes the rules and the cgroups; processes still inside go back to this process's home. */
   async close(): Promise<void> {
     await nft(`delete table inet ${this.table}\n`).catch(() => undefined);
+    await Promise.all(this.proxies.splice(0).map((p) => p.close()));
     for (const h of this.hosts) {
       const p = path.join(this.dir, h);
       const pids = fs.readFileSync(path.join(p, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean);

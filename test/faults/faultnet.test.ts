@@ -17,6 +17,26 @@ s.setTimeout(700, () => { console.log('timeout'); process.exit(0); });
 s.on('data', (d) => { console.log('got ' + d); process.exit(0); });
 s.on('error', (e) => { console.log('error ' + e.code); process.exit(0); });`;
 
+/** Milliseconds from connect to the server's first data, or the error code. */
+const TIMED = `const t0 = Date.now(); const s = require('net').connect(Number(process.argv[1]), '127.0.0.1');
+s.setTimeout(3000, () => { console.log('timeout'); process.exit(0); });
+s.on('data', () => { console.log(String(Date.now() - t0)); process.exit(0); });
+s.on('error', (e) => { console.log('error ' + e.code); process.exit(0); });`;
+
+/** Opens a connection, waits for "go" on stdin, then writes on it: what happened to it. */
+const HOLD = `const s = require('net').connect(Number(process.argv[1]), '127.0.0.1');
+s.on('data', () => console.log('open'));
+s.on('error', (e) => { console.log('error ' + e.code); process.exit(0); });
+s.on('close', () => { console.log('closed'); process.exit(0); });
+process.stdin.once('data', () => s.write('x'));`;
+
+function runIn(fn: FaultNet, host: string, script: string, port: number): Promise<string> {
+  let out = '';
+  const child = fn.spawnIn(host, () => spawn(process.execPath, ['-e', script, String(port)]));
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  return new Promise((resolve) => child.once('exit', () => resolve(out.trim())));
+}
+
 function tryConnect(fn: FaultNet, host: string, port: number): Promise<string> {
   let out = '';
   const child = fn.spawnIn(host, () => spawn(process.execPath, ['-e', CONNECT, String(port)]));
@@ -69,6 +89,29 @@ describe('FaultNet: silent partitions by cgroup and port', () => {
     assert.equal(await connectHere(port), 'got hi');
     await cut.heal();
     assert.equal(await tryConnect(fnet, 'host-a', port), 'got hi');
+  });
+
+  it('a delay holds the traffic of the named host, resets its older connections once, and heals', async () => {
+    const before = Number(await runIn(fnet, 'host-a', TIMED, port));
+    assert.ok(before < 150, `${before} ms before the delay`);
+    // A connection opened before the fault, used after it: reset, so its client reconnects.
+    const held = fnet.spawnIn('host-a', () => spawn(process.execPath, ['-e', HOLD, String(port)]));
+    let heldOut = '';
+    held.stdout.on('data', (d: Buffer) => (heldOut += d.toString()));
+    const heldExit = new Promise<void>((resolve) => held.once('exit', () => resolve()));
+    await waitFor(() => heldOut.includes('open'), { timeoutMs: 5000, what: 'held connection open' });
+    const d = await fnet.delay('host-a', [port], 300);
+    const delayed = Number(await runIn(fnet, 'host-a', TIMED, port));
+    assert.ok(delayed >= 300, `${delayed} ms with a 300 ms delay`);
+    assert.equal(d.connections(), 1);
+    const other = Number(await runIn(fnet, 'host-b', TIMED, port));
+    assert.ok(other < 150, `${other} ms from another host`);
+    held.stdin.write('go\n');
+    await heldExit;
+    assert.match(heldOut, /error ECONNRESET|closed/);
+    await d.heal();
+    const after = Number(await runIn(fnet, 'host-a', TIMED, port));
+    assert.ok(after < 150, `${after} ms after healing`);
   });
 
   it('an isolated host loses everything but its own ports; the exempt observer still reaches them', async () => {
