@@ -1,5 +1,5 @@
 import { createConnection, type Connection, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
-import type { Secret } from '../config';
+import type { MysqlTls, Secret } from '../config';
 import { ZkmhaError } from '../errors';
 import { withTimeout } from '../timeout';
 
@@ -39,6 +39,29 @@ export interface MysqlConnectOptions {
   /** Default per-query timeout; each query may override it. */
   readonly queryTimeoutMs?: number;
   readonly database?: string;
+  /**
+   * TLS for TCP connections (a local socket is secure already; require_secure_transport accepts
+   * it). The server's certificate must be signed by the CA; with verifyServerCert, it must also
+   * name the host connected to.
+   */
+  readonly tls?: MysqlTls;
+}
+
+/** mysql2's `ssl` option for `tls`. */
+function sslOptions(tls: MysqlTls): {
+  ca: string;
+  cert?: string;
+  key?: string;
+  rejectUnauthorized: true;
+  verifyIdentity: boolean;
+} {
+  return {
+    ca: tls.ca,
+    ...(tls.cert !== undefined && tls.key !== undefined ? { cert: tls.cert, key: tls.key.reveal() } : {}),
+    // Always true: a certificate the CA did not sign is refused whatever verifyServerCert says.
+    rejectUnauthorized: true,
+    verifyIdentity: tls.verifyServerCert,
+  };
 }
 
 export interface QueryOptions {
@@ -150,6 +173,7 @@ export class MysqlConnection {
       user: opts.user,
       password: opts.password.reveal(),
       ...(opts.database !== undefined ? { database: opts.database } : {}),
+      ...(opts.tls !== undefined && !('socketPath' in target) ? { ssl: sslOptions(opts.tls) } : {}),
       connectTimeout: opts.connectTimeoutMs,
       supportBigNumbers: true,
       multipleStatements: false,
