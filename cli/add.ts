@@ -279,6 +279,7 @@ export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResul
                   parallelApply: settings.parallelApply,
                   // current_pos: a node holding part of the master's history (checked above) resumes after it.
                   gtidMode: 'current_pos',
+                  tls: cfg.mysql.tls,
                 }),
               );
             }),
