@@ -7,7 +7,7 @@ import { trackDir, untrackDir } from './reaper';
 
 /**
  * Certificates for TLS tests, made with `openssl` (execFile, no shell) in a temp dir: a CA, a
- * server certificate for 127.0.0.1/localhost and a client certificate, both signed by that CA.
+ * server certificate for 127.0.0.1 and a client certificate, both signed by that CA.
  * EC P-256 keys (a few ms each, where RSA takes a second on this machine). Keys are 0600.
  */
 export interface TestCertificates {
@@ -67,7 +67,8 @@ async function signed(
 /**
  * Makes a fresh CA with a server and a client certificate in a new temp dir (tracked by the
  * reaper). Each call is an independent CA: a second one is "a CA the server does not know".
- * `serverNames`: the server certificate's subjectAltName entries (default 127.0.0.1 and localhost).
+ * `serverNames`: the server certificate's subjectAltName entries (default IP:127.0.0.1 only, where
+ * the servers listen: a check against any other name, 'localhost' included, fails).
  */
 export async function makeTestCertificates(
   opts: { readonly serverNames?: readonly string[] } = {},
@@ -97,7 +98,7 @@ export async function makeTestCertificates(
       'keyUsage=critical,keyCertSign,cRLSign',
     ]);
     fs.chmodSync(path.join(dir, 'ca.key'), 0o600);
-    const names = opts.serverNames ?? ['IP:127.0.0.1', 'DNS:localhost'];
+    const names = opts.serverNames ?? ['IP:127.0.0.1'];
     await Promise.all([
       signed(
         dir,
