@@ -19,6 +19,7 @@ import {
   type MariaDBInstance,
 } from '../../devenv/mariadb';
 import { makeTestCertificates, type TestCertificates } from '../../devenv/tls';
+import { withCluster } from '../../devenv/cluster';
 import { waitFor } from '../../devenv/wait';
 
 /**
@@ -314,4 +315,42 @@ describe('mysql.tls verifyServerCert: the name in the server certificate', () =>
     assert.deepEqual(await repoint(false), { running: true, error: '' });
     assert.equal((await slaveStatus(replica)).Master_SSL_Verify_Server_Cert, 'No');
   });
+});
+
+describe('a failover with TLS required everywhere', () => {
+  let certs: TestCertificates;
+  before(async () => {
+    certs = await makeTestCertificates();
+  });
+  after(() => certs?.remove());
+
+  it("the dead master is replaced and the replicas are re-pointed over TLS (the failover steps take mysql.tls from the workers' connections)", () =>
+    withCluster({ tls: certs, semiSync: true }, async (c) => {
+      const [old] = c.nodes as [string];
+      await c.startClients();
+      await c.startServer('s1');
+      const w = await c.startWriter();
+      await w.waitForAcks(10);
+
+      await c.instance(old).kill();
+      const m = await c.waitForNewMaster({ notNode: old });
+      await w.waitForAcks(20);
+      await w.stop();
+      await c.assertInvariants({ master: m.node, writer: w });
+      // Every remaining replica was re-pointed by the failover with the config's files.
+      for (const node of c.nodes.filter((n) => n !== old && n !== m.node)) {
+        const s = await slaveStatus(c.instance(node));
+        assert.deepEqual(
+          [s.Master_Host, s.Master_Port, s.Slave_IO_Running, s.Master_SSL_Allowed],
+          [m.node.split(':')[0], Number(m.node.split(':')[1]), 'Yes', 'Yes'],
+          `${node} replicates from ${m.node} over TLS`,
+        );
+        assert.deepEqual(
+          [s.Master_SSL_CA_File, s.Master_SSL_Cert, s.Master_SSL_Key, s.Master_SSL_Verify_Server_Cert],
+          [certs.ca, certs.clientCert, certs.clientKey, 'Yes'],
+        );
+      }
+      const ev = (await c.history()).filter((h) => h.kind === 'failover');
+      assert.equal(ev.length, 1);
+    }));
 });
