@@ -173,6 +173,8 @@ async function checkReplicationAccount(ctx: CliContext, master: string): Promise
         user: ctx.cfg.mysql.replicationUser,
         password: ctx.cfg.mysql.replicationPassword,
         connectTimeoutMs: ctx.cfg.mysql.connectTimeoutMs,
+        // As the replicas will connect: with TLS when configured (require_secure_transport refuses it otherwise).
+        ...(ctx.cfg.mysql.tls !== undefined ? { tls: ctx.cfg.mysql.tls } : {}),
       },
     );
   } catch (err) {
@@ -277,6 +279,7 @@ export async function runAdd(ctx: CliContext, input: AddInput): Promise<AddResul
                   parallelApply: settings.parallelApply,
                   // current_pos: a node holding part of the master's history (checked above) resumes after it.
                   gtidMode: 'current_pos',
+                  tls: cfg.mysql.tls,
                 }),
               );
             }),

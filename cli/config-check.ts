@@ -107,6 +107,13 @@ function namedFileProblems(raw: RawConfig, resolve: (p: string) => string): stri
     out.push(
       ...fileProblems('mysql.replicationPasswordFile', resolve(m.replicationPasswordFile), { secret: true }),
     );
+  if (m.tls !== undefined) {
+    // The same paths are named to every replica's mysqld in CHANGE MASTER; only this host's copy is checked.
+    out.push(...fileProblems('mysql.tls.ca', resolve(m.tls.ca)));
+    if (m.tls.cert !== undefined) out.push(...fileProblems('mysql.tls.cert', resolve(m.tls.cert)));
+    if (m.tls.key !== undefined)
+      out.push(...fileProblems('mysql.tls.key', resolve(m.tls.key), { secret: true }));
+  }
   const c = raw.client;
   if (c) {
     out.push(...dirProblems('client.binlogDir', resolve(c.binlogDir), 'read'));
@@ -149,7 +156,12 @@ function describeRoles(cfg: Config): ConfigCheck['roles'] {
       (zk.acl
         ? `; 'mha init --acl' grants all rights to '${zk.auth?.user ?? '?'}' and '${userOf(zk.acl.server)}', read to '${userOf(zk.acl.router)}' (routers) and '${userOf(zk.acl.client)}' (clients)`
         : ''),
-    admin: `admin commands connect to MySQL as '${m.user}'${m.password.reveal() === '' ? ' with no password' : ''}, replication as '${m.replicationUser}'`,
+    admin:
+      `admin commands connect to MySQL as '${m.user}'${m.password.reveal() === '' ? ' with no password' : ''}, replication as '${m.replicationUser}'` +
+      (m.tls
+        ? `; TLS with CA ${m.tls.caFile}${m.tls.certFile !== undefined ? ` and client certificate ${m.tls.certFile}` : ''}` +
+          `${m.tls.verifyServerCert ? '' : ' (server names not checked)'}, replicas told the same paths (MASTER_SSL)`
+        : '; no TLS'),
     server: cfg.server
       ? `worker '${cfg.server.id}': watches every group, fails over a dead master under lock/<group>, keeps read pools (reconcile every ${cfg.server.reconcileIntervalMs} ms)`
       : absent('server'),

@@ -81,7 +81,13 @@ export class MysqldProbe {
 
   private connectOpts(timeoutMs: number) {
     const m = this.opts.cfg.mysql;
-    return { user: m.user, password: m.password, connectTimeoutMs: timeoutMs, queryTimeoutMs: timeoutMs };
+    return {
+      user: m.user,
+      password: m.password,
+      connectTimeoutMs: timeoutMs,
+      queryTimeoutMs: timeoutMs,
+      ...(m.tls !== undefined ? { tls: m.tls } : {}),
+    };
   }
 
   private async open(): Promise<MysqlConnection> {
@@ -212,7 +218,13 @@ export async function askReplica(
     const m = cfg.mysql;
     conn = await connectMysql(
       { host, port },
-      { user: m.user, password: m.password, connectTimeoutMs: timeoutMs, queryTimeoutMs: timeoutMs },
+      {
+        user: m.user,
+        password: m.password,
+        connectTimeoutMs: timeoutMs,
+        queryTimeoutMs: timeoutMs,
+        ...(m.tls !== undefined ? { tls: m.tls } : {}),
+      },
     );
     const st = await flavor.readState(conn);
     const r = st.replica;

@@ -86,6 +86,25 @@ const zookeeperSchema = z
   })
   .strict();
 
+/**
+ * TLS to every mysqld (admin connections and replication), on when the config names a CA. The
+ * paths are also handed to each replica's mysqld in CHANGE MASTER, which reads them on its own
+ * host: the same paths must hold the same files on every database host.
+ */
+const mysqlTlsSchema = z
+  .object({
+    ca: str('mysql.tls.ca'),
+    cert: str('mysql.tls.cert').optional(),
+    key: str('mysql.tls.key').optional(),
+    verifyServerCert: z
+      .boolean({ invalid_type_error: 'mysql.tls.verifyServerCert must be true or false' })
+      .default(true),
+  })
+  .strict()
+  .refine((t) => (t.cert === undefined) === (t.key === undefined), {
+    message: 'mysql.tls: give cert and key together, or neither',
+  });
+
 const mysqlSchema = z
   .object({
     user: str('mysql.user').default('mha'),
@@ -95,6 +114,7 @@ const mysqlSchema = z
     replicationPassword: z.string().optional(),
     replicationPasswordFile: str('mysql.replicationPasswordFile').optional(),
     connectTimeoutMs: posInt('mysql.connectTimeoutMs').default(1000),
+    tls: mysqlTlsSchema.optional(),
   })
   .strict();
 
@@ -207,6 +227,25 @@ export interface MysqlConfig {
   readonly replicationUser: string;
   readonly replicationPassword: Secret;
   readonly connectTimeoutMs: number;
+  /** Absent: plain connections, and CHANGE MASTER leaves the replicas' MASTER_SSL_* as they are. */
+  readonly tls?: MysqlTls;
+}
+
+/** `mysql.tls`, its files read at load (a file that cannot be read is a BAD_CONFIG at start). */
+export interface MysqlTls {
+  /** Absolute paths: replicas' mysqld read them on their own hosts (MASTER_SSL_CA, …). */
+  readonly caFile: string;
+  readonly certFile?: string;
+  readonly keyFile?: string;
+  /** PEM contents, for this process's own connections. */
+  readonly ca: string;
+  readonly cert?: string;
+  readonly key?: Secret;
+  /**
+   * The server's certificate must name the host connected to (the node name's host; an IP
+   * subjectAltName for IPv4 node names). It must be signed by the CA either way.
+   */
+  readonly verifyServerCert: boolean;
 }
 
 export interface ZookeeperConfig {
@@ -257,6 +296,43 @@ export function readPasswordFile(file: string, key: string): Secret {
     );
   }
   return new Secret(fs.readFileSync(file, 'utf8').replace(/\r?\n$/, ''));
+}
+
+function readPemFile(file: string, key: string): string {
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw bad(`${key}: cannot read '${file}'${code !== undefined ? ` (${code})` : ''}`);
+  }
+  if (!text.includes('-----BEGIN ')) throw bad(`${key}: '${file}' is not a PEM file`);
+  return text;
+}
+
+/**
+ * Reads the files `mysql.tls` names (paths already absolute). The key is a secret: refused, like
+ * a password file, when group or others can read it.
+ */
+export function readMysqlTls(t: {
+  readonly ca: string;
+  readonly cert?: string | undefined;
+  readonly key?: string | undefined;
+  readonly verifyServerCert: boolean;
+}): MysqlTls {
+  if ((t.cert === undefined) !== (t.key === undefined))
+    throw bad('mysql.tls: give cert and key together, or neither');
+  const key = t.key !== undefined ? readPasswordFile(t.key, 'mysql.tls.key') : undefined;
+  if (key !== undefined && !key.reveal().includes('-----BEGIN '))
+    throw bad(`mysql.tls.key: '${t.key}' is not a PEM file`);
+  return {
+    caFile: t.ca,
+    ca: readPemFile(t.ca, 'mysql.tls.ca'),
+    ...(t.cert !== undefined && t.key !== undefined && key !== undefined
+      ? { certFile: t.cert, cert: readPemFile(t.cert, 'mysql.tls.cert'), keyFile: t.key, key }
+      : {}),
+    verifyServerCert: t.verifyServerCert,
+  };
 }
 
 function issueLine(issue: z.ZodIssue): string {
@@ -348,6 +424,16 @@ export function parseConfig(text: string, file: string): Config {
         false,
       ),
       connectTimeoutMs: raw.mysql.connectTimeoutMs,
+      ...(raw.mysql.tls !== undefined
+        ? {
+            tls: readMysqlTls({
+              ca: resolve(raw.mysql.tls.ca),
+              cert: raw.mysql.tls.cert !== undefined ? resolve(raw.mysql.tls.cert) : undefined,
+              key: raw.mysql.tls.key !== undefined ? resolve(raw.mysql.tls.key) : undefined,
+              verifyServerCert: raw.mysql.tls.verifyServerCert,
+            }),
+          }
+        : {}),
     },
     ...(raw.server ? { server: raw.server } : {}),
     ...(raw.client

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readPasswordFile } from '../core/config';
+import { readPasswordFile, type MysqlTls } from '../core/config';
 import { MysqlConnection } from '../core/mysql/connection';
 import { mariadb } from '../core/mysql/mariadb';
 import { parseNode } from '../core/names';
@@ -36,6 +36,7 @@ import {
 } from './mariadb';
 import { freePorts } from './ports';
 import { trackDir, untrackDir } from './reaper';
+import type { TestCertificates } from './tls';
 import { waitFor } from './wait';
 import { zkAuthLines, zkPasswordFile, ZK_TEST_CREDENTIALS, type ZkRole } from './zk-acl';
 import { startZooKeeper, testLogger, type ZkCluster } from './zookeeper';
@@ -91,6 +92,11 @@ export interface ClusterOptions {
    * harness connects as the admin, and `mha init --acl` runs once the group's records exist.
    */
   readonly acl?: boolean;
+  /**
+   * MariaDB with these certificates and require_secure_transport=ON; every config names the CA
+   * and the client certificate in `mysql.tls`, and the writer connects over TLS too.
+   */
+  readonly tls?: TestCertificates;
 }
 
 export interface Proc {
@@ -281,7 +287,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
   try {
     const [zkStarted, dbStarted] = await Promise.all([
       zk ? Promise.resolve(zk) : startZooKeeper(),
-      startMariaDB({ count, replication: true, semiSync }),
+      startMariaDB({ count, replication: true, semiSync, ...(opts.tls ? { tls: opts.tls } : {}) }),
     ]);
     zk = zkStarted;
     db = dbStarted;
@@ -302,7 +308,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         : {}),
     });
 
-    const mysqlSection = mysqlConfigSection(dir);
+    const mysqlSection = mysqlConfigSection(dir, opts.tls ? { tls: opts.tls } : {});
 
     const instances = db.instances;
     const nodes = instances.map((i) => i.node);
@@ -540,7 +546,15 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<Cluster> 
         );
       },
       async startWriter(o = {}) {
-        const w = await startWriter(zkc, paths, group, o.intervalMs ?? 0, o.via, o.retryMs ?? 2);
+        const w = await startWriter(
+          zkc,
+          paths,
+          group,
+          o.intervalMs ?? 0,
+          o.via,
+          o.retryMs ?? 2,
+          instances[0]!.tls,
+        );
         writers.push(w);
         return w;
       },
@@ -596,6 +610,7 @@ async function startWriter(
   intervalMs: number,
   via: string | undefined,
   retryMs: number,
+  tls: MysqlTls | undefined,
 ): Promise<Writer> {
   const acks: Ack[] = [];
   let failures = 0;
@@ -640,6 +655,7 @@ async function startWriter(
               connectTimeoutMs: 300,
               queryTimeoutMs: 2000,
               database: 'app',
+              ...(tls !== undefined ? { tls } : {}),
             },
           );
           connNode = node;

@@ -5,10 +5,11 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { promisify } from 'node:util';
 import type { RowDataPacket } from 'mysql2/promise';
-import { Secret } from '../core/config';
+import { readMysqlTls, Secret, type MysqlTls } from '../core/config';
 import { MysqlConnection, MysqlError } from '../core/mysql/connection';
 import { freePort } from './ports';
 import { track, trackDir, untrackDir } from './reaper';
+import type { TestCertificates } from './tls';
 import { waitFor } from './wait';
 
 /**
@@ -45,8 +46,9 @@ export const secretOf = (user: TestUser): Secret => new Secret(TEST_CREDENTIALS[
 /**
  * The `mysql:` section of a config file for the test servers (admin and replication accounts),
  * the passwords written to 0600 files in `dir` (mysql.pass, repl.pass) and named, never inline.
+ * With `tls`: a `mysql.tls` naming its CA and client certificate (servers started with the same).
  */
-export function mysqlConfigSection(dir: string): string[] {
+export function mysqlConfigSection(dir: string, opts: { readonly tls?: TestCertificates } = {}): string[] {
   const passwordFile = (name: string, password: string): string => {
     const f = path.join(dir, name);
     fs.writeFileSync(f, password, { mode: 0o600 });
@@ -59,6 +61,14 @@ export function mysqlConfigSection(dir: string): string[] {
     `  replicationUser: ${JSON.stringify(TEST_CREDENTIALS.repl.user)}`,
     `  replicationPasswordFile: ${passwordFile('repl.pass', TEST_CREDENTIALS.repl.password)}`,
     '  connectTimeoutMs: 500',
+    ...(opts.tls !== undefined
+      ? [
+          '  tls:',
+          `    ca: ${JSON.stringify(opts.tls.ca)}`,
+          `    cert: ${JSON.stringify(opts.tls.clientCert)}`,
+          `    key: ${JSON.stringify(opts.tls.clientKey)}`,
+        ]
+      : []),
   ];
 }
 
@@ -69,6 +79,12 @@ export interface StartMariaDBOptions {
   readonly semiSync?: boolean;
   /** Bound on each server's start-up; default 30 s. */
   readonly startTimeoutMs?: number;
+  /**
+   * Servers with these certificates (ssl_ca/ssl_cert/ssl_key) and require_secure_transport=ON:
+   * TCP without TLS is refused. The helper's own connections (and replication, with
+   * `replication: true`) then use TLS with the CA (`tls` on each instance).
+   */
+  readonly tls?: TestCertificates;
 }
 
 export interface MariaDBInstance extends MariaDBFiles {
@@ -99,6 +115,11 @@ export interface MariaDBInstance extends MariaDBFiles {
   connect(user?: TestUser, opts?: { readonly queryTimeoutMs?: number }): Promise<MysqlConnection>;
   /** Last lines of the error log, for failure messages. */
   logTail(lines?: number): string;
+  /**
+   * How the helper reaches this server when it requires TLS: the CA, no client certificate, names
+   * not checked (a test may give the servers a certificate for another host on purpose).
+   */
+  readonly tls: MysqlTls | undefined;
 }
 
 export interface MariaDBCluster {
@@ -248,6 +269,8 @@ export interface MariadbdOptions extends MariaDBFiles {
   readonly semiSyncSlave: boolean;
   /** Default true (tests start replication themselves); false lets a replica resume after a restart. */
   readonly skipSlaveStart?: boolean;
+  /** Server certificates: ssl_ca/ssl_cert/ssl_key, and require_secure_transport=ON. */
+  readonly tls?: { readonly ca: string; readonly cert: string; readonly key: string };
 }
 
 /**
@@ -286,6 +309,14 @@ export function mariadbdArgs(o: MariadbdOptions): string[] {
     '--innodb-use-native-aio=OFF',
     '--performance-schema=OFF',
     '--max-connections=200',
+    ...(o.tls !== undefined
+      ? [
+          `--ssl-ca=${o.tls.ca}`,
+          `--ssl-cert=${o.tls.cert}`,
+          `--ssl-key=${o.tls.key}`,
+          '--require-secure-transport=ON',
+        ]
+      : []),
   ];
 }
 
@@ -297,6 +328,7 @@ interface Role {
 
 class Instance implements MariaDBInstance {
   readonly host = '127.0.0.1' as const;
+  readonly tls: MysqlTls | undefined;
   readonly datadir: string;
   readonly binlogDir: string;
   readonly tmpdir: string;
@@ -315,7 +347,9 @@ class Instance implements MariaDBInstance {
     readonly dir: string,
     private role: Role,
     private readonly startTimeoutMs: number,
+    private readonly certs: TestCertificates | undefined,
   ) {
+    this.tls = certs === undefined ? undefined : readMysqlTls({ ca: certs.ca, verifyServerCert: false });
     ({
       datadir: this.datadir,
       binlogDir: this.binlogDir,
@@ -367,6 +401,9 @@ class Instance implements MariaDBInstance {
       readOnly: r.readOnly,
       semiSyncMaster: r.semiSyncMaster,
       semiSyncSlave: r.semiSyncSlave,
+      ...(this.certs !== undefined
+        ? { tls: { ca: this.certs.ca, cert: this.certs.serverCert, key: this.certs.serverKey } }
+        : {}),
     });
   }
 
@@ -423,6 +460,7 @@ class Instance implements MariaDBInstance {
         connectTimeoutMs: ADMIN_CONNECT_TIMEOUT_MS,
         queryTimeoutMs,
         ...(user === 'app' ? { database: 'app' } : {}),
+        ...(this.tls !== undefined ? { tls: this.tls } : {}),
       },
     );
   }
@@ -533,10 +571,12 @@ class Instance implements MariaDBInstance {
 // A group of servers
 
 async function attachReplica(replica: MariaDBInstance, master: MariaDBInstance): Promise<void> {
+  const ca = master.tls?.caFile;
   await replica.query(
     `CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?,
-       MASTER_CONNECT_RETRY = 1, MASTER_USE_GTID = slave_pos`,
-    [master.host, master.port, repl.user, repl.password],
+       MASTER_CONNECT_RETRY = 1, MASTER_USE_GTID = slave_pos` +
+      (ca !== undefined ? `, MASTER_SSL = 1, MASTER_SSL_CA = ?, MASTER_SSL_VERIFY_SERVER_CERT = 0` : ''),
+    [master.host, master.port, repl.user, repl.password, ...(ca !== undefined ? [ca] : [])],
   );
   await replica.query('START SLAVE');
 }
@@ -579,7 +619,7 @@ export async function startMariaDB(opts: StartMariaDBOptions): Promise<MariaDBCl
       semiSyncSlave: semi && opts.replication && i > 0,
     };
     const instDir = path.join(dir, `n${i}`);
-    instances.push(new Instance(i, i + 1, instDir, role, opts.startTimeoutMs ?? 30000));
+    instances.push(new Instance(i, i + 1, instDir, role, opts.startTimeoutMs ?? 30000, opts.tls));
   }
 
   let closed = false;

@@ -323,6 +323,7 @@ export async function resolveAbandonedTask(
                       ...replication,
                       semiSync,
                       gtidMode: 'current_pos',
+                      tls: deps.conns.tls,
                       ...pa,
                     }),
                   ),

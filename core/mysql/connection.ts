@@ -1,5 +1,6 @@
+import * as net from 'node:net';
 import { createConnection, type Connection, type ResultSetHeader, type RowDataPacket } from 'mysql2/promise';
-import type { Secret } from '../config';
+import type { MysqlTls, Secret } from '../config';
 import { ZkmhaError } from '../errors';
 import { withTimeout } from '../timeout';
 
@@ -39,6 +40,45 @@ export interface MysqlConnectOptions {
   /** Default per-query timeout; each query may override it. */
   readonly queryTimeoutMs?: number;
   readonly database?: string;
+  /**
+   * TLS for TCP connections (a local socket is secure already; require_secure_transport accepts
+   * it). The server's certificate must be signed by the CA; with verifyServerCert, it must also
+   * name the host connected to.
+   */
+  readonly tls?: MysqlTls;
+}
+
+/**
+ * The TCP socket for a TLS connection to an IP literal. mysql2 sends no TLS server name for an IP
+ * (SNI forbids it), and Node then checks the certificate's names against `socket._host`, else
+ * 'localhost' — net.connect leaves `_host` null for an IP literal, so with verifyIdentity every
+ * IPv4 node name was checked as 'localhost' (measured: Node 20.20, mysql2 3.24.6). This socket
+ * carries the address as `_host`, so the name checked is the one connected to, before any
+ * credential is sent. test/integration/mariadb-tls.test.ts (a certificate naming only
+ * IP:127.0.0.1, and one naming another host) fails if this stops working.
+ */
+function ipLiteralSocket(host: string, port: number): net.Socket {
+  const socket = net.connect({ host, port });
+  socket.setNoDelay(true); // as mysql2 does for the sockets it opens itself
+  (socket as net.Socket & { _host: string | null })._host = host;
+  return socket;
+}
+
+/** mysql2's `ssl` option for `tls`. */
+function sslOptions(tls: MysqlTls): {
+  ca: string;
+  cert?: string;
+  key?: string;
+  rejectUnauthorized: true;
+  verifyIdentity: boolean;
+} {
+  return {
+    ca: tls.ca,
+    ...(tls.cert !== undefined && tls.key !== undefined ? { cert: tls.cert, key: tls.key.reveal() } : {}),
+    // Always true: a certificate the CA did not sign is refused whatever verifyServerCert says.
+    rejectUnauthorized: true,
+    verifyIdentity: tls.verifyServerCert,
+  };
 }
 
 export interface QueryOptions {
@@ -150,6 +190,14 @@ export class MysqlConnection {
       user: opts.user,
       password: opts.password.reveal(),
       ...(opts.database !== undefined ? { database: opts.database } : {}),
+      ...(opts.tls !== undefined && !('socketPath' in target)
+        ? {
+            ssl: sslOptions(opts.tls),
+            ...(opts.tls.verifyServerCert && net.isIP(target.host) !== 0
+              ? { stream: () => ipLiteralSocket(target.host, target.port) }
+              : {}),
+          }
+        : {}),
       connectTimeout: opts.connectTimeoutMs,
       supportBigNumbers: true,
       multipleStatements: false,

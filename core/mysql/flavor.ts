@@ -1,4 +1,4 @@
-import type { Secret } from '../config';
+import type { MysqlTls, Secret } from '../config';
 import type { ParallelApply } from '../records';
 import type { MysqlConnection } from './connection';
 import type { GaleraState } from './galera';
@@ -64,6 +64,11 @@ export interface ReplicateFromOptions {
   readonly connectRetrySeconds?: number;
   /** Parallel apply to configure while replication is stopped (absent: left as it is). */
   readonly parallelApply?: ParallelApply;
+  /**
+   * Replicate over TLS with these files (`mysql.tls`): their paths are given to the replica's
+   * mysqld, which reads them on its own host. Absent: the replica's TLS settings are left as they are.
+   */
+  readonly tls?: MysqlTls | undefined;
 }
 
 export interface BinlogFile {

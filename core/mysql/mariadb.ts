@@ -3,6 +3,7 @@ import { ZkmhaError } from '../errors';
 import { formatGtidPos, parseGtidPos } from '../gtid';
 import { isHost, isPort } from '../names';
 import { MysqlError, type MysqlConnection } from './connection';
+import type { MysqlTls } from '../config';
 import type { ParallelApply } from '../records';
 import type {
   BinlogFile,
@@ -124,6 +125,22 @@ async function writeParallelApply(conn: MysqlConnection, pa: ParallelApply): Pro
   await conn.exec(`SET GLOBAL slave_parallel_mode = ?`, [pa.mode], {
     what: `SET slave_parallel_mode = ${pa.mode}`,
   });
+}
+
+/**
+ * The MASTER_SSL_* part of CHANGE MASTER. Every option is written, the client certificate cleared
+ * when there is none: CHANGE MASTER keeps whatever it is not told, so a certificate from an earlier
+ * configuration would otherwise outlive it. MariaDB verifies the master's certificate against the
+ * CA whenever one is given; MASTER_SSL_VERIFY_SERVER_CERT adds the check of its name against
+ * MASTER_HOST. Nothing without `tls`: the replica's settings stay as they are.
+ */
+function sslClause(tls: MysqlTls | undefined): { readonly sql: string; readonly params: readonly string[] } {
+  if (tls === undefined) return { sql: '', params: [] };
+  return {
+    sql: `, MASTER_SSL = 1, MASTER_SSL_CA = ?, MASTER_SSL_CERT = ?, MASTER_SSL_KEY = ?,
+         MASTER_SSL_VERIFY_SERVER_CERT = ${tls.verifyServerCert ? 1 : 0}`,
+    params: [tls.caFile, tls.certFile ?? '', tls.keyFile ?? ''],
+  };
 }
 
 export const mariadb: Flavor = {
@@ -260,11 +277,12 @@ export const mariadb: Flavor = {
     await setGlobal(conn, 'rpl_semi_sync_slave_enabled', opts.semiSync);
     // Values go through mysql2's client-side escaping (CHANGE MASTER cannot be server-prepared);
     // `sensitive` keeps the statement and the server's echo of it out of any error message.
+    const ssl = sslClause(opts.tls);
     await conn.exec(
       `CHANGE MASTER TO MASTER_HOST = ?, MASTER_PORT = ?, MASTER_USER = ?, MASTER_PASSWORD = ?,
-         MASTER_CONNECT_RETRY = ?, MASTER_USE_GTID = slave_pos`,
-      [opts.host, opts.port, opts.user, opts.password.reveal(), retry],
-      { sensitive: true, what: `CHANGE MASTER TO ${opts.host}:${opts.port}` },
+         MASTER_CONNECT_RETRY = ?, MASTER_USE_GTID = slave_pos${ssl.sql}`,
+      [opts.host, opts.port, opts.user, opts.password.reveal(), retry, ...ssl.params],
+      { sensitive: true, what: `CHANGE MASTER TO ${opts.host}:${opts.port}${opts.tls ? ' (TLS)' : ''}` },
     );
     await conn.exec(`START SLAVE`);
   },

@@ -20,6 +20,7 @@ export function openAdmin(
       user: cfg.mysql.user,
       password: cfg.mysql.password,
       connectTimeoutMs: cfg.mysql.connectTimeoutMs,
+      ...(cfg.mysql.tls !== undefined ? { tls: cfg.mysql.tls } : {}),
       queryTimeoutMs: opts.queryTimeoutMs ?? Math.max(5000, cfg.mysql.connectTimeoutMs * 5),
     },
   );

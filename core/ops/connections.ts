@@ -1,4 +1,4 @@
-import type { MysqlConfig } from '../config';
+import type { MysqlConfig, MysqlTls } from '../config';
 import { classifyMysqlError, connectMysql, MysqlConnection } from '../mysql/connection';
 import { parseNode } from '../names';
 
@@ -14,6 +14,12 @@ export interface NodeConnectionsOptions {
   readonly connectTimeoutMs: number;
   /** Default per-query timeout (default 5000 ms). */
   readonly queryTimeoutMs?: number;
+  /**
+   * `mysql.tls`: these connections use it, and so does replication set up through them — the
+   * core/ops steps hand it to CHANGE MASTER (`tls`), so every caller of those steps gets TLS
+   * replication without passing it along itself.
+   */
+  readonly tls?: MysqlTls;
 }
 
 /**
@@ -40,11 +46,17 @@ export class NodeConnections {
       password: mysql.password,
       connectTimeoutMs: mysql.connectTimeoutMs,
       ...(queryTimeoutMs !== undefined ? { queryTimeoutMs } : {}),
+      ...(mysql.tls !== undefined ? { tls: mysql.tls } : {}),
     });
   }
 
   get connectTimeoutMs(): number {
     return this.#opts.connectTimeoutMs;
+  }
+
+  /** The TLS these nodes are reached with (`mysql.tls`), for replication between them too. */
+  get tls(): MysqlTls | undefined {
+    return this.#opts.tls;
   }
 
   /** A new, uncached connection; the caller closes it. */
@@ -57,6 +69,7 @@ export class NodeConnections {
         password: this.#opts.password,
         connectTimeoutMs,
         ...(this.#opts.queryTimeoutMs !== undefined ? { queryTimeoutMs: this.#opts.queryTimeoutMs } : {}),
+        ...(this.#opts.tls !== undefined ? { tls: this.#opts.tls } : {}),
       },
     );
   }

@@ -124,6 +124,7 @@ export async function catchUpFrom(
       password: opts.replication.password,
       semiSync: false,
       gtidMode: 'slave_pos',
+      tls: ctx.conns.tls,
     });
     const ok = await ctx.flavor.waitForGtid(conn, source.target, opts.timeoutMs);
     await ctx.flavor.stopIoThread(conn);
@@ -183,6 +184,7 @@ export async function repointReplicas(
               password: opts.replication.password,
               semiSync: opts.semiSync,
               gtidMode: 'slave_pos',
+              tls: ctx.conns.tls,
               ...(opts.parallelApply !== undefined ? { parallelApply: opts.parallelApply } : {}),
             }),
           ),

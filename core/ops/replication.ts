@@ -31,6 +31,7 @@ export async function replicateFromMaster(
       password: mysql.replicationPassword,
       semiSync,
       gtidMode: 'current_pos',
+      tls: mysql.tls,
       ...(parallelApply !== undefined ? { parallelApply } : {}),
     }),
   );

@@ -153,6 +153,7 @@ export async function rollBackSwitchover(
           ...a.replication,
           semiSync: a.semiSync,
           gtidMode: 'slave_pos',
+          tls: ops.conns.tls,
         }),
       ),
     );
@@ -318,6 +319,7 @@ export async function repointAll(
             semiSync: a.semiSync,
             gtidMode: 'current_pos',
             parallelApply: a.parallelApply,
+            tls: ops.conns.tls,
           }),
         );
         await ops.conns.run(a.oldMaster, (c) =>

@@ -23,6 +23,13 @@ describe('mha config check', () => {
     fs.mkdirSync(path.join(dir, 'run'));
     // The router looks haproxyBin up as it would spawn it; any executable file will do here.
     fs.writeFileSync(path.join(dir, 'haproxy'), '#!/bin/sh\n', { mode: 0o755 });
+    // Not real certificates: the check looks at presence and modes, the loader at the PEM armour.
+    const pem = (label: string) => `-----BEGIN ${label}-----\nAAAA\n-----END ${label}-----\n`;
+    fs.writeFileSync(path.join(dir, 'ca.pem'), pem('CERTIFICATE'));
+    fs.writeFileSync(path.join(dir, 'client.pem'), pem('CERTIFICATE'));
+    fs.writeFileSync(path.join(dir, 'client.key'), pem('PRIVATE KEY'), { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, 'open.key'), pem('PRIVATE KEY'));
+    fs.chmodSync(path.join(dir, 'open.key'), 0o644);
   });
 
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -163,7 +170,25 @@ describe('mha config check', () => {
     assert.deepEqual(r.stderr.trim().split('\n'), [`mha: ${file}: server: unknown key(s) colour`]);
   });
 
+  it('checks the files mysql.tls names and says the admin connections use TLS', async () => {
+    const file = write('tls.yaml', [...common, '  tls: { ca: ca.pem, cert: client.pem, key: client.key }']);
+    const r = await runMha(['config', 'check', '--config', file]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /^ {2}admin .*; TLS with CA .*\/ca\.pem and client certificate .*\/client\.pem, replicas told the same paths \(MASTER_SSL\)$/m,
+    );
+  });
+
   const bad: Array<[string, string[], RegExp[]]> = [
+    [
+      'a TLS CA that does not exist and a key group/others can read',
+      [...common, '  tls: { ca: nope.pem, cert: client.pem, key: open.key }'],
+      [
+        /mysql\.tls\.ca: '.*nope\.pem' does not exist/,
+        /mysql\.tls\.key: '.*open\.key' is readable by group or others \(mode 644\); chmod 600 it/,
+      ],
+    ],
     [
       'a password file group/others can read',
       [...common.slice(0, 5), '  passwordFile: open.pass'],

@@ -7,6 +7,9 @@ import { inspect } from 'node:util';
 import { parseConfig, loadConfig } from '../../core/config';
 import { isZkmhaError } from '../../core/errors';
 
+const pem = (label: string, body: string): string =>
+  `-----BEGIN ${label}-----\n${Buffer.from(body).toString('base64')}\n-----END ${label}-----\n`;
+
 describe('config', () => {
   let dir: string;
   before(() => {
@@ -14,6 +17,12 @@ describe('config', () => {
     fs.writeFileSync(path.join(dir, 'mysql.pass'), 'sekret\n', { mode: 0o600 });
     fs.writeFileSync(path.join(dir, 'open.pass'), 'sekret\n', { mode: 0o644 });
     fs.chmodSync(path.join(dir, 'open.pass'), 0o644);
+    fs.writeFileSync(path.join(dir, 'ca.pem'), pem('CERTIFICATE', 'ca'));
+    fs.writeFileSync(path.join(dir, 'client.pem'), pem('CERTIFICATE', 'client'));
+    fs.writeFileSync(path.join(dir, 'client.key'), pem('PRIVATE KEY', 'keybytes'), { mode: 0o600 });
+    fs.writeFileSync(path.join(dir, 'open.key'), pem('PRIVATE KEY', 'keybytes'), { mode: 0o644 });
+    fs.chmodSync(path.join(dir, 'open.key'), 0o644);
+    fs.writeFileSync(path.join(dir, 'notpem.txt'), 'hello\n');
   });
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
@@ -53,6 +62,37 @@ describe('config', () => {
     assert.doesNotMatch(JSON.stringify(cfg), /hunter2/);
     assert.doesNotMatch(inspect(cfg, { depth: 10 }), /hunter2/);
     assert.equal(cfg.mysql.password.reveal(), 'hunter2');
+  });
+
+  it('reads mysql.tls files at load, paths resolved against the config file, the key kept secret', () => {
+    const cfg = parseConfig(
+      'zookeeper: { hosts: "h:1" }\nmysql: { tls: { ca: ca.pem, cert: client.pem, key: client.key } }\n',
+      file(),
+    );
+    const tls = cfg.mysql.tls;
+    assert.ok(tls);
+    assert.equal(tls.caFile, path.join(dir, 'ca.pem'));
+    assert.equal(tls.ca, pem('CERTIFICATE', 'ca'));
+    assert.equal(tls.certFile, path.join(dir, 'client.pem'));
+    assert.equal(tls.keyFile, path.join(dir, 'client.key'));
+    assert.match(tls.key?.reveal() ?? '', /BEGIN PRIVATE KEY/);
+    assert.equal(tls.verifyServerCert, true);
+    const keyBody = Buffer.from('keybytes').toString('base64');
+    assert.doesNotMatch(JSON.stringify(cfg), new RegExp(keyBody));
+    assert.doesNotMatch(inspect(cfg, { depth: 10 }), new RegExp(keyBody));
+  });
+
+  it('leaves TLS off without mysql.tls, and takes a CA alone with verifyServerCert false', () => {
+    assert.equal(parseConfig('zookeeper: { hosts: "h:1" }\n', file()).mysql.tls, undefined);
+    const tls = parseConfig(
+      'zookeeper: { hosts: "h:1" }\nmysql: { tls: { ca: ca.pem, verifyServerCert: false } }\n',
+      file(),
+    ).mysql.tls;
+    assert.deepEqual(tls, {
+      caFile: path.join(dir, 'ca.pem'),
+      ca: pem('CERTIFICATE', 'ca'),
+      verifyServerCert: false,
+    });
   });
 
   const rejected: Array<[string, string, RegExp]> = [
@@ -101,6 +141,51 @@ describe('config', () => {
       'password and file both',
       'zookeeper: { hosts: "h:1" }\nmysql: { password: a, passwordFile: mysql.pass }',
       /not both/,
+    ],
+    [
+      'missing TLS CA file',
+      'zookeeper: { hosts: "h:1" }\nmysql: { tls: { ca: nope.pem } }',
+      /^config: mysql\.tls\.ca: cannot read '.*nope\.pem' \(ENOENT\)$/,
+    ],
+    [
+      'a TLS CA that is not PEM',
+      'zookeeper: { hosts: "h:1" }\nmysql: { tls: { ca: notpem.txt } }',
+      /mysql\.tls\.ca: '.*notpem\.txt' is not a PEM file/,
+    ],
+    [
+      'TLS without a CA',
+      'zookeeper: { hosts: "h:1" }\nmysql: { tls: { cert: client.pem, key: client.key } }',
+      /mysql\.tls\.ca is required/,
+    ],
+    [
+      'a TLS cert without its key',
+      'zookeeper: { hosts: "h:1" }\nmysql: { tls: { ca: ca.pem, cert: client.pem } }',
+      /mysql\.tls: give cert and key together/,
+    ],
+    [
+      'a missing TLS cert file',
+      'zookeeper: { hosts: "h:1" }\nmysql: { tls: { ca: ca.pem, cert: nope.pem, key: client.key } }',
+      /mysql\.tls\.cert: cannot read/,
+    ],
+    [
+      'a world-readable TLS key',
+      'zookeeper: { hosts: "h:1" }\nmysql: { tls: { ca: ca.pem, cert: client.pem, key: open.key } }',
+      /mysql\.tls\.key: '.*open\.key' is readable by group or others/,
+    ],
+    [
+      'a TLS key that is not PEM',
+      'zookeeper: { hosts: "h:1" }\nmysql: { tls: { ca: ca.pem, cert: client.pem, key: mysql.pass } }',
+      /mysql\.tls\.key: '.*mysql\.pass' is not a PEM file/,
+    ],
+    [
+      'a non-boolean verifyServerCert',
+      'zookeeper: { hosts: "h:1" }\nmysql: { tls: { ca: ca.pem, verifyServerCert: "no" } }',
+      /mysql\.tls\.verifyServerCert must be true or false/,
+    ],
+    [
+      'an unknown TLS key',
+      'zookeeper: { hosts: "h:1" }\nmysql: { tls: { ca: ca.pem, capath: /etc/ssl } }',
+      /mysql\.tls: unknown key\(s\) capath/,
     ],
   ];
   for (const [name, text, message] of rejected) {
