@@ -129,17 +129,20 @@ export interface Incident {
 /**
  * Records `incident` unless it is recorded already. No lock needed: the writes are
  * compare-and-set, so two workers cannot duplicate it; a lost race re-reads and looks again
- * (bounded). Returns whether this call wrote the alert.
+ * (bounded). Returns whether this call wrote the alert. `whileTask`: only while task/<group> is
+ * the task with this id — the multi checks its version, so an incident of a running operation
+ * is never written after the operation ended (its end clears it): 'task-gone' otherwise.
  */
 export async function recordIncident(
   store: OpStore,
   group: string,
   incident: Incident,
-  opts: { readonly view?: GroupView } = {},
-): Promise<'written' | 'recorded-already'> {
+  opts: { readonly view?: GroupView; readonly whileTask?: string } = {},
+): Promise<'written' | 'recorded-already' | 'task-gone'> {
   const { paths } = store;
   for (let attempt = 1; ; attempt++) {
     const view = attempt === 1 && opts.view !== undefined ? opts.view : await store.readView(group);
+    if (opts.whileTask !== undefined && view.task?.record.id !== opts.whileTask) return 'task-gone';
     const prev = alertOf(view, incident.alert);
     const already = prev !== undefined && incident.same(prev);
     const ops: MultiOp[] = [...(incident.withOps ?? [])];
@@ -160,11 +163,17 @@ export async function recordIncident(
       }
     }
     if (ops.length === 0) return 'recorded-already';
+    if (opts.whileTask !== undefined && view.task !== null)
+      ops.push({ op: 'check', path: paths.task(group), version: view.task.version });
     try {
       await store.multi(ops);
       return already ? 'recorded-already' : 'written';
     } catch (err) {
-      const raced = isZkmhaError(err, 'ZK_NODE_EXISTS') || isZkmhaError(err, 'ZK_BAD_VERSION');
+      const raced =
+        isZkmhaError(err, 'ZK_NODE_EXISTS') ||
+        isZkmhaError(err, 'ZK_BAD_VERSION') ||
+        // The task went away between the read and the multi: the next read says so.
+        (opts.whileTask !== undefined && isZkmhaError(err, 'ZK_NO_NODE'));
       if (!raced || attempt >= 3) throw err;
     }
   }
