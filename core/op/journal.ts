@@ -1,5 +1,12 @@
 import { ZkmhaError, isZkmhaError } from '../errors';
-import { encodeRecord, taskSchema, type AlertKind, type HistoryRecord, type TaskRecord } from '../records';
+import {
+  decodeRecord,
+  encodeRecord,
+  taskSchema,
+  type AlertKind,
+  type HistoryRecord,
+  type TaskRecord,
+} from '../records';
 import { alertOps, historyOps } from '../ops/commit';
 import { alertOf, type AlertView, type GroupView, type Versioned } from '../view';
 import type { MultiOp } from '../zk/client';
@@ -94,6 +101,22 @@ export class Journal {
         throw new LostLock(`task/${this.group} changed under us`);
       throw err;
     }
+  }
+
+  /**
+   * Reads the task again, after it was written outside `save` (in an incident's multi, say), so
+   * that the next `save` compares against its version; `normalize` rewrites what was read (the
+   * defaults a procedure fills in). LostLock when the lock is gone or the task is gone or another.
+   */
+  async reload(normalize: (t: TaskRecord) => TaskRecord = (t) => t): Promise<void> {
+    if (!this.lock.isHeld()) throw new LostLock('lock lost');
+    const path = this.store.paths.task(this.group);
+    const nd = await this.store.getOrNull(path);
+    const rec = nd !== null ? decodeRecord(taskSchema, nd.data, path) : null;
+    if (nd === null || rec === null || rec.id !== this.#task.id)
+      throw new LostLock(`task/${this.group} is gone or replaced`);
+    this.#task = normalize(rec);
+    this.#version = nd.stat.version;
   }
 
   /** The op that writes the task with `patch` at this journal's version, for a caller's multi. */

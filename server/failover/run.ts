@@ -376,6 +376,13 @@ export async function runFailover(
           ) {
             ctx.lastView = null;
             ctx.repointing = null;
+            try {
+              // The failure was recorded with the task in the incident's multi: read its version.
+              await journal.reload((t) => ({ ...t, detail: parseDetail(t) }));
+            } catch (err) {
+              if (err instanceof LostLock) return { kind: 'lost', why: err.message };
+              return out;
+            }
             continue;
           }
           return out;

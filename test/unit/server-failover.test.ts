@@ -606,6 +606,28 @@ describe('a failed step on the in-memory store', () => {
     );
   });
 
+  it('choosing again in the same run: the journal reads the task the failure recorded, and saves on from it', async () => {
+    const { store, journal } = await group(failoverTask({ step: 'drain' }));
+    await handleFailure(
+      failure(store, journal),
+      'drain',
+      new CandidateLost(A, 'timed-out', new Error('silent')),
+    );
+    // The failure's incident wrote the task (attempts, lastError) in its multi: without a reload the
+    // next save is a compare-and-set on a stale version and reads as a lost lock.
+    await assert.rejects(journal.save({ candidate: B }), LostLock);
+    await journal.reload((t) => ({ ...t, detail: parseDetail(t) }));
+    await journal.save({ step: 'drain', candidate: B });
+    const t = task(store);
+    assert.deepEqual([t.step, t.candidate, t.detail.excluded, t.detail.attempts], ['drain', B, [A], 1]);
+  });
+
+  it('a journal whose task was replaced does not reload it (LostLock)', async () => {
+    const { store, journal } = await group(failoverTask({ step: 'drain' }));
+    await store.set(paths.task(G), encodeRecord(taskSchema, failoverTask({ id: 'g1-e2-other' }), 'task'));
+    await assert.rejects(journal.reload(), LostLock);
+  });
+
   it('a promoted candidate gone before the commit is fenced before it is given up', async () => {
     const { store, journal } = await group();
     const fenced: string[] = [];
