@@ -401,9 +401,9 @@ async function promote(ctx: FailoverContext): Promise<Result> {
   // The other replicas are re-pointed while the candidate is promoted: everything they lack is
   // already in its binlog (drained), and their semi-sync registration holds.
   ctx.repointing = startRepoint(ctx, view, candidate, semiSync !== 'off');
-  // A dozen statements of milliseconds each: two round trips' deadline for all of them. A live
-  // but slow candidate given up here costs time, not data: it is fenced and, still reachable and
-  // ahead, the next candidate catches up from it.
+  // A dozen statements of milliseconds each (after the drain its SQL thread is idle): two round
+  // trips' deadline for all of them, the bound the commit's last look at it already has. Given
+  // up, it is fenced should it answer, and the next choice decides from what the others hold.
   const st = await onCandidate(
     ctx,
     candidate,
