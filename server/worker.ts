@@ -62,6 +62,8 @@ const SWEEP_GROUPS_PER_SECOND = 10;
  *   <group>__failover-suppressed   master dead while white/<group> is set (+ history event)
  *   <group>__failover-failed       a failover step failed (which, why); retried every reconcile interval
  *   <group>__no-candidate          no replica can be promoted (retried)
+ *   <group>__failover-stuck        a failover not committed within settings.failoverTimeoutMs (still
+ *                                  trying; failover/run.ts); deleted by its commit
  *   <group>__route-mismatch        (older releases) haproxy/ does not serve master/; now repaired instead:
  *   <group>__record-repaired       master/ or haproxy/ was invalid, missing or inconsistent with no operation
  *                                  open: rewritten under the lock at a new epoch (server/actions/repair.ts)

@@ -1,5 +1,12 @@
 import { ZkmhaError, isZkmhaError } from '../errors';
-import { encodeRecord, taskSchema, type AlertKind, type HistoryRecord, type TaskRecord } from '../records';
+import {
+  decodeRecord,
+  encodeRecord,
+  taskSchema,
+  type AlertKind,
+  type HistoryRecord,
+  type TaskRecord,
+} from '../records';
 import { alertOps, historyOps } from '../ops/commit';
 import { alertOf, type AlertView, type GroupView, type Versioned } from '../view';
 import type { MultiOp } from '../zk/client';
@@ -96,6 +103,22 @@ export class Journal {
     }
   }
 
+  /**
+   * Reads the task again, after it was written outside `save` (in an incident's multi, say), so
+   * that the next `save` compares against its version; `normalize` rewrites what was read (the
+   * defaults a procedure fills in). LostLock when the lock is gone or the task is gone or another.
+   */
+  async reload(normalize: (t: TaskRecord) => TaskRecord = (t) => t): Promise<void> {
+    if (!this.lock.isHeld()) throw new LostLock('lock lost');
+    const path = this.store.paths.task(this.group);
+    const nd = await this.store.getOrNull(path);
+    const rec = nd !== null ? decodeRecord(taskSchema, nd.data, path) : null;
+    if (nd === null || rec === null || rec.id !== this.#task.id)
+      throw new LostLock(`task/${this.group} is gone or replaced`);
+    this.#task = normalize(rec);
+    this.#version = nd.stat.version;
+  }
+
   /** The op that writes the task with `patch` at this journal's version, for a caller's multi. */
   saveOp(patch: TaskPatch): MultiOp {
     const path = this.store.paths.task(this.group);
@@ -129,17 +152,20 @@ export interface Incident {
 /**
  * Records `incident` unless it is recorded already. No lock needed: the writes are
  * compare-and-set, so two workers cannot duplicate it; a lost race re-reads and looks again
- * (bounded). Returns whether this call wrote the alert.
+ * (bounded). Returns whether this call wrote the alert. `whileTask`: only while task/<group> is
+ * the task with this id — the multi checks its version, so an incident of a running operation
+ * is never written after the operation ended (its end clears it): 'task-gone' otherwise.
  */
 export async function recordIncident(
   store: OpStore,
   group: string,
   incident: Incident,
-  opts: { readonly view?: GroupView } = {},
-): Promise<'written' | 'recorded-already'> {
+  opts: { readonly view?: GroupView; readonly whileTask?: string } = {},
+): Promise<'written' | 'recorded-already' | 'task-gone'> {
   const { paths } = store;
   for (let attempt = 1; ; attempt++) {
     const view = attempt === 1 && opts.view !== undefined ? opts.view : await store.readView(group);
+    if (opts.whileTask !== undefined && view.task?.record.id !== opts.whileTask) return 'task-gone';
     const prev = alertOf(view, incident.alert);
     const already = prev !== undefined && incident.same(prev);
     const ops: MultiOp[] = [...(incident.withOps ?? [])];
@@ -160,11 +186,17 @@ export async function recordIncident(
       }
     }
     if (ops.length === 0) return 'recorded-already';
+    if (opts.whileTask !== undefined && view.task !== null)
+      ops.push({ op: 'check', path: paths.task(group), version: view.task.version });
     try {
       await store.multi(ops);
       return already ? 'recorded-already' : 'written';
     } catch (err) {
-      const raced = isZkmhaError(err, 'ZK_NODE_EXISTS') || isZkmhaError(err, 'ZK_BAD_VERSION');
+      const raced =
+        isZkmhaError(err, 'ZK_NODE_EXISTS') ||
+        isZkmhaError(err, 'ZK_BAD_VERSION') ||
+        // The task went away between the read and the multi: the next read says so.
+        (opts.whileTask !== undefined && isZkmhaError(err, 'ZK_NO_NODE'));
       if (!raced || attempt >= 3) throw err;
     }
   }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { appliedCount, backlogTrx } from '../backlog';
 import type { Flavor } from '../mysql/flavor';
 import type { MysqlConnection } from '../mysql/connection';
+import { withTimeout } from '../timeout';
 
 /**
  * Waiting for a replica to apply what it received (the failover's drain, the catch-up), with a
@@ -17,6 +18,12 @@ export interface DrainLimits {
   readonly stallMs: number;
   /** Bound on the whole wait, progress or not (the group's drainMaxMs). */
   readonly maxMs: number;
+  /**
+   * Deadline of each round trip beyond its own wait (a replica that answers nothing at all —
+   * hung, partitioned — fails with a MYSQL_TIMEOUT within it, however its apply was going).
+   * Absent: the connection's query timeout.
+   */
+  readonly answerMs?: number;
 }
 
 export interface DrainClock {
@@ -94,8 +101,12 @@ export async function waitApplied(
   limits: DrainLimits,
   onProgress?: (p: DrainProgress) => Promise<void>,
 ): Promise<WaitAppliedResult> {
+  const answer = <T>(p: Promise<T>, what: string, waitMs = 0): Promise<T> =>
+    limits.answerMs === undefined
+      ? p
+      : withTimeout(p, waitMs + limits.answerMs, `${what} on ${node}`, 'MYSQL_TIMEOUT');
   const startedAt = Date.now();
-  const first = (await flavor.readState(conn)).gtidSlavePos;
+  const first = (await answer(flavor.readState(conn), 'read the applied position')).gtidSlavePos;
   const startCount = appliedCount(first) ?? 0;
   let lastCount = startCount;
   let lastProgressAt = startedAt;
@@ -107,9 +118,9 @@ export async function waitApplied(
     );
     if (v.kind === 'done') return { kind: 'applied', ms: Date.now() - startedAt };
     if (v.kind !== 'wait') return { kind: v.kind, why: v.why, progress };
-    if (await flavor.waitForGtid(conn, target, v.forMs))
+    if (await answer(flavor.waitForGtid(conn, target, v.forMs), 'wait for the received position', v.forMs))
       return { kind: 'applied', ms: Date.now() - startedAt };
-    const applied = (await flavor.readState(conn)).gtidSlavePos;
+    const applied = (await answer(flavor.readState(conn), 'read the applied position')).gtidSlavePos;
     const now = Date.now();
     const count = appliedCount(applied) ?? lastCount;
     progress = progressOf(node, target, applied, startedAt, now, startCount);

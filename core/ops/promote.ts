@@ -78,6 +78,16 @@ export interface DrainOptions {
   readonly maxMs?: number;
   /** Hears of each step of progress (awaited; core/ops/drain). */
   readonly onProgress?: (p: DrainProgress) => Promise<void>;
+  /**
+   * Deadline of each round trip (beyond its own wait): a node that answers nothing fails with a
+   * MYSQL_TIMEOUT within it, while one that answers and applies is waited for as above.
+   */
+  readonly answerMs?: number;
+}
+
+/** `p` bounded by `ms` (a MYSQL_TIMEOUT naming `what`), or as it is when no deadline is given. */
+function answerWithin<T>(p: Promise<T>, ms: number | undefined, what: string): Promise<T> {
+  return ms === undefined ? p : withTimeout(p, ms, what, 'MYSQL_TIMEOUT');
 }
 
 /**
@@ -88,8 +98,8 @@ export interface DrainOptions {
  */
 export async function drainReplica(ctx: OpsContext, node: string, opts: DrainOptions): Promise<DrainResult> {
   return ctx.conns.run(node, async (conn) => {
-    await ctx.flavor.stopIoThread(conn);
-    const st = await ctx.flavor.readState(conn);
+    await answerWithin(ctx.flavor.stopIoThread(conn), opts.answerMs, `stop the IO thread on ${node}`);
+    const st = await answerWithin(ctx.flavor.readState(conn), opts.answerMs, `read the state of ${node}`);
     const target = formatGtidPos(receivedPos(toNodePosition(st)));
     if (target === '') return { applied: true, target };
     const r = await waitApplied(
@@ -97,7 +107,11 @@ export async function drainReplica(ctx: OpsContext, node: string, opts: DrainOpt
       conn,
       node,
       target,
-      { stallMs: opts.timeoutMs, maxMs: opts.maxMs ?? opts.timeoutMs },
+      {
+        stallMs: opts.timeoutMs,
+        maxMs: opts.maxMs ?? opts.timeoutMs,
+        ...(opts.answerMs !== undefined ? { answerMs: opts.answerMs } : {}),
+      },
       opts.onProgress,
     );
     return r.kind === 'applied' ? { applied: true, target } : { applied: false, target, why: r.why };
@@ -113,21 +127,35 @@ export async function catchUpFrom(
   ctx: OpsContext,
   candidate: string,
   source: { readonly node: string; readonly target: string },
-  opts: { readonly timeoutMs: number; readonly replication: ReplicationCredentials },
+  opts: {
+    readonly timeoutMs: number;
+    readonly replication: ReplicationCredentials;
+    /** Deadline of each round trip beyond its own wait (a candidate that answers nothing). */
+    readonly answerMs?: number;
+  },
 ): Promise<boolean> {
   const { host, port } = parseNode(source.node);
+  const wait = opts.answerMs !== undefined ? opts.timeoutMs + opts.answerMs : undefined;
   return ctx.conns.run(candidate, async (conn) => {
-    await ctx.flavor.replicateFrom(conn, {
-      host,
-      port,
-      user: opts.replication.user,
-      password: opts.replication.password,
-      semiSync: false,
-      gtidMode: 'slave_pos',
-      tls: ctx.conns.tls,
-    });
-    const ok = await ctx.flavor.waitForGtid(conn, source.target, opts.timeoutMs);
-    await ctx.flavor.stopIoThread(conn);
+    await answerWithin(
+      ctx.flavor.replicateFrom(conn, {
+        host,
+        port,
+        user: opts.replication.user,
+        password: opts.replication.password,
+        semiSync: false,
+        gtidMode: 'slave_pos',
+        tls: ctx.conns.tls,
+      }),
+      opts.answerMs,
+      `replicate ${candidate} from ${source.node}`,
+    );
+    const ok = await answerWithin(
+      ctx.flavor.waitForGtid(conn, source.target, opts.timeoutMs),
+      wait,
+      `wait on ${candidate} for ${source.target}`,
+    );
+    await answerWithin(ctx.flavor.stopIoThread(conn), opts.answerMs, `stop the IO thread on ${candidate}`);
     return ok;
   });
 }
@@ -144,12 +172,18 @@ export async function promoteCandidate(
     readonly semiSync: boolean;
     readonly semiSyncTimeoutMs?: number;
     readonly parallelApply?: ParallelApply;
+    /** Deadline of the whole promotion (a dozen statements of milliseconds each when it answers). */
+    readonly deadlineMs?: number;
   },
 ): Promise<ServerState> {
-  return ctx.conns.run(node, async (conn) => {
-    await ctx.flavor.promote(conn, opts);
-    return ctx.flavor.readState(conn);
-  });
+  return answerWithin(
+    ctx.conns.run(node, async (conn) => {
+      await ctx.flavor.promote(conn, opts);
+      return ctx.flavor.readState(conn);
+    }),
+    opts.deadlineMs,
+    `promote ${node}`,
+  );
 }
 
 export type RepointResult = { readonly ok: true } | { readonly ok: false; readonly error: string };

@@ -1,8 +1,10 @@
 import { z } from 'zod';
+import type { CandidateChoice } from '../../core/candidate';
 import { describeSafety, type CandidateSafety } from '../../core/candidate-safety';
 import type { Incident } from '../../core/op/journal';
 import { alertOps, type MasterChange } from '../../core/ops/commit';
-import type { MysqlErrorKind } from '../../core/mysql/connection';
+import { ZkmhaError } from '../../core/errors';
+import { MysqlError, classifyMysqlError, type MysqlErrorKind } from '../../core/mysql/connection';
 import type { HaproxyRecord, HistoryRecord, TaskRecord } from '../../core/records';
 import { alertOf, member, type GroupView, type Versioned } from '../../core/view';
 import type { MultiOp } from '../../core/zk/client';
@@ -29,13 +31,26 @@ export type FailoverStep = (typeof FAILOVER_STEPS)[number];
 
 const stepSchema = z.object({ name: z.string(), ms: z.number().nonnegative(), ok: z.boolean() });
 
+/** One candidate given up by this failover, and why (task.detail.exclusions, the history). */
+const exclusionSchema = z.object({
+  node: z.string(),
+  reason: z.enum(['refused', 'timed-out', 'gone-before-commit']),
+  step: z.string(),
+  error: z.string(),
+  at: z.number(),
+});
+export type Exclusion = z.infer<typeof exclusionSchema>;
+
 /** What the failover keeps in task.detail between steps (and across workers). */
 const detailSchema = z
   .object({
     how: z.string().optional(),
     detectedAt: z.number().optional(),
     steps: z.array(stepSchema).default([]),
+    /** The nodes the choice passes over now (reset when they leave no candidate). */
     excluded: z.array(z.string()).default([]),
+    /** Every exclusion of this failover, with its reason (never reset: the audit trail). */
+    exclusions: z.array(exclusionSchema).default([]),
     choiceReason: z.string().optional(),
     catchUpFrom: z.object({ node: z.string(), received: z.string() }).nullable().optional(),
     drainTarget: z.string().optional(),
@@ -81,18 +96,55 @@ export class NoCandidate extends Error {
 }
 
 /**
- * The candidate itself refused a connection (its mysqld is down) before any route named it.
- * Thrown only around operations on the candidate's own connection, so an error from another
- * node (the catch-up source, say) is never mistaken for it. The message is the MySQL error's.
+ * Why a candidate was given up before any route named it (issue 11 hole 1), as task/ and
+ * history record it: `refused` — nothing listens, its mysqld is down; `timed-out` — it did not
+ * answer within the step's deadline (hung, or cut off by a partition; a drain that answers and
+ * progresses is neither: it is waited for); `gone-before-commit` — promoted, then lost before the
+ * commit could name it (commitGate).
  */
-export class CandidateRefused extends Error {
-  override readonly name = 'CandidateRefused';
+export type ExclusionReason = 'refused' | 'timed-out' | 'gone-before-commit';
+
+/**
+ * The candidate itself did not serve an operation on its own connection: it refused (its mysqld
+ * is down) or did not answer within the deadline (a query or connect timeout, or a step's
+ * withTimeout). Thrown only around operations on the candidate's own connection (candidateError),
+ * so an error from another node (the catch-up source, say) is never mistaken for it. The message
+ * is the MySQL error's.
+ */
+export class CandidateLost extends Error {
+  override readonly name = 'CandidateLost';
   constructor(
     readonly candidate: string,
+    readonly reason: 'refused' | 'timed-out',
     override readonly cause: unknown,
   ) {
     super(cause instanceof Error ? cause.message : String(cause));
   }
+}
+
+/**
+ * Pure: what an error of an operation on the candidate's own connection means. A refusal or a
+ * timeout — of the connection, of a query, or of a deadline put on the operation (core/timeout.ts
+ * withTimeout with 'MYSQL_TIMEOUT') — is the candidate lost; anything else (an SQL error, a lost
+ * lock, a ZooKeeper error while the drain saves its progress) stays what it is.
+ */
+export function candidateError(candidate: string, err: unknown): unknown {
+  if (err instanceof ZkmhaError && !(err instanceof MysqlError) && err.code !== 'MYSQL_TIMEOUT') return err;
+  const kind = classifyMysqlError(err);
+  if (kind === 'refused') return new CandidateLost(candidate, 'refused', err);
+  if (kind === 'timeout') return new CandidateLost(candidate, 'timed-out', err);
+  return err;
+}
+
+/**
+ * Pure: the deadline of one round trip with the candidate (a statement that does no waiting of
+ * its own): the bound the commit's last look at it always had. A healthy mysqld answers such a
+ * statement in milliseconds even under load; STOP SLAVE IO_THREAD, the slowest, is bounded at
+ * ~1 s by rpl_semi_sync_slave_kill_conn_timeout. Waits (MASTER_GTID_WAIT) keep their own bound
+ * plus a margin, and a drain keeps waiting while apply progresses (core/ops/drain.ts).
+ */
+export function candidateAnswerMs(connectTimeoutMs: number): number {
+  return Math.max(1000, 2 * connectTimeoutMs);
 }
 
 /**
@@ -165,10 +217,11 @@ export type FailureAction =
    */
   | { readonly kind: 'blocked'; readonly safety: FailoverBlocked['safety'] }
   /**
-   * The candidate is gone and no route names it: exclude it and go back to 'choose'.
-   * `fenceCandidate`: it was promoted already, so make it read-only should it answer.
+   * The candidate is gone (refused) or did not answer within its step's deadline (timed out),
+   * and no route names it: exclude it and go back to 'choose'. `fenceCandidate`: it was (or may
+   * have been) promoted, so make it read-only should it answer.
    */
-  | { readonly kind: 'rechoose'; readonly fenceCandidate: boolean }
+  | { readonly kind: 'rechoose'; readonly reason: ExclusionReason; readonly fenceCandidate: boolean }
   /** The candidate answers read-only before the commit: record 'promote' as the next step. */
   | { readonly kind: 'repromote' }
   /** Anything else: the step stays recorded and is retried. */
@@ -181,13 +234,124 @@ const BEFORE_ROUTE: readonly FailoverStep[] = ['drain', 'catchup', 'append', 'pr
 export function classifyFailure(step: FailoverStep, err: unknown): FailureAction {
   if (err instanceof NoCandidate) return { kind: 'no-candidate', why: err.message };
   if (err instanceof FailoverBlocked) return { kind: 'blocked', safety: err.safety };
-  if (err instanceof CandidateRefused && BEFORE_ROUTE.includes(step))
-    return { kind: 'rechoose', fenceCandidate: false };
+  if (err instanceof CandidateLost && BEFORE_ROUTE.includes(step))
+    return {
+      kind: 'rechoose',
+      reason: err.reason,
+      // A promotion that timed out may still run when the candidate resumes (read_only=OFF was
+      // sent): fence it should it answer. A refused one never ran.
+      fenceCandidate: step === 'promote' && err.reason === 'timed-out',
+    };
   if (err instanceof CandidateNotCommittable) {
-    if (err.gate.kind === 'rechoose') return { kind: 'rechoose', fenceCandidate: true };
+    if (err.gate.kind === 'rechoose')
+      return { kind: 'rechoose', reason: 'gone-before-commit', fenceCandidate: true };
     if (err.gate.kind === 'repromote') return { kind: 'repromote' };
   }
   return { kind: 'retry' };
+}
+
+/**
+ * Pure: the detail with `e.node` excluded from the choice and the exclusion kept with its reason;
+ * the catch-up source chosen with it goes too (the next choice decides again).
+ */
+export function excludeCandidate(detail: FailoverDetail, e: Exclusion): FailoverDetail {
+  return {
+    ...detail,
+    excluded: detail.excluded.includes(e.node) ? detail.excluded : [...detail.excluded, e.node],
+    exclusions: [...detail.exclusions, e],
+    catchUpFrom: null,
+  };
+}
+
+/**
+ * Pure: nodes given up for not answering (timed out) in this failover and not chosen since: the
+ * drain does not wait to stop their IO threads and the re-pointing leaves them to the workers'
+ * upkeep (server/actions/repoint.ts), so a hung node costs the new master no further seconds.
+ */
+export function unanswering(detail: FailoverDetail): string[] {
+  const timedOut = detail.exclusions.filter((e) => e.reason === 'timed-out').map((e) => e.node);
+  return [...new Set(timedOut)].filter((n) => detail.excluded.includes(n));
+}
+
+/** Every node this failover excluded at some point: replicas following one still hold the old master's data. */
+export function everExcluded(detail: FailoverDetail): string[] {
+  return [...new Set([...detail.excluded, ...detail.exclusions.map((e) => e.node)])];
+}
+
+export interface ExcludingChoice {
+  readonly choice: CandidateChoice;
+  /** The exclusions left no candidate and were dropped (the choice was made without them). */
+  readonly reset: boolean;
+}
+
+/**
+ * Pure: the choice without the excluded nodes; when that leaves none, the choice again without
+ * exclusions — a node given up earlier that answers again may be the only one to promote, and a
+ * failover must keep trying rather than wait for a person (issue 11 hole 1). A node still
+ * silent or refusing is not eligible anyway (unreachable).
+ */
+export function chooseExcluding(
+  choose: (exclude: readonly string[]) => CandidateChoice,
+  excluded: readonly string[],
+): ExcludingChoice {
+  const first = choose(excluded);
+  if (first.kind === 'chosen' || excluded.length === 0) return { choice: first, reset: false };
+  return { choice: choose([]), reset: true };
+}
+
+// --- failover-stuck (settings.failoverTimeoutMs) ------------------------------------------------------
+
+/** The alert a failover raises when it has not committed within settings.failoverTimeoutMs. */
+export const STUCK_ALERT = 'failover-stuck' as const;
+
+/** Pure: milliseconds until a failover begun at `startedAt` counts as stuck (<= 0: it is). */
+export function stuckInMs(startedAt: number, failoverTimeoutMs: number, now: number): number {
+  return startedAt + failoverTimeoutMs - now;
+}
+
+/**
+ * `watch_down/<group>__failover-stuck` + a failover-stuck history event, once per epoch: the
+ * failover has not committed within `timeoutMs` and goes on trying; where it is and what it
+ * excluded, so a person can see what holds it. The commit deletes it.
+ */
+export function stuckIncident(
+  task: TaskRecord,
+  detail: FailoverDetail,
+  timeoutMs: number,
+  now: number,
+): Incident {
+  const epoch = task.epoch!;
+  const info = {
+    epoch,
+    oldMaster: task.oldMaster,
+    candidate: task.candidate,
+    step: task.step,
+    startedAt: task.startedAt,
+    failoverTimeoutMs: timeoutMs,
+    elapsedMs: now - task.startedAt,
+    attempts: detail.attempts,
+    lastError: detail.lastError ?? null,
+    exclusions: detail.exclusions,
+  };
+  return {
+    alert: STUCK_ALERT,
+    kind: STUCK_ALERT,
+    detail: {
+      ...info,
+      note: `the failover has not committed within failoverTimeoutMs (${timeoutMs} ms); writes stay cut (haproxy write: null) while it keeps trying`,
+    },
+    history: (at) => ({
+      kind: STUCK_ALERT,
+      from: task.oldMaster,
+      to: task.candidate,
+      epoch,
+      startedAt: task.startedAt,
+      endedAt: at,
+      steps: detail.steps,
+      detail: info,
+    }),
+    same: (prev) => prev.record.detail.epoch === epoch,
+  };
 }
 
 // --- what the steps act on --------------------------------------------------------------------------
@@ -258,6 +422,8 @@ export function failoverCommit(c: CommitInput): MasterChange {
         safety: safety !== undefined ? { ...safety, summary: describeSafety(safety) } : null,
         detectedAt: detail.detectedAt,
         choice: detail.choiceReason,
+        /** Candidates given up on the way, with why (issue 11 hole 1). */
+        exclusions: detail.exclusions,
         catchUpFrom: detail.catchUpFrom ?? null,
         repointFailed: detail.repointFailed ?? {},
         gtidAtPromotion: detail.gtidAtPromotion ?? '',
@@ -306,6 +472,8 @@ export function failoverCommit(c: CommitInput): MasterChange {
         prevAlert?.version ?? null,
       ),
       ...repointFailedOps(c, candidate, epoch),
+      // Committed: the failover is no longer stuck (run.ts also deletes one raised meanwhile).
+      ...stuckClearOps(c),
       // One-shot: whichever epoch it named, it is spent (a stale one must not promote a later failover).
       ...(c.acceptLoss != null
         ? [{ op: 'delete' as const, path: c.paths.acceptLoss(view.group), version: c.acceptLoss.version }]
@@ -313,6 +481,13 @@ export function failoverCommit(c: CommitInput): MasterChange {
     ],
     now,
   };
+}
+
+function stuckClearOps(c: CommitInput): MultiOp[] {
+  const a = alertOf(c.view, STUCK_ALERT);
+  return a !== undefined
+    ? [{ op: 'delete', path: c.paths.watchDown(c.view.group, STUCK_ALERT), version: a.version }]
+    : [];
 }
 
 /**
@@ -342,18 +517,24 @@ function repointFailedOps(c: CommitInput, candidate: string, epoch: number): Mul
 
 // --- the incidents it records ------------------------------------------------------------------------
 
-/** `watch_down/<group>__failover-failed` + a failover-failed history event, once per epoch/step/error. */
+/**
+ * `watch_down/<group>__failover-failed` + a failover-failed history event, once per
+ * epoch/step/error; `exclusion` when the step's failure gave the candidate up (and why).
+ */
 export function failedIncident(
   task: TaskRecord,
   detail: FailoverDetail,
   step: string,
   error: string,
+  exclusion?: Exclusion,
 ): Incident {
   const epoch = task.epoch!;
+  const excluded =
+    exclusion !== undefined ? { excluded: { node: exclusion.node, reason: exclusion.reason } } : {};
   return {
     alert: 'failover-failed',
     kind: 'failover-failed',
-    detail: { epoch, step, error, oldMaster: task.oldMaster, candidate: task.candidate },
+    detail: { epoch, step, error, oldMaster: task.oldMaster, candidate: task.candidate, ...excluded },
     history: (now) => ({
       kind: 'failover-failed',
       from: task.oldMaster,
@@ -362,7 +543,7 @@ export function failedIncident(
       startedAt: task.startedAt,
       endedAt: now,
       steps: [...detail.steps, { name: step, ms: 0, ok: false }],
-      detail: { step, error },
+      detail: { step, error, ...excluded },
     }),
     same: (prev) =>
       prev.record.detail.epoch === epoch &&

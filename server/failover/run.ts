@@ -8,7 +8,14 @@ import { runSteps } from '../../core/op/runner';
 import { zkStore, type OpStore } from '../../core/op/store';
 import type { NodeConnections } from '../../core/ops/connections';
 import { fenceOldMaster } from '../../core/ops/promote';
-import { encodeRecord, haproxySchema, type HistoryRecord, type TaskRecord } from '../../core/records';
+import {
+  encodeRecord,
+  groupSettingsSchema,
+  haproxySchema,
+  type HistoryRecord,
+  type TaskRecord,
+} from '../../core/records';
+import { delay } from '../../core/timeout';
 import type { GroupView, Versioned } from '../../core/view';
 import type { MultiOp, Zk } from '../../core/zk/client';
 import type { ZkPaths } from '../../core/zk/paths';
@@ -16,11 +23,16 @@ import type { DeadHow } from '../detect';
 import {
   FAILOVER_STEPS,
   blockedIncident,
+  STUCK_ALERT,
   classifyFailure,
+  excludeCandidate,
   failedIncident,
   fencingRead,
   noCandidateIncident,
   parseDetail,
+  stuckInMs,
+  stuckIncident,
+  type Exclusion,
   type FailoverDetail,
   type FailoverStep,
 } from './plan';
@@ -150,24 +162,30 @@ export async function handleFailure(
       return blocked(f, action.safety, errorMessage(err));
     case 'rechoose': {
       const candidate = journal.task.candidate!;
-      // It was promoted: should it come back writable, make it read-only if it answers at once
-      // (its agent's stray fence covers a later return: master/ does not name it).
+      // It was (or may have been) promoted: should it come back writable, make it read-only if it
+      // answers at once (its agent's stray fence covers a later return: master/ does not name it).
       if (action.fenceCandidate) await f.fenceCandidate(candidate);
-      const detail = parseDetail(journal.task);
+      const exclusion: Exclusion = {
+        node: candidate,
+        reason: action.reason,
+        step,
+        error: errorMessage(err),
+        at: Date.now(),
+      };
       log.warn(
-        { candidate, step, err: errorMessage(err) },
-        'candidate unreachable: choosing again without it',
+        { candidate, step, reason: action.reason, err: exclusion.error },
+        `candidate ${action.reason === 'timed-out' ? 'did not answer in time' : 'unreachable'}: choosing again without it`,
       );
       try {
         await journal.save({
           step: 'choose',
           candidate: null,
-          detail: { ...detail, excluded: [...detail.excluded, candidate], catchUpFrom: null },
+          detail: excludeCandidate(parseDetail(journal.task), exclusion),
         });
       } catch (e) {
         if (e instanceof LostLock) return { kind: 'lost', why: e.message };
       }
-      return recordFailure(f, step, err);
+      return recordFailure(f, step, err, exclusion);
     }
     case 'repromote':
       log.warn(
@@ -185,7 +203,12 @@ export async function handleFailure(
   }
 }
 
-async function recordFailure(f: FailureContext, step: FailoverStep, err: unknown): Promise<FailoverOutcome> {
+async function recordFailure(
+  f: FailureContext,
+  step: FailoverStep,
+  err: unknown,
+  exclusion?: Exclusion,
+): Promise<FailoverOutcome> {
   const { journal, store, log } = f;
   const message = errorMessage(err);
   log.error({ step, err: message }, 'failover step failed');
@@ -201,7 +224,7 @@ async function recordFailure(f: FailureContext, step: FailoverStep, err: unknown
     await recordIncident(
       store,
       journal.group,
-      { ...failedIncident(journal.task, detail, step, message), withOps },
+      { ...failedIncident(journal.task, detail, step, message, exclusion), withOps },
       { view },
     );
   } catch (e) {
@@ -326,17 +349,123 @@ export async function runFailover(
     repointing: null,
     committed: null,
   };
-  const r = await runSteps(journal, FAILOVER_STEP_LIST, ctx, {
-    log,
-    pauseBeforeStep: deps.pauseBeforeStep,
-  });
-  switch (r.kind) {
-    case 'ended':
-      return { kind: 'done', newMaster: ctx.committed!.newMaster, epoch, steps: ctx.committed!.steps };
-    case 'lost':
-      log.warn({ why: r.why }, 'stopping: another worker owns the failover now');
-      return { kind: 'lost', why: r.why };
-    case 'failed':
-      return handleFailure(failure, r.step, r.error);
+  const stuck = watchStuck(failure, await failoverTimeoutOf(store, group, opts.view));
+  try {
+    for (let round = 1; ; round++) {
+      const r = await runSteps(journal, FAILOVER_STEP_LIST, ctx, {
+        log,
+        pauseBeforeStep: deps.pauseBeforeStep,
+      });
+      switch (r.kind) {
+        case 'ended':
+          await stuck.stop();
+          await clearStuck(store, group, log);
+          return { kind: 'done', newMaster: ctx.committed!.newMaster, epoch, steps: ctx.committed!.steps };
+        case 'lost':
+          log.warn({ why: r.why }, 'stopping: another worker owns the failover now');
+          return { kind: 'lost', why: r.why };
+        case 'failed': {
+          const out = await handleFailure(failure, r.step, r.error);
+          // A candidate given up (refused, or silent past its deadline): choose again at once, not
+          // after the worker's retry interval — the writes are cut meanwhile. Bounded, so that a
+          // candidate that answers the choice but never a drain cannot spin here.
+          if (
+            out.kind === 'failed' &&
+            classifyFailure(r.step, r.error).kind === 'rechoose' &&
+            round < MAX_CHOICES_PER_RUN
+          ) {
+            ctx.lastView = null;
+            ctx.repointing = null;
+            try {
+              // The failure was recorded with the task in the incident's multi: read its version.
+              await journal.reload((t) => ({ ...t, detail: parseDetail(t) }));
+            } catch (err) {
+              if (err instanceof LostLock) return { kind: 'lost', why: err.message };
+              return out;
+            }
+            continue;
+          }
+          return out;
+        }
+      }
+    }
+  } finally {
+    await stuck.stop();
+  }
+}
+
+/** Choices one run makes after giving candidates up, before it hands back to the worker's retry. */
+const MAX_CHOICES_PER_RUN = 4;
+
+/** settings.failoverTimeoutMs of the group (its default when the record cannot be read now). */
+async function failoverTimeoutOf(store: OpStore, group: string, view?: GroupView): Promise<number> {
+  try {
+    const meta = (view ?? (await store.readView(group))).meta;
+    if (meta !== null) return meta.settings.failoverTimeoutMs;
+  } catch {
+    // the default below; the steps will meet the same trouble and say so
+  }
+  return groupSettingsSchema.parse({}).failoverTimeoutMs;
+}
+
+/**
+ * settings.failoverTimeoutMs (design §11): while this worker runs the failover, a timer raises
+ * `watch_down/<group>__failover-stuck` once the failover is older than that (at once when an
+ * attempt starts late), and the failover goes on trying. Written only while this very task
+ * exists (recordIncident whileTask), so it cannot appear after the commit that clears it.
+ */
+export function watchStuck(f: FailureContext, timeoutMs: number): { stop(): Promise<void> } {
+  const { store, journal, log } = f;
+  let stopped = false;
+  let pending: Promise<void> = Promise.resolve();
+  const raise = async (): Promise<void> => {
+    for (let attempt = 1; attempt <= 5 && !stopped; attempt++) {
+      try {
+        const task = journal.task;
+        const r = await recordIncident(
+          store,
+          journal.group,
+          stuckIncident(task, parseDetail(task), timeoutMs, Date.now()),
+          { whileTask: task.id },
+        );
+        if (r === 'written')
+          log.error(
+            { step: task.step, candidate: task.candidate, failoverTimeoutMs: timeoutMs },
+            'failover not committed within failoverTimeoutMs: failover-stuck alert raised, still trying',
+          );
+        return;
+      } catch (err) {
+        log.warn({ err: errorMessage(err), attempt }, 'could not record the failover-stuck alert');
+        await delay(200);
+      }
+    }
+  };
+  const timer = setTimeout(
+    () => {
+      pending = raise();
+    },
+    Math.max(0, stuckInMs(journal.task.startedAt, timeoutMs, Date.now())),
+  );
+  timer.unref();
+  return {
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await pending;
+    },
+  };
+}
+
+/**
+ * After the commit: the failover-stuck alert of this group, if one is left (the commit's multi
+ * deletes the one it saw; this catches one written between its read and its multi).
+ */
+async function clearStuck(store: OpStore, group: string, log: Logger): Promise<void> {
+  const path = store.paths.watchDown(group, STUCK_ALERT);
+  try {
+    const nd = await store.getOrNull(path);
+    if (nd !== null) await store.delete(path, nd.stat.version);
+  } catch (err) {
+    log.warn({ err: errorMessage(err) }, 'could not clear the failover-stuck alert');
   }
 }

@@ -40,16 +40,21 @@ import { oldMasterGate } from './old-master-gate';
 import { delay, withTimeout } from '../../core/timeout';
 import { member, type GroupView } from '../../core/view';
 import {
+  CandidateLost,
   CandidateNotCommittable,
-  CandidateRefused,
   FAILOVER_STEPS,
   FailoverBlocked,
   NoCandidate,
+  candidateAnswerMs,
+  candidateError,
+  chooseExcluding,
   commitGate,
+  everExcluded,
   failoverCommit,
   fencingRead,
   parseDetail,
   repointTargets,
+  unanswering,
   type CandidateCheck,
   type FailoverDetail,
   type FailoverStep,
@@ -128,12 +133,21 @@ async function viewOf(ctx: FailoverContext, fresh: boolean): Promise<ViewWithMas
   return view as ViewWithMaster;
 }
 
-/** Runs an operation on the candidate's own connection; its refusal becomes CandidateRefused. */
-function onCandidate<T>(candidate: string, op: Promise<T>): Promise<T> {
+/**
+ * Runs an operation on the candidate's own connection; its refusal or silence past the deadline
+ * becomes CandidateLost (plan.ts candidateError). A connection left with a statement in flight on
+ * a silent node is dropped: it would only queue the next one behind it.
+ */
+function onCandidate<T>(ctx: FailoverContext, candidate: string, op: Promise<T>): Promise<T> {
   return op.catch((err: unknown) => {
-    throw classifyMysqlError(err) === 'refused' ? new CandidateRefused(candidate, err) : err;
+    const e = candidateError(candidate, err);
+    if (e instanceof CandidateLost && e.reason === 'timed-out') ctx.conns.drop(candidate);
+    throw e;
   });
 }
+
+/** The deadline of one round trip with the candidate (plan.ts candidateAnswerMs). */
+const answerMsOf = (ctx: FailoverContext): number => candidateAnswerMs(ctx.cfg.mysql.connectTimeoutMs);
 
 /** The old master made read-only with its client connections killed, if it answers (bounded). */
 async function fenceOldMasterMysql(ctx: FailoverContext): Promise<void> {
@@ -153,7 +167,9 @@ function startRepoint(
   candidate: string,
   semiSync: boolean,
 ): Promise<Map<string, RepointResult>> {
-  return repointReplicas(ctx.mysql, repointTargets(view, candidate, ctx.oldMaster), candidate, {
+  const skip = new Set(unanswering(detailOf(ctx)));
+  const targets = repointTargets(view, candidate, ctx.oldMaster).filter((n) => !skip.has(n));
+  return repointReplicas(ctx.mysql, targets, candidate, {
     replication: replicationOf(ctx.cfg),
     semiSync,
     timeoutMs: 5000,
@@ -240,17 +256,31 @@ async function choose(ctx: FailoverContext): Promise<Result> {
       describeSafety(safety),
     );
   if (safety.kind === 'blocked') throw new FailoverBlocked(safety);
-  const choice = chooseCandidate(view, positions, {
-    oldMaster,
-    exclude: detail.excluded,
-    acceptedMasters: [oldMaster, ...detail.excluded, ...detail.formerSources],
-  });
-  if (choice.kind === 'none') throw new NoCandidate(`${choice.reason}: ${choice.detail}`);
+  const { choice, reset } = chooseExcluding(
+    (exclude) =>
+      chooseCandidate(view, positions, {
+        oldMaster,
+        exclude,
+        acceptedMasters: [oldMaster, ...everExcluded(detail), ...detail.formerSources],
+      }),
+    detail.excluded,
+  );
+  if (reset)
+    ctx.log.warn(
+      { excluded: detail.excluded, chosen: choice.kind === 'chosen' ? choice.node : null },
+      'the excluded candidates left none: choosing again among all of them',
+    );
+  if (choice.kind === 'none') {
+    // The next attempt starts without them: one that answers again may be the one to promote.
+    if (reset) await ctx.journal.save({ detail: { ...ctx.journal.task.detail, excluded: [] } });
+    throw new NoCandidate(`${choice.reason}: ${choice.detail}`);
+  }
   ctx.log.info({ candidate: choice.node, reason: choice.reason, rule: safety.rule }, 'candidate chosen');
   return {
     next: 'drain',
     task: { candidate: choice.node },
     detail: {
+      ...(reset ? { excluded: [] } : {}),
       fenceMysql: false,
       choiceReason: choice.reason,
       catchUpFrom: choice.catchUpFrom,
@@ -269,13 +299,20 @@ async function drain(ctx: FailoverContext): Promise<Result> {
   const onProgress = serialized((p: DrainProgress) =>
     ctx.journal.save({ detail: { ...ctx.journal.task.detail, drainProgress: p } }),
   );
-  const drainOpts = { timeoutMs: drainTimeoutMs, maxMs: drainMaxMs, onProgress };
+  // Every round trip within the candidate's deadline: a silent candidate is given up, one that
+  // answers and applies is waited for.
+  const drainOpts = { timeoutMs: drainTimeoutMs, maxMs: drainMaxMs, onProgress, answerMs: answerMsOf(ctx) };
   // Meanwhile the other replicas stop receiving too (nothing more can come from the old master,
-  // and their re-pointing later is quicker with the IO thread already stopped).
-  const others = repointTargets(view, candidate, ctx.oldMaster).filter((n) => n !== source?.node);
-  const stillReceiving: string[] = [];
+  // and their re-pointing later is quicker with the IO thread already stopped). Not the ones that
+  // already failed to answer in this failover: the drain would wait for them.
+  const skip = new Set(unanswering(detailOf(ctx)));
+  const others = repointTargets(view, candidate, ctx.oldMaster).filter(
+    (n) => n !== source?.node && !skip.has(n),
+  );
+  // Skipped ones may still receive from the old master (and acknowledge for it).
+  const stillReceiving: string[] = repointTargets(view, candidate, ctx.oldMaster).filter((n) => skip.has(n));
   const [c, s] = await Promise.all([
-    onCandidate(candidate, drainReplica(ctx.mysql, candidate, drainOpts)),
+    onCandidate(ctx, candidate, drainReplica(ctx.mysql, candidate, drainOpts)),
     source !== null ? drainReplica(ctx.mysql, source.node, drainOpts) : Promise.resolve(null),
     ...others.map((n) =>
       withTimeout(
@@ -319,12 +356,13 @@ async function catchup(ctx: FailoverContext): Promise<Result> {
   const target = detail.sourceTarget;
   if (source !== null && source !== undefined && target !== undefined && target !== '') {
     const ok = await onCandidate(
+      ctx,
       candidate,
       catchUpFrom(
         ctx.mysql,
         candidate,
         { node: source.node, target },
-        { timeoutMs: drainTimeoutMs, replication: replicationOf(ctx.cfg) },
+        { timeoutMs: drainTimeoutMs, replication: replicationOf(ctx.cfg), answerMs: answerMsOf(ctx) },
       ),
     );
     if (!ok)
@@ -389,11 +427,16 @@ async function promote(ctx: FailoverContext): Promise<Result> {
     ctx.log.warn({ waitMs: waitedMs, why: gate.why }, 'waiting for the old master to fence itself');
     await delay(Math.max(0, waitedMs));
   }
+  // A dozen statements of milliseconds each (after the drain its SQL thread is idle): two round
+  // trips' deadline for all of them, the bound the commit's last look at it already has. Given
+  // up, it is fenced should it answer, and the next choice decides from what the others hold.
   const st = await onCandidate(
+    ctx,
     candidate,
     promoteCandidate(ctx.mysql, candidate, {
       ...promoteSemiSync(view.meta.settings),
       parallelApply: view.meta.settings.parallelApply,
+      deadlineMs: 2 * answerMsOf(ctx),
     }),
   );
   return {
@@ -413,6 +456,10 @@ async function repoint(ctx: FailoverContext): Promise<Result> {
   ctx.repointing = null;
   const failed: Record<string, string> = {};
   for (const [n, r] of res) if (!r.ok) failed[n] = r.error;
+  const candidate = candidateOf(ctx);
+  for (const n of unanswering(detailOf(ctx)))
+    if (n !== candidate && repointTargets(view, candidate, ctx.oldMaster).includes(n))
+      failed[n] = 'did not answer earlier in this failover: left to the workers to re-point';
   if (Object.keys(failed).length > 0) ctx.log.warn({ failed }, 'some replicas could not be re-pointed');
   return {
     next: 'commit',
@@ -424,7 +471,7 @@ async function repoint(ctx: FailoverContext): Promise<Result> {
 async function checkCandidate(ctx: FailoverContext, candidate: string): Promise<CandidateCheck> {
   return withTimeout(
     ctx.conns.run(candidate, (c) => ctx.flavor.readState(c)),
-    Math.max(1000, 2 * ctx.cfg.mysql.connectTimeoutMs),
+    answerMsOf(ctx),
     `check ${candidate} before the commit`,
     'MYSQL_TIMEOUT',
   ).then(

@@ -226,42 +226,53 @@ describe('fault suite', { concurrency: 1 }, () => {
     );
   });
 
-  it(
-    '6 hung candidate: SIGSTOP the chosen candidate during the failover — another one is promoted',
-    {
-      todo: 'hole 1: server/failover.ts retries a timed-out candidate instead of excluding it (issue 9 owns the file)',
-    },
-    async () => {
-      await scenario(
-        'hung-candidate',
-        {},
-        async (f) => {
-          const { c } = f.w;
-          // A pause before the drain step, so the chosen candidate can be hung before it drains.
-          await f.restartWorkers({ MHA_FAULT_PAUSE_BEFORE_STEP: 'drain:1000' });
-          const old = (await c.master()).node;
-          const t0 = performance.now();
-          await c.instance(old).kill();
-          const task = await f.waitForTask((t) => t.candidate !== null);
-          const hung = task.candidate ?? '';
-          await c.instance(hung).pause();
-          try {
-            const m = await c.waitForNewMaster({ notNode: old, timeoutMs: 15_000 });
-            assert.notEqual(m.node, hung, 'the hung candidate was promoted');
-            const firstNew = await waitFor(() => f.writer.firstAckAfter(t0, old), {
-              timeoutMs: 15_000,
-              what: 'a write on the new master',
-            });
-            return { replacedMs: Math.round(firstNew.hr - t0), hung };
-          } finally {
-            await c.instance(hung).resume();
-            await c.instance(old).start({ readOnly: true });
-          }
-        },
-        (r) => assert.ok(r.failovers >= 1),
-      );
-    },
-  );
+  it('6 hung candidate: SIGSTOP the chosen candidate during the failover — excluded, another one is promoted', async () => {
+    await scenario(
+      'hung-candidate',
+      {},
+      async (f) => {
+        const { c } = f.w;
+        // A pause before the drain step, so the chosen candidate can be hung before it drains.
+        await f.restartWorkers({ MHA_FAULT_PAUSE_BEFORE_STEP: 'drain:1000' });
+        const old = (await c.master()).node;
+        const t0 = performance.now();
+        await c.instance(old).kill();
+        const task = await f.waitForTask((t) => t.candidate !== null);
+        const hung = task.candidate ?? '';
+        await c.instance(hung).pause();
+        f.log(`hung candidate ${hung}`);
+        try {
+          // Bounded: the hung candidate's deadline (~2 s), the choice's wait for it (replicaWaitMs,
+          // 2 s), the injected pauses (2 × 1 s) and the promotion — well under 15 s.
+          const m = await c.waitForNewMaster({ notNode: old, timeoutMs: 15_000 });
+          assert.notEqual(m.node, hung, 'the hung candidate was promoted');
+          const firstNew = await waitFor(() => f.writer.firstAckAfter(t0, old), {
+            timeoutMs: 15_000,
+            what: 'a write on the new master',
+          });
+          assert.equal(firstNew.node, m.node, 'the first write after the kill went to the new master');
+          // The failover says why it gave the first candidate up.
+          const ev = (await c.history()).filter((e) => e.kind === 'failover').at(-1);
+          const exclusions = (ev?.detail.exclusions ?? []) as Array<{ node: string; reason: string }>;
+          assert.deepEqual(
+            exclusions.map((e) => [e.node, e.reason]),
+            [[hung, 'timed-out']],
+            'the history names the hung candidate, timed out',
+          );
+          // Still hung: never made writable.
+          assert.notEqual(f.checker.samples.at(-1)?.readOnly.get(hung), 'rw');
+          return { replacedMs: Math.round(firstNew.hr - t0), hung, newMaster: m.node };
+        } finally {
+          await c.instance(hung).resume();
+          await c.instance(old).start({ readOnly: true });
+        }
+      },
+      (r) => {
+        assert.equal(r.failovers, 1);
+        assert.ok(Number(r.extra.replacedMs) < 15_000, `writes back after ${r.extra.replacedMs} ms`);
+      },
+    );
+  });
 
   it('7 a worker partitioned mid-failover — its lock dies with its session, the other worker finishes', async () => {
     await scenario(
